@@ -1,0 +1,61 @@
+"""Command line: ``radassist serve | ask | models ...``; the edge where errors become messages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from assistant.errors import RadassistError
+from assistant.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+# Each feature module adds its subcommand here: register(subparsers) sets func=run(args, settings) -> int.
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _registrars() -> list[Register]:
+    from assistant import cli_chat
+
+    return [cli_chat.register]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radassist", description="Conversational assistant for radiology.")
+    parser.add_argument("--config", type=Path, help="TOML settings file (default: $RADASSIST_CONFIG)")
+    parser.add_argument("--data-dir", type=Path, help="data folder (default: ./data or $RADASSIST_DATA_DIR)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _registrars():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings: Settings = load_settings(config_file=args.config, data_dir=args.data_dir)
+        return int(args.func(args, settings))
+    except RadassistError as exc:
+        print(f"radassist: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("radassist: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # the edge: unknown errors are logged with their traceback, shown briefly
+        logger.exception("unexpected error")
+        print("radassist: unexpected internal error (run with -v for details)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

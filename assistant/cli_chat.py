@@ -1,0 +1,128 @@
+"""``radassist serve`` and ``radassist ask``: the chat front doors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ConfigurationError, RadassistError
+from assistant.runtime import Runtime, check_bind_host, open_runtime
+from assistant.settings import Settings
+
+FRONTEND_GROUP = "radassist.frontends"
+
+
+def _stderr_progress(message: str) -> None:
+    print(f"radassist: {message}", file=sys.stderr, flush=True)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ask = sub.add_parser("ask", help="ask a question; the answer streams to stdout")
+    ask.add_argument("question", nargs="?", help="the question (omit with --batch)")
+    ask.add_argument("--json", action="store_true", help='print one JSON object {"answer", "citations", "model"}')
+    ask.add_argument("--batch", type=Path, metavar="FILE.jsonl", help='lines {"id", "question"}; one JSON line each')
+    ask.add_argument("--llm-url", help="use a running OpenAI-compatible server instead of the embedded engine")
+    ask.add_argument("--max-tokens", type=int, help="longest answer in tokens")
+    ask.set_defaults(func=run_ask)
+
+    serve = sub.add_parser("serve", help="start the LLM engine and the web app")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="web app port (default 7860)")
+    serve.add_argument("--llm-url", help="use a running OpenAI-compatible server instead of the embedded engine")
+    serve.add_argument("--allow-remote", action="store_true", help="allow listening beyond loopback")
+    serve.set_defaults(func=run_serve)
+
+
+def _settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
+    changes: dict[str, Any] = {}
+    if getattr(args, "llm_url", None):
+        changes["llm_url"] = args.llm_url
+    if getattr(args, "max_tokens", None):
+        changes["llm_max_tokens"] = args.max_tokens
+    if getattr(args, "host", None):
+        changes["host"] = args.host
+    if getattr(args, "port", None):
+        changes["port"] = args.port
+    return settings.replace(**changes) if changes else settings
+
+
+def _read_batch(path: Path) -> Iterator[tuple[Any, str | None, str | None]]:
+    """(id, question, error) per non-empty line; a bad line yields an error, not an exception."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the batch file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"the batch file {path} is not UTF-8 text") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            yield None, None, f"line {number} is not valid JSON"
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+            yield (item.get("id") if isinstance(item, dict) else None), None, (
+                f'line {number} needs a string "question"'
+            )
+            continue
+        yield item.get("id"), item["question"], None
+
+
+def run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    if bool(args.question) == bool(args.batch):
+        raise ConfigurationError("give either a question or --batch FILE.jsonl")
+    settings = _settings_for(args, settings)
+    progress = None if args.json or args.batch else _stderr_progress
+    items = list(_read_batch(args.batch)) if args.batch else []
+    with open_runtime(settings, progress=progress or _quiet) as runtime:
+        if args.batch:
+            return _ask_batch(runtime, items)
+        if args.json:
+            answer = runtime.chat.answer(args.question)
+            print(json.dumps(answer.to_json(), ensure_ascii=False))
+            return 0
+        for piece in runtime.chat.stream(args.question):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def _ask_batch(runtime: Runtime, items: list[tuple[Any, str | None, str | None]]) -> int:
+    failures = 0
+    for item_id, question, error in items:
+        record: dict[str, Any] = {"id": item_id}
+        if question is not None:
+            try:
+                record.update(runtime.chat.answer(question).to_json())
+            except RadassistError as exc:
+                error = str(exc)
+        if error is not None:
+            failures += 1
+            record["error"] = error
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    return 1 if failures else 0
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _settings_for(args, settings)
+    check_bind_host(settings.host, args.allow_remote)
+    frontends = entry_points(group=FRONTEND_GROUP)
+    if not frontends:
+        raise ConfigurationError("no web front end is installed (run the set-up: make setup)")
+    launch = next(iter(frontends)).load()
+    with open_runtime(settings, progress=_stderr_progress) as runtime:
+        _stderr_progress(f"web app on http://{settings.host}:{settings.port} (Ctrl-C stops everything)")
+        launch(runtime)
+    return 0

@@ -1,0 +1,35 @@
+"""Errors whose messages are safe to show a clinician.
+
+Third-party exceptions are translated where they occur (``raise ... from exc``); only the edges (CLI, UI)
+turn these into messages. Messages never carry PHI.
+"""
+
+from __future__ import annotations
+
+
+class RadassistError(Exception):
+    """Base error: ``str(err)`` is a short, specific message fit for the user."""
+
+
+class ConfigurationError(RadassistError):
+    """A setting is missing, malformed or contradictory."""
+
+
+class IngestError(RadassistError):
+    """A study file could not be read or rendered."""
+
+
+class LLMUnavailableError(RadassistError):
+    """The language model server cannot be reached or stopped answering."""
+
+
+class EngineStartError(LLMUnavailableError):
+    """The embedded vLLM engine failed to start; the message names the cause and the log file."""
+
+
+class ModelPreparationError(RadassistError):
+    """A model could not be found, converted or verified."""
+
+
+class RetrievalError(RadassistError):
+    """The knowledge base or prior-report index cannot be built, loaded or searched."""

