@@ -86,6 +86,35 @@ def engine_environment(base: dict[str, str], cache_dir: Path, cpu_threads: str) 
     return env
 
 
+def start_supervised(
+    module: str, args: Sequence[str], log: IO[bytes], env: dict[str, str] | None
+) -> subprocess.Popen[bytes]:
+    """Run ``python -m module args`` under the watchdog of :mod:`assistant.supervised`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "assistant.supervised", str(os.getpid()), module, *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # own process group: the terminal's Ctrl-C goes to the app, not here
+    )
+
+
+def stop_supervised(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """Stop a supervised process group: SIGTERM to the watchdog (graceful), then SIGKILL to the group."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left, also when the leader already exited
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait(timeout=5)
+
+
 class EmbeddedEngine:
     """A supervised ``vllm serve`` process; use as a context manager or call start()/stop()."""
 
@@ -106,10 +135,9 @@ class EmbeddedEngine:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def command(self) -> list[str]:
+    def vllm_args(self) -> list[str]:
         s = self.spec
         return [
-            sys.executable, "-m", "assistant.supervised", str(os.getpid()), VLLM_MODULE,
             "--model", s.model,
             "--served-model-name", s.served_name,
             "--host", s.host,
@@ -139,14 +167,7 @@ class EmbeddedEngine:
         self._log.write(f"\n===== radassist: starting engine {time.strftime('%F %T')} =====\n".encode())
         self._log.flush()
         env = engine_environment(dict(os.environ), self.cache_dir, self.spec.cpu_threads)
-        self._proc = subprocess.Popen(
-            self.command(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # own process group: the terminal's Ctrl-C goes to the app, not here
-        )
+        self._proc = start_supervised(VLLM_MODULE, self.vllm_args(), self._log, env)
         say(f"starting the LLM engine ({self.spec.served_name}) on {self.url}; log: {self.log_path}")
         try:
             self._wait_healthy(say)
@@ -160,8 +181,7 @@ class EmbeddedEngine:
         last_note = 0.0
         with httpx.Client(timeout=2.0, trust_env=False) as http:
             while True:
-                assert self._proc is not None
-                code = self._proc.poll()
+                code = self._proc.poll() if self._proc is not None else -1
                 if code is not None:
                     raise EngineStartError(self._failure_message(code))
                 try:
@@ -204,23 +224,8 @@ class EmbeddedEngine:
     def stop(self, timeout_s: float = 15.0) -> None:
         """Stop the engine and everything it started; safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGTERM)  # the watchdog stops the group gracefully
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=5)
-        elif proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # leftovers of a group whose leader already exited
-            except ProcessLookupError:
-                pass
+        if proc is not None:
+            stop_supervised(proc, timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None

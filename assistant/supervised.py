@@ -19,17 +19,14 @@ import signal
 import subprocess
 import sys
 import time
-from types import FrameType
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _GRACE_S = 8.0
 
-_stop_requested = False
 
-
-def _on_stop(signum: int, frame: FrameType | None) -> None:
-    global _stop_requested
-    _stop_requested = True
+def _note(message: str) -> None:
+    sys.stdout.write(f"radassist supervisor: {message}\n")
+    sys.stdout.flush()
 
 
 def _set_parent_death_signal(signum: int) -> None:
@@ -42,14 +39,21 @@ def _set_parent_death_signal(signum: int) -> None:
 
 def _take_group_down(child: subprocess.Popen[bytes], grace_s: float) -> None:
     try:
-        os.killpg(0, signal.SIGTERM)  # reaches our own handler too, which only sets a flag
+        os.killpg(0, signal.SIGTERM)  # blocked here, so it reaches only the children
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.1)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.killpg(0, signal.SIGKILL)  # whatever is left of the group, this watchdog included
+
+
+def _describe(pid: int) -> str:
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        cmd = "?"
+    return f"pid {pid} ({cmd[:120].strip()})"
 
 
 def main() -> None:
@@ -58,24 +62,29 @@ def main() -> None:
     parent_pid, module, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     if os.getpgrp() != os.getpid():
         os.setpgrp()
-    signal.signal(signal.SIGTERM, _on_stop)
-    signal.signal(signal.SIGINT, _on_stop)
-    # SIGUSR1 (not SIGTERM) as the death signal: it also fires when the parent *thread* that started us
-    # exits, so the handler checks whether the parent process is really gone.
-    signal.signal(signal.SIGUSR1, lambda s, f: None)
+    # Signals are taken synchronously (sigtimedwait) so the sender can be logged. SIGUSR1 (not SIGTERM) is the
+    # parent-death signal: it also fires when the parent *thread* that started us exits, so it only triggers
+    # a check of whether the parent process is really gone.
+    watched = {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
+    signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     _set_parent_death_signal(signal.SIGUSR1)
     if os.getppid() != parent_pid:
         sys.exit(1)  # the parent died before we got here
-    child = subprocess.Popen([sys.executable, "-m", module, *args])
+    child = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, watched),
+    )
     while True:
         code = child.poll()
         if code is not None:
             sys.exit(code if code >= 0 else 128 - code)
-        if _stop_requested:
+        info = signal.sigtimedwait(watched, 0.2)
+        if info is not None and info.si_signo != signal.SIGUSR1:
+            _note(f"{signal.Signals(info.si_signo).name} from {_describe(info.si_pid)}; stopping the process group")
             _take_group_down(child, _GRACE_S)
         if os.getppid() != parent_pid:
+            _note(f"the app (pid {parent_pid}) is gone; stopping the process group")
             _take_group_down(child, 2.0)
-        time.sleep(0.2)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ HEADER = (
 
 def machine_line() -> str:
     """A one-line description of where the numbers were taken."""
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    day = time.strftime("%Y-%m-%d")
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {day}"
 
 
 def write_section(name: str, title: str, command: str, body: str, doc: Path = DOC) -> None:

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import ConfigurationError
+from assistant.settings import Settings, load_settings
+
+
+def test_defaults_bind_loopback_and_use_the_embedded_engine() -> None:
+    s = load_settings(env={})
+    assert s.host == "127.0.0.1" and s.engine_host == "127.0.0.1"
+    assert s.uses_embedded_engine and s.port == 7860
+
+
+def test_environment_overrides_toml_and_overrides_win(tmp_path: Path) -> None:
+    cfg = tmp_path / "radassist.toml"
+    cfg.write_text('[radassist]\nport = 9000\nllm_max_tokens = 64\ndata_dir = "/tmp/x"\n', encoding="utf-8")
+    s = load_settings(env={"RADASSIST_PORT": "9100"}, config_file=cfg, llm_max_tokens=32)
+    assert s.port == 9100 and s.llm_max_tokens == 32 and s.data_dir == Path("/tmp/x")
+
+
+def test_config_file_can_come_from_the_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('llm_url = "http://gpu-box:8000"\n', encoding="utf-8")
+    s = load_settings(env={"RADASSIST_CONFIG": str(cfg)})
+    assert s.llm_url == "http://gpu-box:8000" and not s.uses_embedded_engine
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings(env={})
+    with pytest.raises(AttributeError):
+        s.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"RADASSIST_PORT": "eighty"}, "port"),
+        ({"RADASSIST_PORT": "70000"}, "port must be a TCP port"),
+        ({"RADASSIST_LLM_URL": "gpu-box:8000"}, "llm_url must start with http"),
+        ({"RADASSIST_NO_SUCH_THING": "1"}, "RADASSIST_NO_SUCH_THING"),
+        ({"RADASSIST_AUTH_USER": "alice"}, "auth_user and auth_password"),
+        ({"RADASSIST_LLM_TIMEOUT_S": "0"}, "llm_timeout_s must be positive"),
+    ],
+)
+def test_bad_values_are_named_in_the_error(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        load_settings(env=env)
+
+
+def test_bad_toml_is_reported_with_its_path(tmp_path: Path) -> None:
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text("port = = 3\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="broken.toml"):
+        load_settings(env={}, config_file=cfg)
+
+
+def test_password_is_not_in_the_repr() -> None:
+    s = Settings(auth_user="alice", auth_password="s3cret")
+    assert "s3cret" not in repr(s)
+
+
+def test_empty_string_clears_an_optional_setting() -> None:
+    assert load_settings(env={"RADASSIST_LLM_URL": ""}).llm_url is None

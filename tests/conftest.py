@@ -1,0 +1,119 @@
+"""Shared fixtures: paths, a tiny real Llama model, and a real vLLM server on it (started once)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+# The engine and the test processes share 2 cores here: keep the engine small.
+TINY_ENGINE_LIMITS = {"max_model_len": 1024, "kv_cache_bytes": 64 * 1024 * 1024}
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        raise RuntimeError(f"the shared data folder is expected beside the repository at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data dir for the session, so the default model is converted once."""
+    return tmp_path_factory.mktemp("radassist-data")
+
+
+@pytest.fixture(scope="session")
+def default_model_dir(session_data_dir: Path) -> Path:
+    """SmolLM2-135M-Instruct converted from the wheel's GGUF by the product's own code."""
+    from assistant.models import DEFAULT_MODEL_NAME, find_default_gguf, prepare_model
+
+    return prepare_model(find_default_gguf(), session_data_dir / "models" / DEFAULT_MODEL_NAME)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path) -> Path:
+    """A 2-layer Llama with random weights and the default model's (offline) tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    # Random weights talk nonsense; make sure it is visible nonsense: whitespace-only and special tokens
+    # (end-of-sequence included) get zero logits, so sampling picks printable tokens and never stops early.
+    silent = [i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()]
+    silent += list(tokenizer.all_special_ids)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20.0)
+        model.lm_head.weight[silent] = 0.0
+    model.to(torch.bfloat16).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def engine_settings_for(model: Path, data_dir: Path, **changes: object):  # type: ignore[no-untyped-def]
+    from assistant.settings import load_settings
+
+    return load_settings(
+        env={},
+        data_dir=data_dir,
+        llm_model=str(model),
+        engine_max_model_len=TINY_ENGINE_LIMITS["max_model_len"],
+        engine_kv_cache_bytes=TINY_ENGINE_LIMITS["kv_cache_bytes"],
+        engine_start_timeout_s=300.0,
+        **changes,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``vllm serve`` on the tiny model; yields its URL."""
+    from assistant.runtime import create_engine
+
+    settings = engine_settings_for(tiny_model_dir, tmp_path_factory.mktemp("engine-data"))
+    engine = create_engine(settings)
+    url = engine.start()
+    try:
+        yield url
+    finally:
+        engine.stop()
+
+
+@pytest.fixture()
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running ``radassist`` as a subprocess: no inherited RADASSIST_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADASSIST_")}
+    env["RADASSIST_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+@pytest.fixture(scope="session")
+def radassist_bin() -> Path:
+    exe = REPO / ".venv" / "bin" / "radassist"
+    if not exe.exists():
+        raise RuntimeError("run the set-up first: make setup")
+    return exe
