@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from assistant import NOT_FOR_CLINICAL_USE, RadassistError, Runtime, Turn
+from assistant import NOT_FOR_CLINICAL_USE, ChatService, RadassistError, Runtime, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +31,18 @@ def history_to_turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
     return turns
 
 
-def respond(runtime: Runtime, message: str, history: Sequence[dict[str, Any]]) -> Iterator[str]:
+def respond(chat: ChatService, message: str, history: Sequence[dict[str, Any]]) -> Iterator[str]:
     """Stream the answer to ``message``; errors become a readable line in the chat, never a traceback."""
     text = ""
     try:
-        for piece in runtime.chat.stream(message, history_to_turns(history)):
+        for piece in chat.stream(message, history_to_turns(history)):
             text += piece
             yield text
     except RadassistError as exc:
         yield (text + "\n\n" if text else "") + f"⚠️ {exc}"
     except Exception:
         logger.exception("unexpected error while answering")
-        yield (text + "\n\n" if text else "") + "⚠️ Unexpected internal error; the details are in the server log."
+        yield (text + "\n\n" if text else "") + "⚠️ Unexpected internal error; details are in the server log."
 
 
 def status_line(runtime: Runtime) -> str:
@@ -54,19 +54,29 @@ def create_app(runtime: Runtime) -> gr.Blocks:
     """Build (not launch) the Gradio app around a running runtime."""
 
     def chat_fn(message: str, history: list[dict[str, Any]]) -> Iterator[str]:
-        yield from respond(runtime, message, history)
+        yield from respond(runtime.chat, message, history)
 
     with gr.Blocks(title="radassist", analytics_enabled=False) as app:
         gr.Markdown(f"# radassist\n**{NOT_FOR_CLINICAL_USE}**")
         gr.Markdown(status_line(runtime), elem_id="status-line")
-        gr.ChatInterface(fn=chat_fn, save_history=False, fill_height=True)
+        gr.ChatInterface(
+            fn=chat_fn,
+            api_name="chat",
+            editable=True,
+            save_history=False,  # history stays server-side; nothing in the browser's local storage
+            flagging_mode="never",  # flagging would write conversations to disk
+            delete_cache=(3600, 3600),  # Gradio's upload cache is emptied hourly, not kept forever
+            fill_height=True,
+        )
     return app
 
 
 def launch(runtime: Runtime) -> None:
     """Serve the app until Ctrl-C, on the configured host and port; never through a public share link."""
     settings = runtime.settings
-    auth = (settings.auth_user, settings.auth_password) if settings.auth_user and settings.auth_password else None
+    auth = None
+    if settings.auth_user and settings.auth_password:
+        auth = (settings.auth_user, settings.auth_password)
     app = create_app(runtime)
     app.queue(default_concurrency_limit=8)
     app.launch(
