@@ -1,0 +1,228 @@
+"""``radassist index build|add|stats|search``: the guideline, prior-report and teaching indexes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import retrieval
+from assistant.errors import RetrievalError
+from assistant.settings import Settings
+
+CORPORA = ("guidelines", "reports", "teaching")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``index`` command and its subcommands."""
+    parser = sub.add_parser("index", help="build, extend, inspect and search the retrieval indexes")
+    isub = parser.add_subparsers(dest="index_command", required=True, metavar="SUBCOMMAND")
+
+    def common(p: argparse.ArgumentParser, default_corpus: str | None = "guidelines") -> None:
+        p.add_argument("--corpus", choices=CORPORA, default=default_corpus, help="which index (default: %(default)s)")
+        p.add_argument("--model", help="embedding model id or path (default: the offline all-MiniLM-L6-v2); "
+                       "'hashing-DIM' is a model-free test embedder")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    build = isub.add_parser("build", help="(re)build an index from scratch")
+    common(build)
+    _input_args(build)
+    build.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivfpq"), default="auto",
+                       help="vector index type (default: auto, exact for small corpora)")
+    build.set_defaults(func=run_build)
+
+    add = isub.add_parser("add", help="add reports (or guideline files) to an existing index")
+    common(add, default_corpus="reports")
+    _input_args(add)
+    add.set_defaults(func=run_add)
+
+    stats = isub.add_parser("stats", help="what each index holds")
+    common(stats, default_corpus=None)
+    stats.set_defaults(func=run_stats)
+
+    search = isub.add_parser("search", help="search an index")
+    common(search)
+    search.add_argument("query", nargs="?", help="the question")
+    search.add_argument("--k", type=int, default=5, help="number of hits (default: %(default)s)")
+    search.add_argument("--patient", help="pseudonymous patient key (required for --corpus reports)")
+    search.add_argument("--batch", type=Path, help="JSONL file of {\"id\", \"query\"}: one JSON line out per query")
+    search.add_argument("--min-relevance", type=float, default=None,
+                        help="drop hits whose cosine relevance is below this (guidelines default: "
+                        f"{retrieval.DEFAULT_MIN_RELEVANCE})")
+    search.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help=argparse.SUPPRESS)
+    search.set_defaults(func=run_search)
+
+
+def _input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=Path, help="reports file (.csv, .json, .jsonl) for reports/teaching")
+    p.add_argument("--synthetic-patients", type=int, metavar="N",
+                   help="demo data without patient keys/dates (e.g. IU X-ray): assign N made-up patients "
+                   "and dates deterministically")
+    p.add_argument("--kb-dir", type=Path, help="folder of guideline *.toml files (default: the built-in ones)")
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except retrieval.RetrievalError as exc:
+        raise RetrievalError(str(exc)) from exc
+
+
+def _index_path(settings: Settings, corpus: str) -> Path:
+    return Path(settings.data_dir) / "index" / corpus
+
+
+def _embedder(args: argparse.Namespace, settings: Settings) -> retrieval.Embedder:
+    model = args.model or getattr(settings, "embedding_model", None)
+    return retrieval.create_embedder(model)
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, ensure_ascii=False) if args.json else text)
+
+
+def _read_reports(args: argparse.Namespace) -> list[retrieval.PriorReport]:
+    if args.input is None:
+        raise RetrievalError(f"--input FILE is required for the {args.corpus} corpus")
+    synthetic = retrieval.SyntheticPatients(n_patients=args.synthetic_patients) if args.synthetic_patients else None
+    return retrieval.read_reports(args.input, synthetic=synthetic)
+
+
+def _kb(args: argparse.Namespace) -> retrieval.KnowledgeBase:
+    return retrieval.KnowledgeBase.from_dir(args.kb_dir) if args.kb_dir else retrieval.KnowledgeBase.load_default()
+
+
+def run_build(args: argparse.Namespace, settings: Settings) -> int:
+    """Build one index from scratch (an existing one is replaced atomically)."""
+    with _translated():
+        embedder = _embedder(args, settings)
+        config = retrieval.IndexConfig(kind=args.kind)
+        path = _index_path(settings, args.corpus)
+        if args.corpus == "guidelines":
+            index = retrieval.HybridIndex.build(_kb(args).chunks(), embedder, path, config=config, show_progress=True)
+            stats = index.stats()
+        elif args.corpus == "reports":
+            stats = retrieval.PriorReportIndex.build(
+                _read_reports(args), embedder, path, config=config, show_progress=True).stats()
+        else:
+            stats = retrieval.TeachingIndex.build(
+                _read_reports(args), embedder, path, config=config, show_progress=True).stats()
+    _emit(args, stats, f"built {args.corpus} index: {stats['chunks']} chunks ({stats['kind']}) at {path}")
+    return 0
+
+
+def run_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Add new material to an existing index (same embedding model required)."""
+    with _translated():
+        embedder = _embedder(args, settings)
+        path = _index_path(settings, args.corpus)
+        if args.corpus == "guidelines":
+            index = retrieval.HybridIndex.load(path, embedder)
+            added = index.add(_kb(args).chunks(), show_progress=True)
+            total = len(index)
+        elif args.corpus == "reports":
+            prior = retrieval.PriorReportIndex.load(path, embedder)
+            added, total = prior.add(_read_reports(args), show_progress=True), len(prior)
+        else:
+            teaching = retrieval.TeachingIndex.load(path, embedder)
+            added, total = teaching.add(_read_reports(args), show_progress=True), len(teaching)
+    _emit(args, {"corpus": args.corpus, "added": added, "chunks": total},
+          f"added {added} chunks to the {args.corpus} index ({total} in all)")
+    return 0
+
+
+def run_stats(args: argparse.Namespace, settings: Settings) -> int:
+    """Print what each built index holds (manifests only; no model is loaded)."""
+    corpora = [args.corpus] if args.corpus else list(CORPORA)
+    out: dict[str, Any] = {}
+    with _translated():
+        for corpus in corpora:
+            path = _index_path(settings, corpus)
+            if not retrieval.HybridIndex.exists(path):
+                out[corpus] = None
+                continue
+            m = retrieval.HybridIndex.read_manifest(path)
+            out[corpus] = {"path": str(path), "chunks": m.count, "embedding_model": m.embedding_model,
+                           "dim": m.dim, "kind": m.kind, "updated_at": m.updated_at}
+    lines = [f"{c}: not built" if v is None else
+             f"{c}: {v['chunks']} chunks, {v['kind']}, {v['embedding_model']} ({v['dim']}-d), updated {v['updated_at']}"
+             for c, v in out.items()]
+    _emit(args, out, "\n".join(lines))
+    return 0
+
+
+def _searcher(args: argparse.Namespace, settings: Settings) -> Callable[[str, str | None], list[retrieval.Hit]]:
+    embedder = _embedder(args, settings)
+    path = _index_path(settings, args.corpus)
+    k = args.k
+    if args.corpus == "guidelines":
+        index = retrieval.ensure_guideline_index(path, embedder, show_progress=True)
+        threshold = retrieval.DEFAULT_MIN_RELEVANCE if args.min_relevance is None else args.min_relevance
+        # The default threshold is calibrated for MiniLM; another model gets no default cut-off.
+        if args.min_relevance is None and embedder.model_id != retrieval.DEFAULT_MODEL_ID:
+            threshold = None
+        return lambda query, _patient: index.search(query, k, mode=args.mode, min_relevance=threshold)
+    if args.corpus == "reports":
+        prior = retrieval.PriorReportIndex.load(path, embedder)
+        return lambda query, patient: prior.search(
+            query, patient or "", k, min_relevance=args.min_relevance)
+    teaching = retrieval.TeachingIndex.load(path, embedder)
+    return lambda query, patient: teaching.similar_cases(
+        query, k, exclude_patient=patient, min_relevance=args.min_relevance)
+
+
+def run_search(args: argparse.Namespace, settings: Settings) -> int:
+    """Search one index; prior reports only with ``--patient``."""
+    if args.k < 1:
+        raise RetrievalError(f"--k must be at least 1, got {args.k}")
+    if (args.query is None) == (args.batch is None):
+        raise RetrievalError("give either a query or --batch FILE")
+    batch: list[dict[str, Any]] = []
+    if args.batch is not None:
+        try:
+            lines = args.batch.read_text(encoding="utf-8").splitlines()
+            batch = [json.loads(line) for line in lines if line.strip()]
+        except OSError as exc:
+            raise RetrievalError(f"cannot read {args.batch}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise RetrievalError(f"{args.batch} is not JSONL: {exc}") from exc
+    if args.corpus == "reports":  # refused before anything is loaded
+        missing = not args.patient if args.batch is None else any(
+            not (row.get("patient") or args.patient) for row in batch)
+        if missing:
+            raise RetrievalError("prior reports can only be searched for one patient: give --patient KEY")
+    with _translated():
+        search = _searcher(args, settings)
+        if args.batch is None:
+            hits = search(args.query, args.patient)
+            if args.json:
+                print(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+            else:
+                _print_hits(hits)
+            return 0
+        for row in batch:
+            out: dict[str, Any] = {"id": row.get("id")}
+            try:
+                hits = search(str(row.get("query", "")), row.get("patient") or args.patient)
+                out["hits"] = [h.to_dict() for h in hits]
+            except retrieval.RetrievalError as exc:
+                out["hits"], out["error"] = [], str(exc)
+            print(json.dumps(out, ensure_ascii=False))
+            sys.stdout.flush()
+    return 0
+
+
+def _print_hits(hits: list[retrieval.Hit]) -> None:
+    if not hits:
+        print("no source found above the relevance threshold")
+        return
+    for n, hit in enumerate(hits, start=1):
+        print(f"[{n}] {hit.title} ({hit.section}) score={hit.score:.4f} relevance={hit.relevance:.2f}")
+        print(f"    {hit.source}")
+        for line in hit.text.splitlines():
+            print(f"    {line}")
