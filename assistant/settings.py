@@ -42,6 +42,8 @@ class Settings:
     engine_kv_cache_bytes: int = 268_435_456  # 256 MiB: plenty for a 135M model at 4k context on a CPU
     engine_cpu_threads: str = ""  # e.g. "0-1"; empty = all cores of this machine
     engine_extra_args: tuple[str, ...] = ()
+    # Retrieval: a sentence-transformers model id or folder; None = the offline all-MiniLM-L6-v2.
+    embedding_model: str | None = None
     # Web app
     host: str = "127.0.0.1"
     port: int = 7860
