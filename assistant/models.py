@@ -111,7 +111,7 @@ def convert_gguf_to_hf(gguf_path: Path, out_dir: Path) -> None:
         raise ModelPreparationError(
             f"the GGUF weights do not match a Llama model ({len(missing)} missing, {len(unexpected)} unexpected)"
         )
-    model = model.to(torch.bfloat16)
+    model = model.to(torch.bfloat16)  # type: ignore[arg-type]  # transformers' stubs mistype .to(dtype)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     cfg_path = out_dir / "config.json"
