@@ -212,9 +212,12 @@ class EmbeddedEngine:
         return [ln for ln in text.splitlines() if ln.strip()][-lines:]
 
     def _last_log_line(self) -> str:
-        tail = self._tail(1)
-        line = tail[-1] if tail else "starting"
-        return line if len(line) <= 160 else line[:160] + "…"
+        """The newest informative line of the engine log (vLLM's INFO lines and progress bars)."""
+        for line in reversed(self._tail(40)):
+            if " INFO " in line or "Loading" in line or "Started" in line:
+                text = line.split("] ", 1)[-1].strip()
+                return text if len(text) <= 120 else text[:120] + "…"
+        return "starting"
 
     def _failure_message(self, code: int) -> str:
         tail = "\n".join(self._tail(60))
