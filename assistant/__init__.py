@@ -13,6 +13,19 @@ from assistant.errors import (
     RadassistError,
     RetrievalError,
 )
+from assistant.grounded import GroundedService
+from assistant.guideline_mode import GuidelineService
+from assistant.guidelines import (
+    CALCULATORS,
+    CalculatorInputError,
+    Extraction,
+    GuidelineResult,
+    calculate,
+    extract_parameters,
+)
+from assistant.imaging import Image, Series, Study, WindowPreset, render
+from assistant.ingest import FileOutcome, IngestResult, load_study
+from assistant.modes import Mode, choose_mode
 from assistant.runtime import Runtime, open_runtime
 from assistant.settings import Settings, load_settings
 
@@ -21,19 +34,37 @@ NOT_FOR_CLINICAL_USE = (
 )
 
 __all__ = [
+    "CALCULATORS",
     "NOT_FOR_CLINICAL_USE",
+    "CalculatorInputError",
+    "Extraction",
+    "FileOutcome",
+    "GuidelineResult",
+    "Image",
+    "IngestResult",
+    "Series",
+    "Study",
+    "WindowPreset",
+    "calculate",
+    "extract_parameters",
+    "load_study",
+    "render",
     "Answer",
     "ChatService",
     "ConfigurationError",
     "EngineStartError",
+    "GroundedService",
+    "GuidelineService",
     "IngestError",
     "LLMUnavailableError",
+    "Mode",
     "ModelPreparationError",
     "RadassistError",
     "RetrievalError",
     "Runtime",
     "Settings",
     "Turn",
+    "choose_mode",
     "load_settings",
     "open_runtime",
 ]
