@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 from retrieval.chunking import DEFAULT_MAX_CHARS, chunk_text
 from retrieval.documents import Chunk, Hit
@@ -212,8 +213,10 @@ def _require_key(patient_key: str | None) -> str:
     return str(patient_key).strip()
 
 
-class PriorReportIndex:
-    """Prior reports of many patients; every search is confined to one patient's reports."""
+class _ReportIndex:
+    """A hybrid index over report sections of one corpus; subclasses decide how it may be searched."""
+
+    corpus: ClassVar[str]
 
     def __init__(self, index: HybridIndex) -> None:
         self._index = index
@@ -227,19 +230,28 @@ class PriorReportIndex:
         *,
         config: IndexConfig | None = None,
         show_progress: bool = False,
-    ) -> PriorReportIndex:
+    ) -> Self:
         """Index the reports' sections (saved to ``path`` if given)."""
-        chunks = report_chunks(reports, REPORTS_CORPUS)
+        chunks = report_chunks(reports, cls.corpus)
         return cls(HybridIndex.build(chunks, embedder, path, config=config, show_progress=show_progress))
 
     @classmethod
-    def load(cls, path: Path, embedder: Embedder, *, config: IndexConfig | None = None) -> PriorReportIndex:
-        """Open a saved prior-report index."""
+    def load(cls, path: Path, embedder: Embedder, *, config: IndexConfig | None = None) -> Self:
+        """Open a saved index."""
         return cls(HybridIndex.load(path, embedder, config=config))
 
     def add(self, reports: Iterable[PriorReport], *, show_progress: bool = False) -> int:
         """Add reports (sections already present are skipped); returns the number of new chunks."""
-        return self._index.add(report_chunks(reports, REPORTS_CORPUS), show_progress=show_progress)
+        return self._index.add(report_chunks(reports, self.corpus), show_progress=show_progress)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class PriorReportIndex(_ReportIndex):
+    """Prior reports of many patients; every search is confined to one patient's reports."""
+
+    corpus = REPORTS_CORPUS
 
     def search(
         self,
@@ -272,38 +284,11 @@ class PriorReportIndex:
         stats["patients"] = len({c.metadata.get("patient_key") for c in self._index.chunks})
         return stats
 
-    def __len__(self) -> int:
-        return len(self._index)
 
-
-class TeachingIndex:
+class TeachingIndex(_ReportIndex):
     """An opt-in, de-identified teaching corpus of many patients, for "similar cases" only (never priors)."""
 
-    def __init__(self, index: HybridIndex) -> None:
-        self._index = index
-
-    @classmethod
-    def build(
-        cls,
-        reports: Iterable[PriorReport],
-        embedder: Embedder,
-        path: Path | None = None,
-        *,
-        config: IndexConfig | None = None,
-        show_progress: bool = False,
-    ) -> TeachingIndex:
-        """Index teaching reports (saved to ``path`` if given)."""
-        chunks = report_chunks(reports, TEACHING_CORPUS)
-        return cls(HybridIndex.build(chunks, embedder, path, config=config, show_progress=show_progress))
-
-    @classmethod
-    def load(cls, path: Path, embedder: Embedder, *, config: IndexConfig | None = None) -> TeachingIndex:
-        """Open a saved teaching index."""
-        return cls(HybridIndex.load(path, embedder, config=config))
-
-    def add(self, reports: Iterable[PriorReport], *, show_progress: bool = False) -> int:
-        """Add teaching reports; returns the number of new chunks."""
-        return self._index.add(report_chunks(reports, TEACHING_CORPUS), show_progress=show_progress)
+    corpus = TEACHING_CORPUS
 
     def similar_cases(
         self, query: str, k: int = 5, *, exclude_patient: str | None = None, min_relevance: float | None = None
@@ -317,6 +302,3 @@ class TeachingIndex:
     def stats(self) -> dict[str, object]:
         """Index stats."""
         return self._index.stats()
-
-    def __len__(self) -> int:
-        return len(self._index)
