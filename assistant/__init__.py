@@ -25,7 +25,6 @@ from assistant.guidelines import (
 )
 from assistant.imaging import Image, Series, Study, WindowPreset, render
 from assistant.ingest import FileOutcome, IngestResult, load_study
-from assistant.modes import Mode, choose_mode
 from assistant.runtime import Runtime, open_runtime
 from assistant.settings import Settings, load_settings
 
@@ -57,14 +56,12 @@ __all__ = [
     "GuidelineService",
     "IngestError",
     "LLMUnavailableError",
-    "Mode",
     "ModelPreparationError",
     "RadassistError",
     "RetrievalError",
     "Runtime",
     "Settings",
     "Turn",
-    "choose_mode",
     "load_settings",
     "open_runtime",
 ]

@@ -18,9 +18,9 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _registrars() -> list[Register]:
-    from assistant import cli_calc, cli_chat, cli_index, cli_ingest
+    from assistant import cli_calc, cli_chat, cli_index, cli_ingest, cli_report
 
-    return [cli_chat.register, cli_ingest.register, cli_calc.register, cli_index.register]
+    return [cli_chat.register, cli_ingest.register, cli_calc.register, cli_index.register, cli_report.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

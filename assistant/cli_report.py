@@ -1,0 +1,195 @@
+"""``radassist report new|dictate|edit|undo|show|export|list|retry|templates``: report drafting from the shell.
+
+The language model is started only when the rules cannot place a sentence (or an edit needs rephrasing);
+``--no-llm`` never starts it: sentences the rules cannot place are then reported and kept for ``report retry``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from assistant.dictation import DraftingService, PriorReports, Reply, parse_intent
+from assistant.errors import ConfigurationError
+from assistant.llm import ChatModel
+from assistant.report import StudyRef, list_templates, load_template, render_text
+from assistant.report_export import ExportFormat, empty_sections, export_report, to_json
+from assistant.report_store import ReportStore
+from assistant.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``report`` and its sub-commands."""
+    report = sub.add_parser("report", help="draft a structured report in dialogue (templates, priors, export)")
+    rsub = report.add_subparsers(dest="report_command", required=True, metavar="ACTION")
+
+    new = rsub.add_parser("new", help="start a draft from a template (or from a study's modality/body part)")
+    new.add_argument("--template", help=f"template name ({', '.join(list_templates())})")
+    new.add_argument(
+        "--study", type=Path, nargs="+", help="DICOM files/folders: choose the template, reference the study"
+    )
+    new.add_argument("--patient-key", help="pseudonymous patient key (for the prior report) when no --study is given")
+    new.add_argument("--priors", type=Path, help="prior reports (.csv/.json/.jsonl with patient_key and date)")
+    new.add_argument(
+        "--synthetic-patients",
+        type=int,
+        metavar="N",
+        help="demo data without patient keys: assign N synthetic patients (never for real data)",
+    )
+    new.add_argument("--id", help="report id (default: random)")
+
+    for name, help_text in (
+        ("dictate", "add dictation; sentences are placed into the report sections"),
+        ("edit", "an edit in words: 'delete the effusion sentence', 'make impression 2 more concise', 'undo'"),
+    ):
+        p = rsub.add_parser(name, help=help_text)
+        p.add_argument("id", help="report id")
+        p.add_argument("text", help="what you say")
+        _llm_flags(p)
+
+    undo = rsub.add_parser("undo", help="undo the last change (history is kept)")
+    undo.add_argument("id")
+    retry = rsub.add_parser("retry", help="apply dictations that failed because the model was unavailable")
+    retry.add_argument("id")
+    _llm_flags(retry)
+
+    show = rsub.add_parser("show", help="print the draft")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="the structured report as JSON")
+    show.add_argument("--history", action="store_true", help="list the versions")
+    show.add_argument("--no-marks", action="store_true", help="leave out the [unconfirmed] marks")
+
+    export = rsub.add_parser("export", help="write the draft as Markdown, text, JSON or DICOM SR")
+    export.add_argument("id")
+    export.add_argument("--format", required=True, choices=[f.value for f in ExportFormat])
+    export.add_argument("--out", required=True, type=Path, help="output file")
+
+    rsub.add_parser("list", help="list drafts")
+    rsub.add_parser("templates", help="list report templates")
+    report.set_defaults(func=run)
+
+
+def _llm_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-llm", action="store_true", help="rules only; never start or call the language model")
+    parser.add_argument("--llm-url", help="use a running OpenAI-compatible server instead of the embedded engine")
+
+
+def _progress(message: str) -> None:
+    print(f"radassist: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _model(args: argparse.Namespace, settings: Settings, needed: bool) -> Iterator[tuple[ChatModel | None, Any]]:
+    """The chat model and audit log, started only when ``needed`` and allowed."""
+    if not needed or getattr(args, "no_llm", False):
+        yield None, None
+        return
+    from assistant.runtime import open_runtime
+
+    if getattr(args, "llm_url", None):
+        settings = settings.replace(llm_url=args.llm_url)
+    with open_runtime(settings, _progress) as runtime:
+        yield runtime.client, runtime.audit
+
+
+def _print_reply(reply: Reply) -> int:
+    if reply.diff:
+        print(reply.diff)
+        print()
+    print(reply.text)
+    return 0 if reply.ok and not reply.unplaced else 1
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Dispatch one ``report`` action; 0 on success, 1 when something was not applied."""
+    with ReportStore(settings.db_path) as store:
+        action = args.report_command
+        if action == "templates":
+            for name in list_templates():
+                t = load_template(name)
+                print(f"{name:20} {t.title} ({', '.join(t.modalities)}; {', '.join(t.body_parts[:3])})")
+            return 0
+        if action == "list":
+            for info in store.drafts():
+                print(f"{info.report_id}  {info.template:22} v{info.current_version}  {info.patient_key or '-'}")
+            return 0
+        if action == "new":
+            return _new(args, settings, store)
+        if action == "show":
+            return _show(args, store)
+        if action == "export":
+            version = store.current(args.id)
+            path = export_report(version.report, args.format, args.out, version.number)
+            print(f"wrote {path}")
+            return 0
+        if action == "undo":
+            return _print_reply(DraftingService(store).handle(args.id, "undo"))
+        if action == "retry":
+            failed = store.failed_messages(args.id)
+            needs = any(_needs_model(store, args.id, m.text) for m in failed)
+            with _model(args, settings, needs) as (model, audit):
+                return _print_reply(DraftingService(store, model, audit=audit).retry(args.id))
+        # dictate / edit
+        needed = _needs_model(store, args.id, args.text)
+        with _model(args, settings, needed) as (model, audit):
+            return _print_reply(DraftingService(store, model, audit=audit).handle(args.id, args.text))
+
+
+def _needs_model(store: ReportStore, report_id: str, text: str) -> bool:
+    intent = parse_intent(text)
+    if intent.kind == "concise":
+        return True
+    if intent.kind != "dictate":
+        return False
+    return any(c.slot is None for c in DraftingService(store).plan(report_id, text))
+
+
+def _new(args: argparse.Namespace, settings: Settings, store: ReportStore) -> int:
+    study: StudyRef | None = None
+    if args.study:
+        from assistant.ingest import load_study
+
+        result = load_study(args.study, settings)
+        if result.study is None:
+            raise ConfigurationError("no image could be read from --study: " + "; ".join(
+                f"{f.path}: {f.error}" for f in result.errors[:3]))  # fmt: skip
+        study = StudyRef.from_study(result.study)
+    elif args.patient_key:
+        study = StudyRef(study_instance_uid="", patient_key=args.patient_key)
+    priors = None
+    if args.priors:
+        import retrieval
+
+        synthetic = retrieval.SyntheticPatients(n_patients=args.synthetic_patients) if args.synthetic_patients else None
+        priors = PriorReports(retrieval.read_reports(args.priors, synthetic=synthetic))
+    reply = DraftingService(store, priors=priors).create(args.template, study, args.id)
+    print(reply.report.report_id)
+    print(reply.text, file=sys.stderr)
+    return 0
+
+
+def _show(args: argparse.Namespace, store: ReportStore) -> int:
+    current = store.current(args.id)
+    report = current.report
+    if args.json:
+        sys.stdout.write(to_json(report, current.number))
+        return 0
+    if args.history:
+        for v in store.history(args.id):
+            print(f"v{v.number:<3} {v.action:8} {v.summary}")
+        return 0
+    sys.stdout.write(render_text(report, marks=not args.no_marks))
+    extra = []
+    if missing := empty_sections(report):
+        extra.append("Missing: " + ", ".join(missing))
+    if report.changes:
+        extra += ["Changes since the prior: " + " ".join(c.text for c in report.changes)]
+    if report.questions:
+        extra += ["Open: " + " ".join(report.questions)]
+    extra.append(f"Version {current.number}; {len(report.unconfirmed)} unconfirmed statement(s).")
+    print("\n" + "\n".join(extra))
+    return 0
