@@ -1,15 +1,19 @@
 # The two commands of the README: `make run` and `make test`. Everything installs into .venv.
-.PHONY: setup run test lint bench
+.PHONY: setup browser run test lint bench
 VENV := .venv
 PY := $(VENV)/bin/python
 
 setup:
 	bash scripts/setup.sh
 
+# Debian's Chromium for the end-to-end browser test (needs root/sudo; idempotent).
+browser:
+	bash scripts/browser-deps.sh
+
 run: setup
 	$(VENV)/bin/radassist serve
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
 
 lint: setup
