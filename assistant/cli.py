@@ -18,9 +18,16 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _registrars() -> list[Register]:
-    from assistant import cli_calc, cli_chat, cli_index, cli_ingest, cli_report
+    from assistant import cli_calc, cli_chat, cli_index, cli_ingest, cli_models, cli_report
 
-    return [cli_chat.register, cli_ingest.register, cli_calc.register, cli_index.register, cli_report.register]
+    return [
+        cli_chat.register,
+        cli_ingest.register,
+        cli_calc.register,
+        cli_index.register,
+        cli_report.register,
+        cli_models.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

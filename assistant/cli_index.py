@@ -78,7 +78,7 @@ def _index_path(settings: Settings, corpus: str) -> Path:
 
 
 def _embedder(args: argparse.Namespace, settings: Settings) -> retrieval.Embedder:
-    model = args.model or getattr(settings, "embedding_model", None)
+    model = args.model or settings.embedding_model
     return retrieval.create_embedder(model)
 
 

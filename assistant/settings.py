@@ -44,6 +44,13 @@ class Settings:
     engine_extra_args: tuple[str, ...] = ()
     # Retrieval: a sentence-transformers model id or folder; None = the offline all-MiniLM-L6-v2.
     embedding_model: str | None = None
+    # Vision: "auto" = image embeddings when the served model folder carries radassist-vision/vision.json,
+    # else text-only; or llava-embeds | medgemma | qwen2-vl | pixels | text-only (see docs/vision.md).
+    vision_profile: str = "auto"
+    vision_bundle: str | None = None  # folder with vision.json + projector weights (from `models convert`)
+    vision_max_images: int = 4
+    vision_embeds_dtype: str = "bfloat16"
+    vision_teaching_corpus: str | None = None
     # Web app
     host: str = "127.0.0.1"
     port: int = 7860
@@ -63,6 +70,8 @@ class Settings:
         for name in ("llm_timeout_s", "engine_start_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.vision_max_images < 1:
+            raise ConfigurationError(f"vision_max_images must be at least 1, got {self.vision_max_images}")
         if self.llm_max_tokens < 1:
             raise ConfigurationError(f"llm_max_tokens must be at least 1, got {self.llm_max_tokens}")
         if (self.auth_user is None) != (self.auth_password is None):

@@ -1,0 +1,132 @@
+"""``radassist models convert SRC DST``: an original-LLaVA checkpoint → a vLLM folder and a vision bundle.
+
+``radassist models show DIR`` prints the vision bundle of a converted folder. Both print plain text, or one
+JSON object with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from assistant.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``models`` subcommand."""
+    parser = sub.add_parser("models", help="prepare vision-language models (LLaVA conversion)")
+    actions = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+
+    convert = actions.add_parser(
+        "convert",
+        help="convert an original-LLaVA checkpoint (LLaVA v1.5, LLaVA-Med, LLaVA-Rad) for vLLM + radassist",
+        description=(
+            "Write DST as an HF LlavaForConditionalGeneration folder that vLLM serves with --enable-mm-embeds "
+            "--limit-mm-per-prompt '{\"image\": 0}', plus DST/radassist-vision/ (encoder spec and projector) "
+            "for the client."
+        ),
+    )
+    convert.add_argument("src", type=Path, metavar="SRC", help="original LLaVA checkpoint folder")
+    convert.add_argument("dst", type=Path, metavar="DST", help="output folder")
+    convert.add_argument("--encoder-model", help="open_clip model name or hf-hub:/local-dir: id (default: from SRC)")
+    convert.add_argument("--encoder-pretrained", help="open_clip pretrained tag or weights file")
+    convert.add_argument("--encoder-config", type=Path, help="open_clip architecture JSON (LLaVA-Rad style)")
+    convert.add_argument("--chat-template", type=Path, help="Jinja chat template file (default: SRC's, else Vicuna v1)")
+    convert.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
+    convert.add_argument("--image-tokens", type=int, help="tokens per image, when the encoder cannot be built here")
+    convert.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    convert.add_argument("--json", action="store_true", help="print one JSON object")
+    convert.set_defaults(func=run)
+
+    show = actions.add_parser("show", help="print the vision bundle of a converted model folder")
+    show.add_argument("folder", type=Path, metavar="DIR")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``models convert`` or ``models show``; 0 on success."""
+    if args.models_command == "show":
+        return _show(args)
+    return _convert(args)
+
+
+def _progress(message: str) -> None:
+    print(f"radassist: {message}", file=sys.stderr, flush=True)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from assistant.convert import convert_llava_checkpoint, encoder_spec_for, read_llava_config
+    from assistant.errors import ConfigurationError
+
+    encoder = None
+    if args.encoder_model or args.encoder_pretrained or args.encoder_config:
+        encoder = encoder_spec_for(
+            read_llava_config(args.src),
+            model_name=args.encoder_model,
+            pretrained=args.encoder_pretrained,
+            config_path=str(args.encoder_config) if args.encoder_config else None,
+        )
+    template = None
+    if args.chat_template is not None:
+        try:
+            template = args.chat_template.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the chat template {args.chat_template}: {exc.strerror}") from exc
+    result = convert_llava_checkpoint(
+        args.src,
+        args.dst,
+        encoder=encoder,
+        chat_template=template,
+        dtype=args.dtype,
+        image_tokens=args.image_tokens,
+        overwrite=args.overwrite,
+        progress=None if args.json else _progress,
+    )
+    info: dict[str, Any] = {
+        "model_dir": str(result.model_dir),
+        "bundle": str(result.bundle_file),
+        "projector": result.projector_type,
+        "llm_hidden_size": result.llm_hidden_size,
+        "image_tokens": result.image_tokens,
+        "image_token_index": result.image_token_index,
+        "encoder": result.encoder.to_dict(),
+        "serve": result.serve_command(),
+    }
+    if args.json:
+        sys.stdout.write(json.dumps(info) + "\n")
+        return 0
+    sys.stdout.write(
+        f"converted: {result.model_dir}\n"
+        f"  projector {result.projector_type} → hidden size {result.llm_hidden_size}, "
+        f"{result.image_tokens or '?'} tokens per image\n"
+        f"  encoder {result.encoder.model_name} (pretrained={result.encoder.pretrained}), "
+        f"layer {result.encoder.select_layer}, {result.encoder.select_feature}\n"
+        f"serve it with:\n  {result.serve_command()}\n"
+        f"and point radassist at it:\n"
+        f"  RADASSIST_LLM_URL=http://HOST:8000 RADASSIST_VISION_BUNDLE={result.model_dir}\n"
+        f"  (or RADASSIST_LLM_MODEL={result.model_dir} for the embedded engine; add the two flags to "
+        f"RADASSIST_ENGINE_EXTRA_ARGS)\n"
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from assistant.profiles import load_bundle
+
+    bundle = load_bundle(args.folder)
+    data = bundle.to_json()
+    if args.json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        enc = data["encoder"]
+        sys.stdout.write(
+            f"vision bundle {bundle.folder}\n  encoder {enc['model_name']} (pretrained={enc['pretrained']}), "
+            f"layer {enc['select_layer']}, {enc['select_feature']}, aspect {enc['image_aspect_ratio']}\n"
+            f"  projector {bundle.projector_type} → {bundle.llm_hidden_size}, "
+            f"{bundle.image_tokens or '?'} tokens per image, sent as {bundle.embeds_dtype}\n"
+        )
+    return 0

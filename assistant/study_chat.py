@@ -1,0 +1,541 @@
+"""Questions about images: attach de-identified renderings to a chat turn the way the model profile says.
+
+``VisionService`` turns images into OpenAI content parts (``image_embeds`` through open_clip + projector,
+``image_url`` PNGs, or nothing plus a plain statement for text-only models), keeps every turn's images (a
+follow-up turn re-sends cached embeddings without encoding again), checks sizes before anything is sent, and
+translates the server's refusals into configuration errors that name the fix. ``SimilarCaseIndex`` finds
+teaching cases whose images look alike (pooled open_clip embeddings in a FAISS index from ``retrieval``).
+
+Front ends call :func:`attach_images` (one question) or :meth:`VisionService.messages` (a conversation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+
+from assistant.embedding_cache import CachedEmbedding, EmbeddingCache, image_key
+from assistant.errors import ConfigurationError, LLMUnavailableError, RadassistError, RetrievalError
+from assistant.imaging import Image, Series, Study
+from assistant.llm import ChatMessage, ChatModel, GenerationOptions, Role
+from assistant.profiles import (
+    BUILTIN_PROFILES,
+    ImageInput,
+    ModelProfile,
+    VisionBundle,
+    image_parts,
+    load_bundle,
+    profile_from_settings,
+)
+from assistant.vision import ImageEncoder
+
+if TYPE_CHECKING:
+    import torch
+
+    from assistant.projector import Projector
+    from assistant.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Tokens kept free for the question and the answer when checking that the images fit the context.
+CONTEXT_RESERVE_TOKENS = 256
+
+
+@dataclass(frozen=True, eq=False)
+class ImageRef:
+    """One image to show the model: its 8-bit rendering, a de-identified label and its content hash."""
+
+    rendering: np.ndarray  # (rows, cols) or (rows, cols, 3) uint8
+    label: str = "image"
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", image_key(self.rendering))
+
+
+ImageLike: TypeAlias = ImageRef | Image | np.ndarray
+
+
+def series_label(series: Series, image: Image, position: int) -> str:
+    """A de-identified description of one frame: modality, body part, view, description, frame, size."""
+    summary = series.summary()
+    parts = [summary["modality"]]
+    for key in ("body_part", "view", "laterality", "series_description"):
+        if summary.get(key):
+            parts.append(str(summary[key]))
+    if series.frame_count > 1:
+        parts.append(f"frame {position + 1}/{series.frame_count}")
+    parts.append(f"{image.columns}x{image.rows} px")
+    return ", ".join(parts)
+
+
+def images_from_study(study: Study, per_series: int = 1) -> list[ImageRef]:
+    """Representative frames of each series (the middle one when ``per_series`` is 1), labelled."""
+    if per_series < 1:
+        raise ValueError(f"per_series must be at least 1, got {per_series}")
+    out: list[ImageRef] = []
+    for series in study.series:
+        for frame in series.representative(per_series):
+            position = series.images.index(frame)
+            out.append(ImageRef(frame.rendering, series_label(series, frame, position)))
+    return out
+
+
+def as_image_ref(image: ImageLike, index: int = 0) -> ImageRef:
+    """An :class:`ImageRef` from a ref, an ingested frame or a rendering array."""
+    if isinstance(image, ImageRef):
+        return image
+    if isinstance(image, Image):
+        return ImageRef(image.rendering, f"image {index + 1}, {image.columns}x{image.rows} px")
+    return ImageRef(np.asarray(image), f"image {index + 1}")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """The images of one user turn, ready to send."""
+
+    image_input: ImageInput
+    parts: tuple[dict[str, Any], ...]  # one content part per image under embeds/pixels; none for text-only
+    image_keys: tuple[str, ...]  # content hashes: pseudonymous, safe to log and audit
+    labels: tuple[str, ...]
+    image_tokens: int = 0  # embeds: the LLM positions the images take
+    note: str | None = None  # text-only: the plain statement that the pixels were not analysed
+    encode_ms: float = 0.0  # vision time spent for this turn (0 when everything came from the cache)
+    encoded: int = 0  # images that went through the encoder now
+
+    def text(self, question: str) -> str:
+        """The user turn's text: one line per image (modality and view help the model), the note, the question."""
+        if not self.labels:
+            return question
+        lines = [f"Image {i + 1}: {label}" for i, label in enumerate(self.labels)]
+        if self.note:
+            lines.append(self.note)
+        return "\n".join([*lines, "", question])
+
+    def user_message(self, question: str) -> ChatMessage:
+        """A user message with the image parts first (as LLaVA was trained), then the text."""
+        text = self.text(question)
+        if not self.parts:
+            return ChatMessage(Role.USER, text)
+        return ChatMessage(Role.USER, (*self.parts, {"type": "text", "text": text}))
+
+
+@dataclass(frozen=True)
+class ImageTurn:
+    """One earlier exchange of a conversation, with the images its question carried."""
+
+    question: str
+    answer: str
+    images: tuple[ImageRef, ...] = field(default=())
+
+
+class VisionService:
+    """Encodes, projects, caches and attaches images according to a :class:`ModelProfile`."""
+
+    def __init__(
+        self,
+        profile: ModelProfile,
+        *,
+        bundle: VisionBundle | None = None,
+        encoder: ImageEncoder | None = None,
+        projector: Projector | None = None,
+        cache: EmbeddingCache | None = None,
+        max_model_len: int | None = None,
+        llm_hidden_size: int | None = None,
+    ) -> None:
+        if profile.image_input is ImageInput.EMBEDS and bundle is None and (encoder is None or projector is None):
+            raise ConfigurationError(f"the {profile.name} profile needs a vision bundle or an encoder and projector")
+        self.profile = profile
+        self.bundle = bundle
+        self._encoder = encoder
+        self._projector = projector
+        self.cache = cache or EmbeddingCache()
+        self.max_model_len = max_model_len
+        self.llm_hidden_size = llm_hidden_size or (bundle.llm_hidden_size if bundle else None)
+        self._fingerprint: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, cache: EmbeddingCache | None = None) -> VisionService:
+        """The service the settings describe; nothing is loaded until the first image."""
+        profile = profile_from_settings(settings)
+        bundle = load_bundle(profile.bundle) if profile.image_input is ImageInput.EMBEDS and profile.bundle else None
+        hidden = _served_hidden_size(settings.llm_model) if settings.llm_model else None
+        if bundle is not None and hidden is not None and hidden != bundle.llm_hidden_size:
+            raise ConfigurationError(
+                f"the vision bundle projects into {bundle.llm_hidden_size}-wide embeddings but the served "
+                f"language model's hidden size is {hidden}: the bundle belongs to another model"
+            )
+        return cls(
+            profile,
+            bundle=bundle,
+            cache=cache,
+            max_model_len=settings.engine_max_model_len if settings.uses_embedded_engine else None,
+            llm_hidden_size=hidden,
+        )
+
+    @classmethod
+    def text_only(cls) -> VisionService:
+        return cls(BUILTIN_PROFILES["text-only"])
+
+    @property
+    def image_input(self) -> ImageInput:
+        return self.profile.image_input
+
+    # -- models -------------------------------------------------------------------------------------------
+
+    @property
+    def encoder(self) -> ImageEncoder:
+        if self._encoder is None:
+            if self.bundle is None:
+                raise ConfigurationError("no vision encoder is configured (set RADASSIST_VISION_BUNDLE)")
+            self._encoder = ImageEncoder(self.bundle.encoder)
+        return self._encoder
+
+    @property
+    def projector(self) -> Projector:
+        if self._projector is None:
+            if self.bundle is None:
+                raise ConfigurationError("no projector is configured (set RADASSIST_VISION_BUNDLE)")
+            from assistant.projector import load_projector
+
+            self._projector = load_projector(self.bundle.projector_file, kind=self.bundle.projector_type)
+        self._check_sizes(self._projector)
+        return self._projector
+
+    def _check_sizes(self, projector: Projector) -> None:
+        if self.llm_hidden_size is not None and projector.out_features != self.llm_hidden_size:
+            raise ConfigurationError(
+                f"the projector gives {projector.out_features}-wide embeddings but the language model's hidden "
+                f"size is {self.llm_hidden_size}: projector and language model do not belong together"
+            )
+
+    def load(self) -> None:
+        """Build the encoder and projector now and check they fit each other and the LLM (else on first use)."""
+        if self.image_input is not ImageInput.EMBEDS:
+            return
+        projector = self.projector
+        self.encoder.load()
+        width = self.encoder.width
+        if width != projector.in_features:
+            raise ConfigurationError(
+                f"the vision encoder gives {width}-wide features but the projector expects "
+                f"{projector.in_features}: encoder and projector come from different models"
+            )
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the embeddings this service produces (cache keys include it)."""
+        if self._fingerprint is None:
+            if self.bundle is not None:
+                base = self.bundle.fingerprint
+            else:
+                base = f"{self.encoder.spec.fingerprint}|projector@{id(self._projector)}"
+            self._fingerprint = f"{base}|{self.profile.embeds_dtype}"
+        return self._fingerprint
+
+    # -- images → parts -----------------------------------------------------------------------------------
+
+    def embed(self, images: Sequence[ImageLike]) -> list[CachedEmbedding]:
+        """Projected embeddings of ``images`` (cached by content; the missing ones encoded in one batch)."""
+        refs = [as_image_ref(im, i) for i, im in enumerate(images)]
+        return self.cache.get_or_compute(
+            self.fingerprint, [r.rendering for r in refs], self._compute, keys=[r.key for r in refs]
+        )
+
+    def _compute(self, renderings: Sequence[np.ndarray]) -> list[tuple[torch.Tensor, np.ndarray]]:
+        import torch
+
+        projector = self.projector
+        features = self.encoder.encode(renderings)
+        dtype = getattr(torch, self.profile.embeds_dtype)
+        out = []
+        for feature in features:
+            embeds = projector(feature.patches)  # (T, W) → (T, H)
+            out.append((embeds.to(dtype).contiguous(), feature.pooled))
+        return out
+
+    def attach(self, images: Sequence[ImageLike]) -> Attachment:
+        """Content parts for ``images`` under this service's profile."""
+        refs = [as_image_ref(im, i) for i, im in enumerate(images)]
+        if refs and self.profile.sees_images and len(refs) > self.profile.max_images:
+            raise RadassistError(
+                f"{len(refs)} images are attached but the {self.profile.name} profile sends at most "
+                f"{self.profile.max_images} per request: attach fewer images"
+            )
+        keys = tuple(r.key for r in refs)
+        labels = tuple(r.label for r in refs)
+        if not refs:
+            return Attachment(self.image_input, (), (), ())
+        started = time.perf_counter()
+        misses_before = self.cache.misses
+        cached: list[CachedEmbedding] | None = None
+        if self.image_input is ImageInput.EMBEDS:
+            cached = self.embed(refs)
+        parts, note = image_parts(self.profile, [r.rendering for r in refs], cached)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        tokens = sum(c.tokens for c in cached) if cached else 0
+        encoded = self.cache.misses - misses_before if cached is not None else 0
+        logger.info(
+            "attached %d image(s) as %s: %d image tokens, %d encoded, %.1f ms",
+            len(refs), self.image_input.value, tokens, encoded, elapsed_ms,
+        )  # fmt: skip
+        return Attachment(self.image_input, parts, keys, labels, tokens, note, elapsed_ms, encoded)
+
+    def messages(
+        self,
+        question: str,
+        images: Sequence[ImageLike] = (),
+        history: Sequence[ImageTurn] = (),
+        system: str | None = None,
+    ) -> tuple[list[ChatMessage], Attachment]:
+        """The whole conversation to send: every earlier turn keeps its images, then ``question`` with ``images``.
+
+        Returns the messages and the new turn's attachment. Raises before sending when the images do not fit
+        the profile's image limit or the model's context.
+        """
+        total = sum(len(t.images) for t in history) + len(images)
+        if self.profile.sees_images and total > self.profile.max_images:
+            raise RadassistError(
+                f"this conversation carries {total} images but the {self.profile.name} profile sends at most "
+                f"{self.profile.max_images} per request: start a new conversation for more images"
+            )
+        out: list[ChatMessage] = [ChatMessage(Role.SYSTEM, system)] if system else []
+        tokens = 0
+        for turn in history:
+            earlier = self.attach(turn.images)
+            tokens += earlier.image_tokens
+            out.append(earlier.user_message(turn.question))
+            out.append(ChatMessage(Role.ASSISTANT, turn.answer))
+        attachment = self.attach(images)
+        tokens += attachment.image_tokens
+        if self.max_model_len is not None and tokens + CONTEXT_RESERVE_TOKENS > self.max_model_len:
+            raise RadassistError(
+                f"the images of this conversation take {tokens} tokens but the model's context holds "
+                f"{self.max_model_len}: attach fewer images or start a new conversation"
+            )
+        out.append(attachment.user_message(question))
+        return out, attachment
+
+    def pooled(self, images: Sequence[ImageLike]) -> np.ndarray:
+        """(N, D) L2-normalised pooled embeddings (cached with the projected ones under the embeds profile)."""
+        if self.image_input is ImageInput.EMBEDS:
+            return np.stack([c.pooled for c in self.embed(images)])
+        refs = [as_image_ref(im, i) for i, im in enumerate(images)]
+        return self.encoder.encode_pooled([r.rendering for r in refs])
+
+
+def attach_images(service: VisionService, question: str, images: Sequence[ImageLike]) -> tuple[ChatMessage, Attachment]:
+    """The user message for ``question`` with ``images`` attached, and the attachment (``image_input`` etc.)."""
+    attachment = service.attach(images)
+    return attachment.user_message(question), attachment
+
+
+# -- server errors ------------------------------------------------------------------------------------------
+
+_EMBEDS_FLAGS = "--enable-mm-embeds --limit-mm-per-prompt '{\"image\": 0}'"
+
+
+def translate_server_error(exc: LLMUnavailableError) -> RadassistError:
+    """A configuration error naming the fix for the image refusals vLLM is known to give; else ``exc``."""
+    text = str(exc)
+    low = text.lower()
+    if "--enable-mm-embeds" in text or "enable-mm-embeds" in low:
+        return ConfigurationError(
+            f"the LLM server does not accept image embeddings: start vLLM with {_EMBEDS_FLAGS}"
+        )
+    if "hidden dimension mismatch" in low:
+        return ConfigurationError(
+            "the LLM server's hidden size differs from the projector's output: the vision bundle belongs to "
+            "another model"
+        )
+    if "at most 0 image" in low or ("image" in low and "not supported" in low) or "is not a multimodal" in low:
+        return ConfigurationError(
+            "the LLM server does not take images this way: check the vision profile (RADASSIST_VISION_PROFILE) "
+            "matches how the server was started"
+        )
+    if "at most" in low and "image" in low:
+        return ConfigurationError(
+            "the LLM server refused the number of images: raise its --limit-mm-per-prompt or attach fewer images"
+        )
+    return exc
+
+
+class VisionChatModel:
+    """A :class:`ChatModel` wrapper that turns the server's image refusals into actionable errors."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
+    ) -> Iterator[str]:
+        try:
+            yield from self.model.stream_chat(messages, options)
+        except LLMUnavailableError as exc:
+            translated = translate_server_error(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+
+def _served_hidden_size(model: str) -> int | None:
+    """The hidden size in a local model folder's config (LLaVA: its text_config); None when unknown."""
+    path = Path(model).expanduser() / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    value = text.get("hidden_size") if isinstance(text, dict) else None
+    return int(value) if isinstance(value, int) else None
+
+
+# -- similar cases ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeachingCase:
+    """A de-identified teaching case: an image and its report."""
+
+    case_id: str
+    image: str  # path of a DICOM/PNG/JPEG file
+    report: str
+
+
+@dataclass(frozen=True)
+class SimilarCase:
+    """A teaching case whose image looks like the query image."""
+
+    case_id: str
+    score: float  # cosine similarity of the pooled embeddings
+    report: str
+    image: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"case_id": self.case_id, "score": round(self.score, 4), "report": self.report, "image": self.image}
+
+
+def read_teaching_cases(path: Path) -> list[TeachingCase]:
+    """Cases from a JSONL file of ``{"case_id", "image", "report"}``; image paths relative to the file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise RetrievalError(f"cannot read the teaching corpus {path}: {exc.strerror}") from exc
+    cases = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            image = Path(str(item["image"]))
+            cases.append(
+                TeachingCase(
+                    case_id=str(item.get("case_id") or image.stem),
+                    image=str(image if image.is_absolute() else path.parent / image),
+                    report=str(item.get("report", "")),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RetrievalError(f"line {number} of the teaching corpus {path} is not a case: {exc}") from exc
+    return cases
+
+
+class SimilarCaseIndex:
+    """Pooled image embeddings of teaching cases in a FAISS inner-product index (cosine on unit vectors)."""
+
+    CASES = "cases.jsonl"
+    META = "meta.json"
+
+    def __init__(self, cases: Sequence[TeachingCase], vectors: np.ndarray, fingerprint: str) -> None:
+        from retrieval.vectors import IndexConfig, build_faiss
+
+        if len(cases) != len(vectors):
+            raise ValueError(f"{len(cases)} cases but {len(vectors)} vectors")
+        self.cases = tuple(cases)
+        self.fingerprint = fingerprint
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # (N, D) unit rows
+        self.config = IndexConfig()
+        self._index, self.kind = build_faiss(self.vectors, self.config.resolve_kind(len(cases)), self.config)
+
+    @classmethod
+    def build(
+        cls, service: VisionService, cases: Sequence[TeachingCase], keys: Settings | bytes, batch_size: int = 16
+    ) -> SimilarCaseIndex:
+        """Ingest each case's image (de-identified like any study), encode and index; unreadable cases skipped."""
+        from assistant.ingest import load_study
+
+        kept: list[TeachingCase] = []
+        renderings: list[np.ndarray] = []
+        for case in cases:
+            result = load_study([case.image], keys)
+            study = result.study
+            if study is None:
+                logger.warning("teaching case skipped: its image could not be read (%s)", result.files[0].code)
+                continue
+            kept.append(case)
+            renderings.append(images_from_study(study)[0].rendering)
+        if not kept:
+            raise RetrievalError("no teaching case image could be read")
+        vectors = np.concatenate(
+            [service.pooled(renderings[i:i + batch_size]) for i in range(0, len(renderings), batch_size)]
+        )
+        return cls(kept, vectors, service.fingerprint)
+
+    def search(self, query: np.ndarray, k: int = 5, exclude: str | None = None) -> list[SimilarCase]:
+        """The ``k`` cases nearest to a (D,) unit pooled embedding, best first."""
+        from retrieval.vectors import search_faiss
+
+        vector = np.asarray(query, dtype=np.float32).reshape(1, -1)  # (1, D)
+        if vector.shape[1] != self.vectors.shape[1]:
+            raise RetrievalError(
+                f"the query embedding has {vector.shape[1]} dimensions but the index holds {self.vectors.shape[1]}"
+                ": it was built with another encoder"
+            )
+        scores, rows = search_faiss(self._index, vector, min(len(self.cases), k + (1 if exclude else 0)))
+        out = []
+        for score, row in zip(scores[0], rows[0], strict=True):
+            if row < 0 or self.cases[row].case_id == exclude:
+                continue
+            case = self.cases[row]
+            out.append(SimilarCase(case.case_id, float(score), case.report, case.image))
+        return out[:k]
+
+    def similar_to(self, service: VisionService, image: ImageLike, k: int = 5) -> list[SimilarCase]:
+        """Teaching cases like ``image`` (encoded with ``service``, whose encoder built this index)."""
+        if service.fingerprint != self.fingerprint:
+            raise RetrievalError("the similar-case index was built with another encoder: rebuild it")
+        return self.search(service.pooled([image])[0], k)
+
+    def save(self, folder: Path) -> None:
+        """Write the vectors, cases and encoder fingerprint into ``folder`` (the exact index rebuilds in ms)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "vectors.npy", self.vectors)
+        with open(folder / self.CASES, "w", encoding="utf-8") as fh:
+            for case in self.cases:
+                fh.write(json.dumps({"case_id": case.case_id, "image": case.image, "report": case.report}) + "\n")
+        (folder / self.META).write_text(json.dumps({"fingerprint": self.fingerprint, "count": len(self.cases)}))
+
+    @classmethod
+    def load(cls, folder: Path) -> SimilarCaseIndex:
+        """Open an index written by :meth:`save`."""
+        try:
+            meta = json.loads((folder / cls.META).read_text(encoding="utf-8"))
+            vectors = np.load(folder / "vectors.npy")
+        except (OSError, ValueError) as exc:
+            raise RetrievalError(f"the similar-case index in {folder} is unreadable: {exc}") from exc
+        cases = read_teaching_cases(folder / cls.CASES)
+        return cls(cases, vectors, str(meta["fingerprint"]))
