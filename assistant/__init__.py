@@ -4,6 +4,9 @@ Importing it does no work: no model, index or network is touched until a functio
 """
 
 from assistant.chat import Answer, ChatService, Turn
+from assistant.cli_calc import _SPECS as CALCULATOR_FORMS
+from assistant.cli_calc import _params as calculator_params
+from assistant.dictation import DraftingService
 from assistant.errors import (
     ConfigurationError,
     EngineStartError,
@@ -25,8 +28,16 @@ from assistant.guidelines import (
 )
 from assistant.imaging import Image, Series, Study, WindowPreset, render
 from assistant.ingest import FileOutcome, IngestResult, load_study
+from assistant.modes import Mode, choose_mode
+from assistant.profiles import ImageInput
+from assistant.report import ReportError, StudyRef, list_templates
+from assistant.report import load_template as load_report_template
+from assistant.report_export import ExportFormat, empty_sections, export_report
+from assistant.report_export import to_markdown as report_markdown
+from assistant.report_store import ReportStore
 from assistant.runtime import Runtime, open_runtime
 from assistant.settings import Settings, load_settings
+from assistant.study_chat import VisionService, images_from_study
 
 NOT_FOR_CLINICAL_USE = (
     "Research prototype — not for clinical use. Every output must be checked by a qualified radiologist."
@@ -34,6 +45,21 @@ NOT_FOR_CLINICAL_USE = (
 
 __all__ = [
     "CALCULATORS",
+    "CALCULATOR_FORMS",
+    "DraftingService",
+    "ExportFormat",
+    "ImageInput",
+    "ReportError",
+    "ReportStore",
+    "StudyRef",
+    "VisionService",
+    "calculator_params",
+    "empty_sections",
+    "export_report",
+    "images_from_study",
+    "list_templates",
+    "load_report_template",
+    "report_markdown",
     "NOT_FOR_CLINICAL_USE",
     "CalculatorInputError",
     "Extraction",
@@ -56,12 +82,14 @@ __all__ = [
     "GuidelineService",
     "IngestError",
     "LLMUnavailableError",
+    "Mode",
     "ModelPreparationError",
     "RadassistError",
     "RetrievalError",
     "Runtime",
     "Settings",
     "Turn",
+    "choose_mode",
     "load_settings",
     "open_runtime",
 ]

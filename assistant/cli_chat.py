@@ -10,7 +10,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from assistant.chat import Answer
 from assistant.errors import ConfigurationError, RadassistError
+from assistant.modes import Mode, choose_mode
 from assistant.runtime import Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
 
@@ -28,6 +30,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ask.add_argument("--batch", type=Path, metavar="FILE.jsonl", help='lines {"id", "question"}; one JSON line each')
     ask.add_argument("--llm-url", help="use a running OpenAI-compatible server instead of the embedded engine")
     ask.add_argument("--max-tokens", type=int, help="longest answer in tokens")
+    ask.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=Mode.AUTO.value,
+        help="chat: the model alone; guideline: exact calculators with cited guideline sections (--json adds "
+        "tool_results); grounded: answered from guideline sections and, with --patient, that patient's prior "
+        "reports, with citations; auto (default): guideline for questions about a guideline or a finding one "
+        "covers, chat otherwise",
+    )
+    ask.add_argument("--patient", metavar="KEY", help="pseudonymous patient key: grounded answers use their priors")
     ask.set_defaults(func=run_ask)
 
     serve = sub.add_parser("serve", help="start the LLM engine and the web app")
@@ -81,31 +93,51 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     settings = _settings_for(args, settings)
     progress = None if args.json or args.batch else _stderr_progress
     items = list(_read_batch(args.batch)) if args.batch else []
+    mode, patient = Mode(args.mode), args.patient
+    if patient and mode not in (Mode.AUTO, Mode.GROUNDED):
+        raise ConfigurationError("--patient is only used by --mode grounded")
+    questions = [q for _, q, _ in items if q is not None] if args.batch else [args.question]
+    modes = {Mode.GROUNDED if patient else choose_mode(q, mode) for q in questions}
     with open_runtime(settings, progress=progress or _quiet) as runtime:
+        if modes & {Mode.GUIDELINE, Mode.GROUNDED}:
+            runtime.prepare_guidelines(_stderr_progress)  # built on first use; a one-off, so always shown
         if args.batch:
-            return _ask_batch(runtime, items)
-        if args.json:
-            answer = runtime.chat.answer(args.question)
-            print(json.dumps(answer.to_json(), ensure_ascii=False))
+            return _ask_batch(runtime, items, mode, patient)
+        if modes == {Mode.CHAT} and not args.json:
+            for piece in runtime.chat.stream(args.question):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
             return 0
-        for piece in runtime.chat.stream(args.question):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+        answer = runtime.answer(args.question, mode, patient_key=patient)
+        print(json.dumps(answer.to_json(), ensure_ascii=False) if args.json else _plain_text(answer))
         return 0
+
+
+def _plain_text(answer: Answer) -> str:
+    """The answer, then its numbered sources."""
+    if not answer.citations:
+        return answer.text
+    lines = [answer.text, "", "Sources:"]
+    for number, cite in enumerate(answer.citations, 1):
+        lines.append(f"[{number}] {cite['title']} ({cite['section']}) — {cite['source']}")
+    return "\n".join(lines)
 
 
 def _quiet(message: str) -> None:
     pass
 
 
-def _ask_batch(runtime: Runtime, items: list[tuple[Any, str | None, str | None]]) -> int:
+def _ask_batch(
+    runtime: Runtime, items: list[tuple[Any, str | None, str | None]], mode: Mode = Mode.CHAT,
+    patient: str | None = None,
+) -> int:  # fmt: skip
     failures = 0
     for item_id, question, error in items:
         record: dict[str, Any] = {"id": item_id}
         if question is not None:
             try:
-                record.update(runtime.chat.answer(question).to_json())
+                record.update(runtime.answer(question, mode, patient_key=patient).to_json())
             except RadassistError as exc:
                 error = str(exc)
         if error is not None:
@@ -123,6 +155,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError("no web front end is installed (run the set-up: make setup)")
     launch = next(iter(frontends)).load()
     with open_runtime(settings, progress=_stderr_progress) as runtime:
+        runtime.prepare_guidelines(_stderr_progress)
         _stderr_progress(f"web app on http://{settings.host}:{settings.port} (Ctrl-C stops everything)")
         launch(runtime)
     return 0

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import retrieval
 from assistant.audit import AuditLog
-from assistant.chat import ChatService
+from assistant.chat import Answer, ChatService, Turn
 from assistant.engine import EmbeddedEngine, EngineSpec
 from assistant.errors import ConfigurationError
-from assistant.llm import GenerationOptions, OpenAIChatClient
+from assistant.grounded import GroundedService
+from assistant.guideline_mode import GuidelineService
+from assistant.llm import ChatModel, GenerationOptions, OpenAIChatClient
 from assistant.models import resolve_chat_model
+from assistant.modes import Mode, choose_mode
 from assistant.settings import Settings
+from assistant.sources import GuidelineLibrary, PriorReports
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +37,51 @@ class Runtime:
     client: OpenAIChatClient
     audit: AuditLog
     chat: ChatService
+    library: GuidelineLibrary
+    guidelines: GuidelineService
+    grounded: GroundedService
 
     @property
     def engine_log(self) -> str | None:
         return str(self.engine.log_path) if self.engine else None
+
+    def prepare_guidelines(self, progress: Progress | None = None) -> None:
+        """Load the guideline index now, building it (with progress) if this is its first use."""
+        self.library.index(progress)
+
+    def answer(
+        self,
+        question: str,
+        mode: Mode | str = Mode.AUTO,
+        history: Sequence[Turn] = (),
+        patient_key: str | None = None,
+    ) -> Answer:
+        """Answer in ``mode`` (``auto``: guideline mode for guideline-shaped questions, else chat)."""
+        chosen = Mode.GROUNDED if patient_key and Mode(mode) is Mode.AUTO else choose_mode(question, mode)
+        if chosen is Mode.GUIDELINE:
+            return self.guidelines.answer(question, history)
+        if chosen is Mode.GROUNDED:
+            return self.grounded.answer(question, patient_key, history)
+        return self.chat.answer(question, history)
+
+
+def index_dir(settings: Settings, corpus: str) -> Path:
+    """Where the index of ``corpus`` (guidelines, reports, teaching) lives."""
+    return Path(settings.data_dir) / "index" / corpus
+
+
+def create_services(
+    settings: Settings, model: ChatModel, options: GenerationOptions, audit: AuditLog | None
+) -> tuple[GuidelineLibrary, GuidelineService, GroundedService]:
+    """The guideline library (index opened on first use) and the guideline and grounded services over ``model``."""
+    embedder = retrieval.create_embedder(settings.embedding_model)
+    library = GuidelineLibrary(embedder, index_dir(settings, "guidelines"))
+    priors = PriorReports(index_dir(settings, "reports"), embedder)
+    return (
+        library,
+        GuidelineService(model, options, library, audit),
+        GroundedService(model, options, library, priors, audit),
+    )
 
 
 def create_engine(settings: Settings, progress: Progress | None = None) -> EmbeddedEngine:
@@ -72,6 +119,7 @@ def open_runtime(settings: Settings, progress: Progress | None = None) -> Iterat
     try:
         options = GenerationOptions(max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
         model_id = client.model_id
+        library, guidelines, grounded = create_services(settings, client, options, audit)
         yield Runtime(
             settings=settings,
             llm_url=url,
@@ -80,6 +128,9 @@ def open_runtime(settings: Settings, progress: Progress | None = None) -> Iterat
             client=client,
             audit=audit,
             chat=ChatService(client, options, audit),
+            library=library,
+            guidelines=guidelines,
+            grounded=grounded,
         )
     finally:
         client.close()

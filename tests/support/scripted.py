@@ -13,6 +13,7 @@ class ScriptedModel:
     def __init__(self, replies: Sequence[str | Exception], model_id: str = "scripted") -> None:
         self.replies = list(replies)
         self.calls: list[list[ChatMessage]] = []
+        self.options: list[GenerationOptions | None] = []
         self._model_id = model_id
 
     @property
@@ -23,6 +24,7 @@ class ScriptedModel:
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
     ) -> Iterator[str]:
         self.calls.append(list(messages))
+        self.options.append(options)
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply

@@ -1,0 +1,29 @@
+"""Answering modes and how ``auto`` picks one for a question."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from assistant.errors import ConfigurationError
+from assistant.guidelines.extract import detect_calculator
+
+
+class Mode(StrEnum):
+    """How a question is answered."""
+
+    AUTO = "auto"  # guideline when the question is about a guideline or a finding one covers, else chat
+    CHAT = "chat"  # plain chat with the model, no sources
+    GUIDELINE = "guideline"  # calculators, exact categories, knowledge-base citations
+    GROUNDED = "grounded"  # answered from guideline sections and the current patient's priors, with citations
+
+
+def choose_mode(question: str, mode: Mode | str = Mode.AUTO) -> Mode:
+    """The mode that answers ``question``: ``mode`` itself unless it is ``auto``."""
+    try:
+        chosen = Mode(mode)
+    except ValueError:
+        allowed = ", ".join(m.value for m in Mode)
+        raise ConfigurationError(f"mode={mode!r} is not one of: {allowed}") from None
+    if chosen is not Mode.AUTO:
+        return chosen
+    return Mode.GUIDELINE if detect_calculator(question) is not None else Mode.CHAT
