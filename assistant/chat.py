@@ -11,6 +11,7 @@ from typing import Any
 from assistant.audit import AuditLog, AuditRecord
 from assistant.errors import RadassistError
 from assistant.llm import ChatMessage, ChatModel, GenerationOptions, Role
+from assistant.study_chat import Attachment, ImageLike, ImageTurn, VisionChatModel, VisionService
 from prompts import load_template, render
 
 logger = logging.getLogger(__name__)
@@ -53,14 +54,21 @@ def validate_question(question: str) -> str:
 class ChatService:
     """Plain chat with history over any :class:`ChatModel`; writes one audit row per answer."""
 
-    def __init__(self, model: ChatModel, options: GenerationOptions, audit: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        model: ChatModel,
+        options: GenerationOptions,
+        audit: AuditLog | None = None,
+        vision: VisionService | None = None,
+    ) -> None:
         self.model = model
         self.options = options
         self.audit = audit
+        self.vision = vision
         self.template = load_template("chat_system")
 
     def messages(self, question: str, history: Sequence[Turn] = ()) -> list[ChatMessage]:
-        """The chat-completions messages for ``question`` after ``history``."""
+        """The chat-completions messages for ``question`` after ``history`` (text only)."""
         out = [ChatMessage(Role.SYSTEM, render(self.template, {}))]
         for turn in history:
             out.append(ChatMessage(Role.USER, turn.question))
@@ -68,13 +76,32 @@ class ChatService:
         out.append(ChatMessage(Role.USER, question))
         return out
 
-    def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[str]:
-        """Yield the answer's pieces as the model produces them."""
+    def prepare(
+        self, question: str, history: Sequence[Turn] = (), images: Sequence[ImageLike] = ()
+    ) -> tuple[list[ChatMessage], Attachment | None]:
+        """Messages for ``question``; with ``images``, attached as the model profile allows (embeds/pixels/none)."""
         question = validate_question(question)
+        if not images:
+            return self.messages(question, history), None
+        if self.vision is None:
+            raise RadassistError("images were attached but this assistant has no vision service configured")
+        turns = [ImageTurn(t.question, t.answer) for t in history]
+        return self.vision.messages(question, images, turns, system=render(self.template, {}))
+
+    def stream(
+        self, question: str, history: Sequence[Turn] = (), images: Sequence[ImageLike] = ()
+    ) -> Iterator[str]:
+        """Yield the answer's pieces as the model produces them."""
+        messages, attachment = self.prepare(question, history, images)
+        yield from self.stream_messages(messages, attachment)
+
+    def stream_messages(self, messages: Sequence[ChatMessage], attachment: Attachment | None = None) -> Iterator[str]:
+        """Stream prepared messages, with one audit row (mode, template, model, latency; never text)."""
         started = time.monotonic()
         chars, outcome = 0, "ok"
+        model: ChatModel = VisionChatModel(self.model) if attachment is not None else self.model
         try:
-            for piece in self.model.stream_chat(self.messages(question, history), self.options):
+            for piece in model.stream_chat(messages, self.options):
                 chars += len(piece)
                 yield piece
         except BaseException as exc:
@@ -86,18 +113,20 @@ class ChatService:
             if self.audit is not None:
                 self.audit.record(
                     AuditRecord(
-                        mode="chat",
+                        mode="chat" if attachment is None else f"chat+image:{attachment.image_input.value}",
                         template=self.template.ref,
                         model=self.model.model_id,
-                        chunk_ids=(),
+                        chunk_ids=attachment.image_keys if attachment is not None else (),
                         latency_ms=int(latency * 1000),
                         output_chars=chars,
                         outcome=outcome,
                     )
                 )
 
-    def answer(self, question: str, history: Sequence[Turn] = ()) -> Answer:
-        """The whole answer at once."""
+    def answer(self, question: str, history: Sequence[Turn] = (), images: Sequence[ImageLike] = ()) -> Answer:
+        """The whole answer at once; with images, ``extra["image_input"]`` says whether the model saw them."""
         started = time.monotonic()
-        text = "".join(self.stream(question, history))
-        return Answer(text=text.strip(), model=self.model.model_id, latency_s=time.monotonic() - started)
+        messages, attachment = self.prepare(question, history, images)
+        text = "".join(self.stream_messages(messages, attachment))
+        extra = {"image_input": attachment.image_input.value} if attachment is not None else {}
+        return Answer(text=text.strip(), model=self.model.model_id, latency_s=time.monotonic() - started, extra=extra)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from assistant.chat import Answer
-from assistant.errors import ConfigurationError, RadassistError
+from assistant.errors import ConfigurationError, IngestError, RadassistError
+from assistant.ingest import load_study
 from assistant.modes import Mode, choose_mode
 from assistant.runtime import Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
+from assistant.study_chat import ImageRef, images_from_study
 
 FRONTEND_GROUP = "radassist.frontends"
 
@@ -40,6 +42,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "covers, chat otherwise",
     )
     ask.add_argument("--patient", metavar="KEY", help="pseudonymous patient key: grounded answers use their priors")
+    ask.add_argument(
+        "--image",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="attach a study image (DICOM file, folder or zip of a series, PNG/JPEG); repeatable. --json adds "
+        '"image_input": "embeds" | "pixels" | "none" (none: the model did not see the pixels)',
+    )
     ask.set_defaults(func=run_ask)
 
     serve = sub.add_parser("serve", help="start the LLM engine and the web app")
@@ -97,19 +108,26 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if patient and mode not in (Mode.AUTO, Mode.GROUNDED):
         raise ConfigurationError("--patient is only used by --mode grounded")
     questions = [q for _, q, _ in items if q is not None] if args.batch else [args.question]
-    modes = {Mode.GROUNDED if patient else choose_mode(q, mode) for q in questions}
+    images = _load_images(args.image, settings)  # before the engine starts: a bad file fails fast
+    if images and mode is Mode.AUTO:
+        modes = {Mode.CHAT}
+    else:
+        modes = {Mode.GROUNDED if patient else choose_mode(q, mode) for q in questions}
     with open_runtime(settings, progress=progress or _quiet) as runtime:
         if modes & {Mode.GUIDELINE, Mode.GROUNDED}:
             runtime.prepare_guidelines(_stderr_progress)  # built on first use; a one-off, so always shown
         if args.batch:
-            return _ask_batch(runtime, items, mode, patient)
+            return _ask_batch(runtime, items, mode, patient, images)
         if modes == {Mode.CHAT} and not args.json:
-            for piece in runtime.chat.stream(args.question):
+            messages, attachment = runtime.chat.prepare(args.question, images=images)
+            if attachment is not None and attachment.note:
+                _stderr_progress(attachment.note)
+            for piece in runtime.chat.stream_messages(messages, attachment):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             sys.stdout.write("\n")
             return 0
-        answer = runtime.answer(args.question, mode, patient_key=patient)
+        answer = runtime.answer(args.question, mode, patient_key=patient, images=images)
         print(json.dumps(answer.to_json(), ensure_ascii=False) if args.json else _plain_text(answer))
         return 0
 
@@ -128,16 +146,30 @@ def _quiet(message: str) -> None:
     pass
 
 
+def _load_images(paths: list[Path], settings: Settings) -> list[ImageRef]:
+    """Ingest the attached files (de-identified); each bad file is named, and none at all is an error."""
+    if not paths:
+        return []
+    result = load_study(paths, settings)
+    for outcome in result.files:
+        if not outcome.ok:
+            _stderr_progress(f"{outcome.path}: {outcome.error}")
+    refs = [ref for study in result.studies for ref in images_from_study(study)]
+    if not refs:
+        raise IngestError("none of the attached images could be read (see the messages above)")
+    return refs
+
+
 def _ask_batch(
     runtime: Runtime, items: list[tuple[Any, str | None, str | None]], mode: Mode = Mode.CHAT,
-    patient: str | None = None,
+    patient: str | None = None, images: Sequence[ImageRef] = (),
 ) -> int:  # fmt: skip
     failures = 0
     for item_id, question, error in items:
         record: dict[str, Any] = {"id": item_id}
         if question is not None:
             try:
-                record.update(runtime.answer(question, mode, patient_key=patient).to_json())
+                record.update(runtime.answer(question, mode, patient_key=patient, images=images).to_json())
             except RadassistError as exc:
                 error = str(exc)
         if error is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,8 +19,10 @@ from assistant.guideline_mode import GuidelineService
 from assistant.llm import ChatModel, GenerationOptions, OpenAIChatClient
 from assistant.models import resolve_chat_model
 from assistant.modes import Mode, choose_mode
+from assistant.profiles import ImageInput, profile_from_settings
 from assistant.settings import Settings
 from assistant.sources import GuidelineLibrary, PriorReports
+from assistant.study_chat import ImageLike, VisionService
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,11 @@ class Runtime:
     def engine_log(self) -> str | None:
         return str(self.engine.log_path) if self.engine else None
 
+    @property
+    def image_input(self) -> str:
+        """How images reach the model: "embeds", "pixels" or "none" (text-only: not analysed)."""
+        return self.chat.vision.image_input.value if self.chat.vision else ImageInput.NONE.value
+
     def prepare_guidelines(self, progress: Progress | None = None) -> None:
         """Load the guideline index now, building it (with progress) if this is its first use."""
         self.library.index(progress)
@@ -55,14 +63,25 @@ class Runtime:
         mode: Mode | str = Mode.AUTO,
         history: Sequence[Turn] = (),
         patient_key: str | None = None,
+        images: Sequence[ImageLike] = (),
     ) -> Answer:
-        """Answer in ``mode`` (``auto``: guideline mode for guideline-shaped questions, else chat)."""
-        chosen = Mode.GROUNDED if patient_key and Mode(mode) is Mode.AUTO else choose_mode(question, mode)
+        """Answer in ``mode`` (``auto``: study Q&A when images are attached, guideline mode for
+        guideline-shaped questions, else chat). ``extra["image_input"]`` says whether the model saw the images."""
+        if images and Mode(mode) is Mode.AUTO:
+            chosen = Mode.CHAT  # a question about an attached study is study Q&A, even if it names a nodule
+        elif patient_key and Mode(mode) is Mode.AUTO:
+            chosen = Mode.GROUNDED
+        else:
+            chosen = choose_mode(question, mode)
+        if chosen is Mode.CHAT:
+            return self.chat.answer(question, history, images)
         if chosen is Mode.GUIDELINE:
-            return self.guidelines.answer(question, history)
-        if chosen is Mode.GROUNDED:
-            return self.grounded.answer(question, patient_key, history)
-        return self.chat.answer(question, history)
+            answer = self.guidelines.answer(question, history)
+        else:
+            answer = self.grounded.answer(question, patient_key, history)
+        if images:  # these modes compute from the text: the images were not sent to the model
+            answer = dataclasses.replace(answer, extra={**answer.extra, "image_input": ImageInput.NONE.value})
+        return answer
 
 
 def index_dir(settings: Settings, corpus: str) -> Path:
@@ -99,15 +118,25 @@ def create_engine(settings: Settings, progress: Progress | None = None) -> Embed
         max_model_len=settings.engine_max_model_len,
         kv_cache_bytes=settings.engine_kv_cache_bytes,
         cpu_threads=settings.engine_cpu_threads,
-        extra_args=settings.engine_extra_args,
+        extra_args=settings.engine_extra_args + _vision_engine_args(settings),
         start_timeout_s=settings.engine_start_timeout_s,
     )
     return EmbeddedEngine(spec, log_dir=settings.logs_dir, cache_dir=settings.data_dir / "cache" / "vllm")
 
 
+def _vision_engine_args(settings: Settings) -> tuple[str, ...]:
+    """vLLM flags the vision profile needs: embeddings-only input for LLaVA-style bundles (no vision tower)."""
+    if profile_from_settings(settings).image_input is not ImageInput.EMBEDS:
+        return ()
+    if "--enable-mm-embeds" in settings.engine_extra_args:
+        return ()
+    return ("--enable-mm-embeds", "--limit-mm-per-prompt", '{"image": 0}')
+
+
 @contextmanager
 def open_runtime(settings: Settings, progress: Progress | None = None) -> Iterator[Runtime]:
     """Start (or connect to) the LLM and build the services; stops the embedded engine on exit."""
+    vision = VisionService.from_settings(settings)  # first: a misconfigured profile fails before a long start
     engine: EmbeddedEngine | None = None
     if settings.llm_url:
         url, served = settings.llm_url, settings.llm_served_name
@@ -127,7 +156,7 @@ def open_runtime(settings: Settings, progress: Progress | None = None) -> Iterat
             engine=engine,
             client=client,
             audit=audit,
-            chat=ChatService(client, options, audit),
+            chat=ChatService(client, options, audit, vision),
             library=library,
             guidelines=guidelines,
             grounded=grounded,
