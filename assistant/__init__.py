@@ -4,8 +4,6 @@ Importing it does no work: no model, index or network is touched until a functio
 """
 
 from assistant.chat import Answer, ChatService, Turn
-from assistant.cli_calc import _SPECS as CALCULATOR_FORMS
-from assistant.cli_calc import _params as calculator_params
 from assistant.dictation import DraftingService
 from assistant.errors import (
     ConfigurationError,
@@ -26,6 +24,7 @@ from assistant.guidelines import (
     calculate,
     extract_parameters,
 )
+from assistant.guidelines.forms import CALCULATOR_FORMS, calculator_params
 from assistant.imaging import Image, Series, Study, WindowPreset, render
 from assistant.ingest import FileOutcome, IngestResult, load_study
 from assistant.modes import Mode, choose_mode

@@ -56,6 +56,7 @@ class Settings:
     port: int = 7860
     auth_user: str | None = None
     auth_password: str | None = field(default=None, repr=False)
+    upload_max_age_s: float = 3600.0  # uploads, renderings and Gradio's upload cache are deleted after this
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -67,7 +68,7 @@ class Settings:
                 raise ConfigurationError(f"{name} must be a TCP port (0-65535), got {value}")
         if self.port == 0:
             raise ConfigurationError("port must be a fixed TCP port for the web app, got 0")
-        for name in ("llm_timeout_s", "engine_start_timeout_s"):
+        for name in ("llm_timeout_s", "engine_start_timeout_s", "upload_max_age_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
         if self.vision_max_images < 1:

@@ -44,7 +44,8 @@ def test_history_drops_unanswered_and_non_text_turns() -> None:
 
 
 def test_a_dead_server_is_a_readable_message_not_a_traceback() -> None:
-    chat = ChatService(ScriptedModel([LLMUnavailableError("cannot connect to the LLM server at x")]), GenerationOptions())
+    dead = ScriptedModel([LLMUnavailableError("cannot connect to the LLM server at x")])
+    chat = ChatService(dead, GenerationOptions())
     (shown,) = list(respond(chat, "hello", []))
     assert shown.startswith("⚠️ cannot connect to the LLM server")
 

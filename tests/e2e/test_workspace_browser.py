@@ -1,0 +1,239 @@
+"""The workspace end to end: ``radassist serve`` on a real vLLM engine, driven by headless Chromium (Playwright).
+
+Steps (a screenshot of each under test-artifacts/e2e/): upload a DICOM series, see it rendered, change the window,
+ask a question and watch the answer stream, ask a guideline question and open its cited section, run a
+calculator, switch to report mode, dictate a finding, export the draft as Markdown.
+
+Needs Debian's chromium (scripts/browser-deps.sh); Playwright's own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from assistant.engine import free_port
+from tests.ui.synthetic import PATIENT_ID, PATIENT_NAME, write_ct_series
+
+pytestmark = pytest.mark.engine
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
+# A loaded 2-core machine: generous, but every wait is for a condition, never a fixed sleep.
+STEP_MS = int(os.environ.get("RADASSIST_E2E_STEP_MS", "120000"))
+
+
+def wait_http(url: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="module")
+def served_app(
+    tiny_engine: str, radassist_bin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """``radassist serve --llm-url <tiny vLLM>`` on a free loopback port; yields (url, data dir)."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    data = tmp / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADASSIST_")}
+    env.update(RADASSIST_DATA_DIR=str(data), RADASSIST_LLM_MAX_TOKENS="96")
+    port = free_port()
+    log_path = tmp / "serve.log"
+    log = open(log_path, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(radassist_bin), "serve", "--llm-url", tiny_engine, "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/")
+        yield f"http://127.0.0.1:{port}/", data
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log_path, ARTIFACTS / "serve.log")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: run scripts/browser-deps.sh (as root) first")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def shot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def send(page: Any, text: str) -> None:
+    box = page.locator("#ra-input textarea")
+    box.fill(text)
+    box.press("Enter")
+
+
+def watch_answer_lengths(page: Any) -> None:
+    """Record, on every DOM change, the length of the newest bot message once a new one appeared."""
+    page.evaluate(
+        """() => {
+            const root = document.querySelector('#ra-chat');
+            const before = root.querySelectorAll('[data-testid="bot"]').length;
+            window.__answerLengths = [];
+            new MutationObserver(() => {
+                const bots = root.querySelectorAll('[data-testid="bot"]');
+                if (bots.length < before + 2) return;  // the upload note, then the answer
+                const n = bots[bots.length - 1].innerText.length, seen = window.__answerLengths;
+                if (!seen.length || seen[seen.length - 1] !== n) seen.push(n);
+            }).observe(root, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+
+
+def wait_idle(page: Any) -> None:
+    """No event running: the submit button is back (the stop button is gone)."""
+    page.locator("#ra-input .submit-button").wait_for(state="visible", timeout=STEP_MS)
+
+
+def test_workspace_in_a_real_browser(served_app: tuple[str, Path], browser: Any, tmp_path: Path) -> None:
+    url, data_dir = served_app
+    series = write_ct_series(tmp_path / "ct", slices=12, size=128)
+    context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    try:
+        drive_workspace(context.new_page(), url, data_dir, series)
+    finally:
+        context.close()
+
+
+def drive_workspace(page: Any, url: str, data_dir: Path, series: list[Path], expect_stream: bool = True) -> None:
+    """The whole radiologist's path through the app, checked and photographed step by step."""
+    page.set_default_timeout(STEP_MS)
+    page.goto(url)
+    page.locator("#status-line").wait_for()
+    assert "not analysed" in page.locator("#status-line").inner_text()
+    assert "not for clinical use" in page.locator("#ra-notice").inner_text()
+    shot(page, "01-opened")
+
+    # 1. Upload a DICOM series and ask about it: the viewer shows it, the chat says what was loaded.
+    page.locator("#ra-input input[type=file]").set_input_files([str(p) for p in series])
+    page.locator("#ra-input .thumbnail-item, #ra-input .thumbnails").first.wait_for(timeout=STEP_MS)
+    watch_answer_lengths(page)
+    send(page, "What is shown on this study?")
+    page.locator("#ra-image img").wait_for(state="visible")
+    page.locator("#ra-caption", has_text="image 1/12").wait_for()
+    first_src = page.locator("#ra-image img").get_attribute("src")
+    assert page.locator("#ra-chat", has_text="Loaded 12 image(s)").count() == 1
+
+    # 2. The answer streams: the answer bubble's text grows over several updates before it settles.
+    page.wait_for_function("() => window.__answerLengths.length > 0", timeout=STEP_MS)
+    wait_idle(page)
+    lengths = page.evaluate("() => window.__answerLengths")
+    if expect_stream:
+        assert len({n for n in lengths if n > 0}) >= 2, f"the answer did not stream: {lengths}"
+    shot(page, "02-uploaded-and-answered")
+
+    # 3. Another slice (the nodule sits mid-series), then the lung preset, then a custom window.
+    number = page.locator("#ra-slice input[type=number]")
+    number.fill("6")
+    number.press("Enter")
+    page.locator("#ra-caption", has_text="image 6/12").wait_for()
+    page.locator("#ra-window label", has_text="lung").click()
+    page.locator("#ra-caption", has_text="(lung)").wait_for()
+    lung_src = page.locator("#ra-image img").get_attribute("src")
+    assert lung_src != first_src
+    shot(page, "03-lung-window")
+    page.locator("#ra-center input").fill("400")
+    page.locator("#ra-width input").fill("1800")
+    page.locator("#ra-apply-window").click()
+    page.locator("#ra-caption", has_text="W 1800 / L 400").wait_for()
+    shot(page, "04-custom-window")
+
+    # 4. Guideline lookup: an exact category, cited; clicking a citation shows its source section.
+    page.locator("#ra-mode label", has_text="Guideline lookup").click()
+    send(page, "Single solid 7 mm nodule in a high-risk smoker - follow-up?")
+    page.locator("#ra-chat", has_text="solid single 6-8 mm high risk").wait_for()
+    page.locator("#ra-sources label").first.wait_for()
+    page.locator("#ra-sources label").first.click()
+    page.locator("#ra-source-text", has_text="Fleischner").wait_for()
+    assert "6-8 mm" in page.locator("#ra-source-text").inner_text()
+    wait_idle(page)
+    shot(page, "05-guideline-with-citation")
+
+    # 5. A calculator form (Lung-RADS is not the chat's calculator: the form runs on its own).
+    page.locator("button[role=tab]", has_text="tirads").click()
+    for field, option in (
+        ("composition", "solid"), ("echogenicity", "very_hypoechoic"), ("shape", "taller_than_wide"),
+        ("margin", "irregular"),
+    ):  # fmt: skip
+        page.locator(f"#ra-calc-tirads-{field} input").click()
+        page.locator("ul[role=listbox] li", has_text=option).first.click()
+    page.locator("#ra-calc-tirads-max-diameter-mm textarea, #ra-calc-tirads-max-diameter-mm input").first.fill("15")
+    page.locator("#ra-calc-run-tirads").click()
+    page.locator("#ra-calc-result-tirads", has_text="TR5").wait_for()
+    shot(page, "06-calculator")
+
+    # 6. Report mode: dictate a finding; the draft shows it, template defaults stay highlighted.
+    page.locator("#ra-mode label", has_text="Report draft").click()
+    page.locator("#ra-report").wait_for()
+    send(page, "There is a 7 mm solid nodule in the right upper lobe.")
+    page.locator("#ra-report", has_text="7 mm solid nodule in the right upper lobe").wait_for()
+    assert page.locator("#ra-report .ra-unconfirmed").count() > 0
+    wait_idle(page)
+    shot(page, "07-report-dictated")
+
+    # 7. Export the draft as Markdown and download it.
+    page.locator("#ra-export-md").click()
+    link = page.locator("#ra-report-file a").first
+    link.wait_for()
+    with page.expect_download() as download_info:
+        link.click()
+    exported = Path(download_info.value.path()).read_text(encoding="utf-8")
+    assert "7 mm solid nodule in the right upper lobe" in exported and "not for clinical use" in exported.lower()
+    shot(page, "08-report-exported")
+
+    # 8. Export the conversation too; no planted identifier anywhere in what the browser got.
+    page.locator("#ra-export-chat").click()
+    chat_link = page.locator("#ra-chat-file a").first
+    chat_link.wait_for()
+    with page.expect_download() as chat_download:
+        chat_link.click()
+    conversation = Path(chat_download.value.path()).read_text(encoding="utf-8")
+    assert "What is shown on this study?" in conversation
+    everything = page.content() + exported + conversation
+    for phi in (PATIENT_NAME, PATIENT_ID, "ACC-PHI-77", "19600101"):
+        assert phi not in everything
+    shot(page, "09-conversation-exported")
+    # The uploads left Gradio's cache as soon as they were ingested.
+    assert not [p for p in (data_dir / "tmp" / "gradio").rglob("*.dcm")]

@@ -1,0 +1,112 @@
+"""Per-browser-session state and its temporary files (renderings, exports), deleted on close or after an age."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant import Study
+
+logger = logging.getLogger(__name__)
+
+
+
+def temp_root(data_dir: Path) -> Path:
+    """The data dir's temporary area: ``<data_dir>/tmp``; everything the UI writes lives below it."""
+    return Path(data_dir) / "tmp"
+
+
+def sessions_root(data_dir: Path) -> Path:
+    return temp_root(data_dir) / "sessions"
+
+
+def gradio_cache_dir(data_dir: Path) -> Path:
+    """Where Gradio keeps uploads (GRADIO_TEMP_DIR points here)."""
+    return temp_root(data_dir) / "gradio"
+
+
+@dataclass
+class Session:
+    """What one browser tab has open: the study, the view, the report draft, the last citations."""
+
+    folder: Path
+    study: Study | None = None
+    files: list[tuple[str, bool, str | None]] = field(default_factory=list)  # (name, ok, error) for display
+    series_index: int = 0
+    slice_index: int = 0
+    window: str = "default"
+    report_id: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+
+    @classmethod
+    def create(cls, data_dir: Path) -> Session:
+        """A session with its own folder under the temporary area (random name: no link to a person)."""
+        folder = sessions_root(data_dir) / secrets.token_hex(12)
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(folder=folder)
+
+    def file(self, suffix: str, stem: str = "") -> Path:
+        """A fresh path in this session's folder (random name, so browser caches never show a stale file)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder / f"{stem}{secrets.token_hex(6)}{suffix}"
+
+    def clear_study(self) -> None:
+        self.study = None
+        self.files = []
+        self.series_index = self.slice_index = 0
+        self.window = "default"
+        for path in self.folder.glob("view-*"):
+            path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Forget everything and delete the session's files."""
+        self.study = None
+        self.citations = []
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def close_session(session: Session | None) -> None:
+    """gr.State's delete callback: the tab was closed (or the state expired)."""
+    if isinstance(session, Session):
+        session.close()
+        logger.info("session closed; its temporary files were deleted")
+
+
+def sweep(root: Path, max_age_s: float, now: float | None = None) -> int:
+    """Delete files under ``root`` older than ``max_age_s`` (and folders left empty); returns files deleted."""
+    if not root.is_dir():
+        return 0
+    limit = (now if now is not None else time.time()) - max_age_s
+    deleted = 0
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        try:
+            if path.is_file() or path.is_symlink():
+                if path.lstat().st_mtime < limit:
+                    path.unlink()
+                    deleted += 1
+            elif path.is_dir() and not any(path.iterdir()) and path.stat().st_mtime < limit:
+                path.rmdir()
+        except OSError:  # another session's sweep got there first
+            continue
+    if deleted:
+        logger.info("temporary area: %d expired file(s) deleted", deleted)
+    return deleted
+
+
+def remove_uploads(paths: list[str], cache: Path) -> None:
+    """Delete uploaded files from Gradio's cache once ingested: the study lives on in memory, de-identified."""
+    cache = cache.resolve()
+    for name in paths:
+        path = Path(name).resolve()
+        if cache in path.parents:
+            path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # Gradio keeps each upload in its own hashed folder
+            except OSError:
+                pass

@@ -1,0 +1,711 @@
+"""The workspace's event handlers: plain functions of the screen's values, called by Gradio or by tests.
+
+Every handler turns errors into readable messages (``RadassistError`` text, or a generic line for the
+unexpected, logged with its traceback); nothing here logs PHI: only counts, timings and pseudonymous ids.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image as PILImage
+
+from assistant import (
+    NOT_FOR_CLINICAL_USE,
+    Answer,
+    CalculatorInputError,
+    DraftingService,
+    ExportFormat,
+    ImageInput,
+    Mode,
+    RadassistError,
+    ReportStore,
+    Runtime,
+    StudyRef,
+    Turn,
+    VisionService,
+    choose_mode,
+    empty_sections,
+    export_report,
+    images_from_study,
+    list_templates,
+    load_study,
+    render,
+    report_markdown,
+)
+from ui import calculators
+from ui.session import (
+    Session,
+    gradio_cache_dir,
+    remove_uploads,
+    sessions_root,
+    sweep,
+)
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+History = list[Message]
+Progress = Callable[..., Any]
+
+STUDY_QA = "Study Q&A"
+GUIDELINE = "Guideline lookup"
+REPORT = "Report draft"
+MODES = (STUDY_QA, GUIDELINE, REPORT)
+
+# Window choices of the viewer: the file's own window ("default"), the usual CT presets, or a custom one.
+WINDOWS = ("default", "lung", "mediastinum", "abdomen", "liver", "bone", "brain", "custom")
+AUTO_TEMPLATE = "auto (from the study)"
+GENERIC_ERROR = "⚠️ Unexpected internal error; details are in the server log."
+NOTE_TITLE = "Study loaded"
+
+_ANALYSED = {
+    ImageInput.EMBEDS: "analysed by the model (image embeddings)",
+    ImageInput.PIXELS: "analysed by the model (pixels)",
+    ImageInput.NONE: "**not analysed** — the model gets only de-identified metadata, never the pixels",
+}
+
+
+def error_text(exc: BaseException) -> str:
+    """What the user reads for ``exc``: its own safe message, or a generic line (the traceback goes to the log)."""
+    if isinstance(exc, RadassistError):
+        return f"⚠️ {exc}"
+    logger.error("unexpected error in a UI handler", exc_info=exc)
+    return GENERIC_ERROR
+
+
+def message_text(content: Any) -> str | None:
+    """The text of a chat message's content (a string, or Gradio 6's list of parts); None for files only."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        return " ".join(texts) if texts else None
+    return None
+
+
+def is_note(message: Message) -> bool:
+    """Messages the app adds (ingest summaries) carry a metadata title; they are not part of the dialogue."""
+    metadata = message.get("metadata") or {}
+    return bool(isinstance(metadata, dict) and metadata.get("title"))
+
+
+def history_to_turns(history: Sequence[Message]) -> list[Turn]:
+    """Gradio's message list → (question, answer) turns; notes, unfinished and non-text turns are dropped."""
+    turns: list[Turn] = []
+    pending: str | None = None
+    for message in history:
+        if is_note(message):
+            continue
+        content = message_text(message.get("content"))
+        if content is None:
+            continue
+        if message.get("role") == "user":
+            pending = content
+        elif message.get("role") == "assistant" and pending is not None:
+            turns.append(Turn(pending, content))
+            pending = None
+    return turns
+
+
+def upload_paths(files: Sequence[Any]) -> list[str]:
+    """Paths of a multimodal textbox's files (strings, or dicts with a "path")."""
+    out = []
+    for item in files or ():
+        path = item.get("path") if isinstance(item, dict) else getattr(item, "path", item)
+        if path:
+            out.append(str(path))
+    return out
+
+
+def citation_label(number: int, cite: dict[str, Any]) -> str:
+    return f"[{number}] {cite.get('title', 'source')} — {cite.get('section', '')}"
+
+
+class Workspace:
+    """Handlers of one running app; per-tab state lives in :class:`Session` objects passed in and out."""
+
+    def __init__(self, runtime: Runtime, store: ReportStore | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.data_dir = Path(self.settings.data_dir)
+        # Not in Settings yet: read defensively so the UI works before and after the setting lands.
+        self.max_age_s = self.settings.upload_max_age_s
+        self.store = store or ReportStore(self.settings.db_path)
+        # The chat service's vision service (built by open_runtime from the settings) decides what the model sees;
+        # without one the model is text-only and is told so.
+        vision = getattr(runtime.chat, "vision", None)
+        self.vision: VisionService = vision if isinstance(vision, VisionService) else VisionService.text_only()
+        self.chat_sees_images = isinstance(vision, VisionService)
+
+    # ------------------------------------------------------------------------------------------ status
+
+    @property
+    def image_input(self) -> ImageInput:
+        return self.vision.image_input
+
+    def status_line(self) -> str:
+        """Model, where it runs, its image profile, and whether image content reaches the model."""
+        rt = self.runtime
+        where = "embedded vLLM engine" if rt.engine else f"vLLM server at {rt.llm_url}"
+        profile = self.vision.profile.name
+        return (
+            f"Model: **{rt.model_id}** ({where}) · profile: **{profile}** · "
+            f"image content: {_ANALYSED[self.image_input]}"
+        )
+
+    def session(self, session: Session | None) -> Session:
+        if isinstance(session, Session):
+            return session
+        sweep(sessions_root(self.data_dir), self.max_age_s)
+        sweep(gradio_cache_dir(self.data_dir), self.max_age_s)
+        return Session.create(self.data_dir)
+
+    # ------------------------------------------------------------------------------------------ upload
+
+    def accept(
+        self, message: dict[str, Any] | str | None, history: History | None, session: Session | None,
+        progress: Progress | None = None,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        """Submit: ingest attached files (study shown in the viewer), then add the question to the chat.
+
+        Returns (textbox, history, session, *viewer outputs).
+        """
+        s = self.session(session)
+        history = list(history or [])
+        if isinstance(message, str):
+            message = {"text": message, "files": []}
+        message = message or {"text": "", "files": []}
+        text = (message.get("text") or "").strip()
+        paths = upload_paths(message.get("files") or [])
+        if paths:
+            history.append(self.ingest(paths, s, progress))
+        if text:
+            history.append({"role": "user", "content": text})
+        return ({"text": "", "files": []}, history, s, *self.view_outputs(s))
+
+    def ingest(self, paths: list[str], s: Session, progress: Progress | None = None) -> Message:
+        """Load the uploaded files as the session's study; the uploads are deleted afterwards."""
+        if progress is not None:
+            progress(0.1, desc=f"reading {len(paths)} file(s)")
+        started = time.perf_counter()
+        try:
+            result = load_study(paths, self.settings)
+        except Exception as exc:  # the loader reports per file; anything else is a message, not a crash
+            return self._note(error_text(exc))
+        finally:
+            remove_uploads(paths, gradio_cache_dir(self.data_dir))
+        if progress is not None:
+            progress(0.9, desc="rendering")
+        logger.info(
+            "upload: %d file(s), %d rejected, %d study(ies) in %.0f ms",
+            len(result.files), len(result.errors), len(result.studies), (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
+        lines = []
+        if result.study is not None:
+            s.clear_study()
+            s.study = result.study
+            summary = result.study.summary()
+            series = ", ".join(
+                " ".join(filter(None, (x["modality"], x.get("body_part"))))
+                + f" ({x['frame_count']} image{'s' * (x['frame_count'] > 1)})"
+                for x in summary["series"]
+            )
+            lines.append(f"Loaded {summary['image_count']} image(s) in {summary['series_count']} series: {series}.")
+            if len(result.studies) > 1:
+                lines.append(f"The upload held {len(result.studies)} studies; the first one is shown.")
+        else:
+            lines.append("No image could be read from the upload.")
+        s.files = [(Path(f.path).name, f.ok, f.error) for f in result.files]
+        for f in result.errors[:10]:
+            lines.append(f"- `{Path(f.path).name}`: {f.error}")
+        if len(result.errors) > 10:
+            lines.append(f"- … and {len(result.errors) - 10} more file(s) could not be read.")
+        if result.study is not None and self.image_input is ImageInput.NONE:
+            lines.append("The model is text-only: it will see the de-identified metadata, not the pixels.")
+        return self._note("\n".join(lines))
+
+    @staticmethod
+    def _note(text: str) -> Message:
+        return {"role": "assistant", "content": text, "metadata": {"title": NOTE_TITLE}}
+
+    # ------------------------------------------------------------------------------------------ viewer
+
+    def view_outputs(self, s: Session) -> tuple[Any, ...]:
+        """(image path, series choice, slice slider, caption, banner, metadata) for the session's study."""
+        study = s.study
+        if study is None:
+            return (
+                None,
+                gr.update(choices=[], value=None, visible=False),
+                gr.update(minimum=1, maximum=2, value=1, visible=False),
+                "No study loaded: attach DICOM files, a zip of a series, or a PNG/JPEG to the message box.",
+                gr.update(value="", visible=False),
+                None,
+            )
+        series = study.series[s.series_index]
+        labels = self.series_labels(s)
+        frames = series.frame_count
+        image_path, caption = self.render_current(s)
+        return (
+            image_path,
+            gr.update(choices=labels, value=labels[s.series_index], visible=len(labels) > 1),
+            gr.update(minimum=1, maximum=max(frames, 2), value=s.slice_index + 1, step=1, visible=frames > 1),
+            caption,
+            self.banner(s),
+            study.summary(),
+        )
+
+    @staticmethod
+    def series_labels(s: Session) -> list[str]:
+        if s.study is None:
+            return []
+        return [
+            f"{i + 1}: "
+            + " ".join(filter(None, (x.modality.value, x.series_description or x.body_part_examined)))
+            + f" ({x.frame_count})"
+            for i, x in enumerate(s.study.series)
+        ]
+
+    def banner(self, s: Session) -> Any:
+        """A warning when the file says its pixels carry burned-in annotations (or may, for pictures)."""
+        if s.study is None:
+            return gr.update(value="", visible=False)
+        flag = s.study.burned_in_annotation.value
+        if flag == "YES":
+            text = (
+                "⚠️ **Burned-in annotation**: this file says its pixels carry burned-in text, which may identify "
+                "the patient. De-identification cannot remove it from the image."
+            )
+        elif any(x.source in ("png", "jpeg") for x in s.study.series):
+            text = "⚠️ Pictures (PNG/JPEG) may carry burned-in text that de-identification cannot remove."
+        else:
+            return gr.update(value="", visible=False)
+        return gr.update(value=text, visible=True)
+
+    def window_spec(self, window: str, center: float | None, width: float | None) -> Any:
+        if window in (None, "", "default"):
+            return None
+        if window == "custom":
+            if center is None or width is None:
+                raise RadassistError("enter a window centre and width (e.g. -600 and 1500)")
+            return (float(center), float(width))
+        return window
+
+    def render_current(self, s: Session) -> tuple[str | None, str]:
+        """Write the current frame with the current window as a PNG in the session folder; (path, caption)."""
+        assert s.study is not None  # noqa: S101 - callers check; not an input validation
+        series = s.study.series[s.series_index]
+        image = series.images[s.slice_index]
+        spec: Any = s.window
+        if isinstance(spec, str) and spec.startswith("custom:"):
+            c, w = spec.split(":", 1)[1].split("/")
+            spec = (float(c), float(w))
+        elif spec == "default":
+            spec = None
+        pixels = render(image, spec)  # (rows, cols) or (rows, cols, 3) uint8
+        for old in s.folder.glob("view-*.png"):
+            old.unlink(missing_ok=True)
+        path = s.file(".png", "view-")
+        PILImage.fromarray(np.ascontiguousarray(pixels)).save(path)
+        window = image.resolve_window(spec)
+        if image.is_color or window is None:
+            wtext = "colour" if image.is_color else "no window"
+        else:
+            described = window.describe()
+            if "center" in described:
+                wtext = f"W {described['width']} / L {described['center']} ({described['name']})"
+            else:
+                wtext = str(described.get("name", "VOI LUT"))
+        caption = f"Series {s.series_index + 1}/{len(s.study.series)} · image {s.slice_index + 1}/{series.frame_count}"
+        caption += f" · {wtext} · {image.columns}×{image.rows}"
+        return str(path), caption
+
+    def change_view(
+        self, session: Session | None, series_label: str | None, slice_number: float | None, window: str,
+        center: float | None = None, width: float | None = None,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        """Series, slice or window changed: render again. Returns (image, caption)."""
+        s = self.session(session)
+        if s.study is None:
+            return None, "No study loaded."
+        try:
+            labels = self.series_labels(s)
+            if series_label in labels:
+                index = labels.index(series_label)
+                if index != s.series_index:
+                    s.series_index, s.slice_index = index, 0
+            frames = s.study.series[s.series_index].frame_count
+            if slice_number is not None:
+                s.slice_index = min(max(int(slice_number) - 1, 0), frames - 1)
+            spec = self.window_spec(window, center, width)
+            if isinstance(spec, tuple):
+                s.study.series[s.series_index].images[s.slice_index].resolve_window(spec)  # validates
+                s.window = f"custom:{spec[0]}/{spec[1]}"
+            else:
+                s.window = spec or "default"
+            return self.render_current(s)
+        except Exception as exc:
+            return gr.skip(), error_text(exc)
+
+    def change_series(self, session: Session | None, series_label: str | None, window: str) -> tuple[Any, ...]:
+        """Another series: first frame, slider resized. Returns (image, caption, slider)."""
+        image, caption = self.change_view(session, series_label, None, window)
+        s = self.session(session)
+        frames = s.study.series[s.series_index].frame_count if s.study else 1
+        slider = gr.update(minimum=1, maximum=max(frames, 2), value=s.slice_index + 1, visible=frames > 1)
+        return image, caption, slider
+
+    # ------------------------------------------------------------------------------------------ answering
+
+    def respond(
+        self, history: History | None, session: Session | None, mode: str, progress: Progress | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Answer the last user message in ``mode``; yields (history, sources, report, versions) while streaming."""
+        s = self.session(session)
+        history = list(history or [])
+        if not history or history[-1].get("role") != "user" or is_note(history[-1]):
+            yield history, gr.skip(), gr.skip(), gr.skip()
+            return
+        question = message_text(history[-1].get("content")) or ""
+        turns = history_to_turns(history[:-1])
+        if mode == REPORT:
+            yield self._report_turn(history, s, question)
+            return
+        history.append({"role": "assistant", "content": ""})
+        try:
+            chosen = Mode.GUIDELINE if mode == GUIDELINE else choose_mode(question, Mode.AUTO)
+            if chosen is Mode.GUIDELINE:
+                history[-1]["content"] = "⏳ Looking up the guideline…"
+                yield history, gr.skip(), gr.skip(), gr.skip()
+                if progress is not None:
+                    progress(None, desc="guideline lookup")
+                answer = self.runtime.guidelines.answer(question, turns)
+                history[-1]["content"] = answer.text
+                s.citations = [dict(c) for c in answer.citations]
+                yield history, self.sources_update(s), gr.skip(), gr.skip()
+                return
+            text = ""
+            for piece in self._chat_stream(question, turns, s):
+                text += piece
+                history[-1]["content"] = text
+                yield history, gr.skip(), gr.skip(), gr.skip()
+            if not text.strip():
+                history[-1]["content"] = "⚠️ The model returned an empty answer; try again or rephrase."
+                yield history, gr.skip(), gr.skip(), gr.skip()
+        except Exception as exc:
+            shown = message_text(history[-1]["content"]) or ""
+            if shown.startswith("⏳"):
+                shown = ""
+            history[-1]["content"] = (shown + "\n\n" if shown else "") + error_text(exc)
+            yield history, gr.skip(), gr.skip(), gr.skip()
+
+    def _chat_stream(self, question: str, turns: Sequence[Turn], s: Session) -> Iterator[str]:
+        """Study Q&A: the question with the study's de-identified description (text-only), streamed and audited."""
+        if s.study is not None:
+            images = images_from_study(s.study)
+            if self.chat_sees_images:  # embeds / pixels / text-only, as the profile says; audited with image keys
+                yield from self.runtime.chat.stream(question, turns, images)
+                return
+            # No vision service: the de-identified labels and the plain statement that pixels were not analysed.
+            question = self.vision.attach(images).text(question)
+        yield from self.runtime.chat.stream(question, turns)
+
+    def answer_api(self, message: str) -> Iterator[str]:
+        """The /chat API endpoint: one question, no study, the answer streamed (for scripts and benchmarks)."""
+        text = ""
+        try:
+            for piece in self.runtime.chat.stream(message, ()):
+                text += piece
+                yield text
+        except Exception as exc:
+            yield (text + "\n\n" if text else "") + error_text(exc)
+
+    # ------------------------------------------------------------------------------------------ chat edits
+
+    def retry(self, history: History | None) -> tuple[History, History]:
+        """Regenerate: drop the last answer so the last question is answered again. Returns (history, history)."""
+        history = list(history or [])
+        while history and (history[-1].get("role") == "assistant"):
+            history.pop()
+        return history, history
+
+    def undo(self, history: History | None) -> tuple[History, dict[str, Any]]:
+        """Take back the last question (and its answer); the question goes back into the message box."""
+        history = list(history or [])
+        while history and history[-1].get("role") == "assistant" and not is_note(history[-1]):
+            history.pop()
+        text = ""
+        if history and history[-1].get("role") == "user":
+            text = message_text(history.pop().get("content")) or ""
+        return history, {"text": text, "files": []}
+
+    def edit(self, history: History | None, index: int | Sequence[int], value: Any) -> History:
+        """Edit-and-resend: keep the conversation before the edited question, then the edited question."""
+        i = int(index[0]) if isinstance(index, Sequence) else int(index)
+        history = list(history or [])[:i]
+        text = message_text(value) if not isinstance(value, str) else value
+        if text and text.strip():
+            history.append({"role": "user", "content": text.strip()})
+        return history
+
+    def new_chat(self, session: Session | None) -> tuple[Any, ...]:
+        """Start over: empty chat, no study, no sources, no open draft; the session's files are deleted."""
+        s = self.session(session)
+        s.clear_study()
+        s.citations = []
+        s.report_id = None
+        for path in s.folder.glob("*"):
+            path.unlink(missing_ok=True)
+        box = gr.update(value={"text": "", "files": []}, submit_btn=True, stop_btn=False)
+        hidden = gr.update(value=None, visible=False)
+        return ([], box, s, self.sources_update(s), "", hidden, *self.view_outputs(s))
+
+    def export_chat(self, history: History | None, session: Session | None) -> tuple[str | None, str]:
+        """The conversation as a Markdown file in the session folder. Returns (file, status)."""
+        s = self.session(session)
+        history = list(history or [])
+        if not history:
+            return None, "Nothing to export yet."
+        lines = ["# radassist conversation", "", f"> {NOT_FOR_CLINICAL_USE}", ""]
+        lines += [f"*Model: {self.runtime.model_id} · exported {time.strftime('%Y-%m-%d %H:%M')}*", ""]
+        if s.study is not None:
+            summary = s.study.summary()
+            lines += [
+                f"Study (de-identified): {', '.join(summary['modalities'])}, {summary['image_count']} image(s)",
+                "",
+            ]
+        for message in history:
+            text = message_text(message.get("content"))
+            if text is None:
+                continue
+            if is_note(message):
+                lines += [f"> {text.replace(chr(10), chr(10) + '> ')}", ""]
+            elif message.get("role") == "user":
+                lines += ["## Question", "", text, ""]
+            else:
+                lines += ["## Answer", "", text, ""]
+        if s.citations:
+            lines += ["## Sources", ""]
+            lines += [f"- {citation_label(n, c)} ({c.get('source', '')})" for n, c in enumerate(s.citations, 1)]
+        path = s.file(".md", "conversation-")
+        path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+        return str(path), f"Exported {sum(1 for m in history if m.get('role') == 'user')} question(s)."
+
+    # ------------------------------------------------------------------------------------------ sources
+
+    def sources_update(self, s: Session) -> Any:
+        labels = [citation_label(n, c) for n, c in enumerate(s.citations, 1)]
+        return gr.update(choices=labels, value=None, visible=bool(labels))
+
+    def show_source(self, label: str | None, session: Session | None) -> str:
+        """The source section a citation names: title, reference and the section's full text."""
+        s = self.session(session)
+        if not label:
+            return ""
+        labels = [citation_label(n, c) for n, c in enumerate(s.citations, 1)]
+        if label not in labels:
+            return "⚠️ That source is no longer available (a newer answer replaced the sources)."
+        cite = s.citations[labels.index(label)]
+        text = str(cite.get("text", "")).strip()
+        section = cite.get("section")
+        if section:
+            try:
+                hits = self.runtime.library.section_hits(str(section))
+                if hits:
+                    text = "\n\n".join(h.text.strip() for h in hits)
+            except Exception as exc:  # the citation's own text is still worth showing
+                logger.warning("section lookup failed (%s); showing the cited chunk", type(exc).__name__)
+        return f"### {cite.get('title', 'Source')}\n*{section or ''}* — {cite.get('source', '')}\n\n{text}"
+
+    # ------------------------------------------------------------------------------------------ calculators
+
+    def calculate(self, name: str, *values: Any) -> str:
+        """Run one guideline calculator on its form's values; the result or a readable error (Markdown)."""
+        try:
+            result = calculators.run(name, values)
+        except CalculatorInputError as exc:
+            return f"⚠️ {exc}"
+        except Exception as exc:
+            return error_text(exc)
+        logger.info("calculator %s: category computed", name)
+        return calculators.result_markdown(result)
+
+    # ------------------------------------------------------------------------------------------ report
+
+    def drafting(self) -> DraftingService:
+        return DraftingService(self.store, self.runtime.client, audit=self.runtime.audit)
+
+    def report_templates(self) -> list[str]:
+        return [AUTO_TEMPLATE, *list_templates()]
+
+    def new_report(self, session: Session | None, template: str | None) -> tuple[Any, ...]:
+        """A new draft from the template (or the study's). Returns (session, report, versions, status)."""
+        s = self.session(session)
+        try:
+            study = StudyRef.from_study(s.study) if s.study is not None else None
+            name = None if template in (None, "", AUTO_TEMPLATE) else template
+            if name is None and study is None:
+                name = "ct_chest" if "ct_chest" in list_templates() else list_templates()[0]
+            reply = self.drafting().create(name, study)
+        except Exception as exc:
+            return s, gr.skip(), gr.skip(), error_text(exc)
+        s.report_id = reply.report.report_id
+        return s, self.report_html(s), self.report_versions(s), reply.text
+
+    def draft_choices(self) -> list[str]:
+        """Saved drafts, newest first (they survive restarts: SQLite under the data dir)."""
+        drafts = sorted(self.store.drafts(), key=lambda d: d.updated_at, reverse=True)
+        return [f"{d.report_id} · {d.template} · v{d.current_version}" for d in drafts[:50]]
+
+    def open_report(self, session: Session | None, choice: str | None) -> tuple[Any, ...]:
+        """Reopen a saved draft. Returns (session, report, versions, status)."""
+        s = self.session(session)
+        report_id = (choice or "").split(" · ", 1)[0].strip()
+        if not report_id or not self.store.exists(report_id):
+            return s, gr.skip(), gr.skip(), "⚠️ Choose a saved draft to open."
+        s.report_id = report_id
+        return s, self.report_html(s), self.report_versions(s), f"Opened draft {report_id}."
+
+    def ensure_report(self, s: Session, template: str | None = None) -> str | None:
+        if s.report_id is None or not self.store.exists(s.report_id):
+            _, _, _, status = self.new_report(s, template)
+            if s.report_id is None:
+                raise RadassistError(status.removeprefix("⚠️ "))
+        return s.report_id
+
+    def _report_turn(self, history: History, s: Session, text: str) -> tuple[Any, ...]:
+        """Report mode: the message is dictation or an edit of the draft; the reply goes into the chat."""
+        try:
+            report_id = self.ensure_report(s)
+            assert report_id is not None  # noqa: S101 - ensure_report raises otherwise
+            reply = self.drafting().handle(report_id, text)
+            shown = reply.text
+            if reply.diff:
+                shown += f"\n\n```diff\n{reply.diff}\n```"
+            if reply.unplaced:
+                shown += "\n\nNot placed (kept for retry): " + "; ".join(reply.unplaced)
+        except Exception as exc:
+            shown = error_text(exc)
+        history = [*history, {"role": "assistant", "content": shown}]
+        return history, gr.skip(), self.report_html(s), self.report_versions(s)
+
+    def report_action(self, session: Session | None, command: str) -> tuple[Any, ...]:
+        """A button that sends a fixed command ("undo", "accept all"). Returns (report, versions, status)."""
+        s = self.session(session)
+        try:
+            report_id = self.ensure_report(s)
+            assert report_id is not None  # noqa: S101
+            reply = self.drafting().handle(report_id, command)
+            status = reply.text
+        except Exception as exc:
+            status = error_text(exc)
+        return self.report_html(s), self.report_versions(s), status
+
+    def report_html(self, s: Session) -> str:
+        """The live draft: sections in order, unconfirmed statements highlighted, missing sections named."""
+        if s.report_id is None or not self.store.exists(s.report_id):
+            return "<p class='ra-muted'>No draft yet: switch to Report draft and dictate, or press New draft.</p>"
+        current = self.store.current(s.report_id)
+        report = current.report
+        out = [f"<div class='ra-report'><h3>{html.escape(report.title)}</h3>"]
+        out.append(
+            f"<p class='ra-muted'>Draft {html.escape(report.report_id)} · {html.escape(report.template_ref)} · "
+            f"version {current.number} · {len(report.unconfirmed)} unconfirmed</p>"
+        )
+        heading = None
+        for part in report.parts:
+            section_heading = part.section.heading
+            if section_heading != heading:
+                out.append(f"<h4>{html.escape(section_heading)}</h4>")
+                heading = section_heading
+            if not part.statements:
+                if part.slot.startswith("findings."):
+                    continue
+                out.append("<p class='ra-muted'>—</p>")
+                continue
+            label = f"<b>{html.escape(part.title)}:</b> " if part.slot.startswith("findings.") else ""
+            spans = []
+            for st in part.statements:
+                cls = "ra-confirmed" if st.confirmed else "ra-unconfirmed"
+                tip = f"{st.origin.value}{'' if st.confirmed else ', unconfirmed'}"
+                cite = f" <span class='ra-cite'>[{html.escape(st.citation)}]</span>" if st.citation else ""
+                spans.append(f"<span class='{cls}' title='{html.escape(tip)}'>{html.escape(st.text)}</span>{cite}")
+            out.append(f"<p>{label}{' '.join(spans)}</p>")
+        if missing := empty_sections(report):
+            out.append(f"<p class='ra-muted'>Missing: {html.escape(', '.join(missing))}</p>")
+        if report.questions:
+            out.append(f"<p class='ra-muted'>Open: {html.escape(' '.join(report.questions))}</p>")
+        out.append("</div>")
+        return "\n".join(out)
+
+    def report_versions(self, s: Session) -> str:
+        if s.report_id is None or not self.store.exists(s.report_id):
+            return ""
+        versions = self.store.history(s.report_id)
+        return "\n".join(f"- v{v.number} · {v.action} · {v.summary}" for v in reversed(versions[-20:]))
+
+    def export_report(self, session: Session | None, fmt: str) -> tuple[str | None, str]:
+        """The draft as Markdown, JSON or DICOM SR in the session folder. Returns (file, status)."""
+        s = self.session(session)
+        try:
+            if s.report_id is None or not self.store.exists(s.report_id):
+                return None, "⚠️ There is no draft to export yet."
+            kind = ExportFormat(fmt)
+            current = self.store.current(s.report_id)
+            suffix = {"md": ".md", "json": ".json", "sr": ".dcm", "txt": ".txt"}.get(kind.value, f".{kind.value}")
+            path = export_report(current.report, kind, s.file(suffix, f"report-{kind.value}-"), current.number)
+        except Exception as exc:
+            return None, error_text(exc)
+        return str(path), f"Exported version {current.number} as {kind.value}."
+
+    def report_preview_markdown(self, s: Session) -> str:
+        """The draft as the Markdown export shows it."""
+        if s.report_id is None:
+            return ""
+        current = self.store.current(s.report_id)
+        return report_markdown(current.report, current.number)
+
+    # ------------------------------------------------------------------------------------------ modes
+
+    def switch_mode(self, mode: str, session: Session | None) -> tuple[Any, ...]:
+        """Show the mode's panel. Returns (session, sources, calculators, report panels, report, versions)."""
+        s = self.session(session)
+        report_html, versions, drafts = gr.skip(), gr.skip(), gr.skip()
+        if mode == REPORT:
+            report_html, versions = self.report_html(s), self.report_versions(s)
+            drafts = gr.update(choices=self.draft_choices(), value=None)
+        return (
+            s,
+            gr.update(visible=mode in (STUDY_QA, GUIDELINE)),
+            gr.update(visible=mode == GUIDELINE),
+            gr.update(visible=mode == REPORT),
+            report_html,
+            versions,
+            drafts,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def summary_json(s: Session) -> str:
+    """The de-identified study summary as JSON text (for exports and tests)."""
+    return json.dumps(s.study.summary() if s.study else {}, indent=1)
+
+
+def answer_markdown(answer: Answer) -> str:
+    """An answer with its numbered sources underneath (as the CLI prints them)."""
+    lines = [answer.text]
+    if answer.citations:
+        lines += ["", "Sources:"]
+        lines += [f"[{n}] {c.get('title')} ({c.get('section')})" for n, c in enumerate(answer.citations, 1)]
+    return "\n".join(lines)
