@@ -45,31 +45,13 @@ def default_model_dir(session_data_dir: Path) -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path) -> Path:
     """A 2-layer Llama with random weights and the default model's (offline) tokenizer."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
+
+    from tests.support.tiny_llama import build_tiny_llama
 
     out = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    # Random weights talk nonsense; make sure it is visible nonsense: whitespace-only and special tokens
-    # (end-of-sequence included) get zero logits, so sampling picks printable tokens and never stops early.
-    silent = [i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()]
-    silent += list(tokenizer.all_special_ids)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(20.0)
-        model.lm_head.weight[silent] = 0.0
+    model = build_tiny_llama(tokenizer)
     model.to(torch.bfloat16).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -78,31 +78,15 @@ def tiny_llava_source(
     """A tiny checkpoint in the original LLaVA layout: Llama LM + mm_projector weights + mm_* config fields."""
     import torch
     from safetensors.torch import save_file
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
+
+    from tests.support.tiny_llama import build_tiny_llama
 
     clip_config, clip_weights = tiny_clip_files
     out = tmp_path_factory.mktemp("tiny-llava-original")
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=TINY_LLM_HIDDEN,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    # As tests/conftest.py: random weights must talk visible nonsense and never stop early.
-    silent = [i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()]
-    silent += list(tokenizer.all_special_ids)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(20.0)
-        model.lm_head.weight[silent] = 0.0
+    model = build_tiny_llama(tokenizer, TINY_LLM_HIDDEN)
+    config = model.config
     state = {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
     state.update({k: v.to(torch.bfloat16) for k, v in projector_weights(TINY_VISION_WIDTH, TINY_LLM_HIDDEN).items()})
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
