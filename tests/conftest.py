@@ -66,7 +66,7 @@ def engine_settings_for(model: Path, data_dir: Path, **changes: object):  # type
         llm_model=str(model),
         engine_max_model_len=TINY_ENGINE_LIMITS["max_model_len"],
         engine_kv_cache_bytes=TINY_ENGINE_LIMITS["kv_cache_bytes"],
-        engine_start_timeout_s=300.0,
+        engine_start_timeout_s=900.0,  # generous: CI machines are shared and vLLM start is CPU-bound
         **changes,
     )
 

@@ -35,7 +35,7 @@ def test_chat_streams_from_the_real_engine(tiny_engine: str) -> None:
 def test_ask_json_prints_one_object(tiny_engine: str, radassist_bin: Path, cli_env: dict[str, str]) -> None:
     out = subprocess.run(
         [str(radassist_bin), "ask", "--llm-url", tiny_engine, "--max-tokens", "8", "--json", "Any effusion?"],
-        capture_output=True, text=True, env=cli_env, timeout=120,
+        capture_output=True, text=True, env=cli_env, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -47,7 +47,7 @@ def test_ask_json_prints_one_object(tiny_engine: str, radassist_bin: Path, cli_e
 def test_ask_streams_plain_text(tiny_engine: str, radassist_bin: Path, cli_env: dict[str, str]) -> None:
     out = subprocess.run(
         [str(radassist_bin), "ask", "--llm-url", tiny_engine, "--max-tokens", "8", "Any effusion?"],
-        capture_output=True, text=True, env=cli_env, timeout=120,
+        capture_output=True, text=True, env=cli_env, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() and not out.stdout.lstrip().startswith("{")
@@ -67,7 +67,7 @@ def test_ask_batch_echoes_ids_and_reports_bad_lines(
     )
     out = subprocess.run(
         [str(radassist_bin), "ask", "--llm-url", tiny_engine, "--max-tokens", "8", "--batch", str(batch)],
-        capture_output=True, text=True, env=cli_env, timeout=180,
+        capture_output=True, text=True, env=cli_env, timeout=400,
     )  # fmt: skip
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [line["id"] for line in lines] == ["a", 7, None, "c"]

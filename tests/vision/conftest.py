@@ -136,7 +136,7 @@ def llava_engine(tiny_llava_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         max_model_len=TINY_ENGINE_LIMITS["max_model_len"],
         kv_cache_bytes=TINY_ENGINE_LIMITS["kv_cache_bytes"],
         extra_args=("--enable-mm-embeds", "--limit-mm-per-prompt", '{"image": 0}'),
-        start_timeout_s=300.0,
+        start_timeout_s=900.0,
     )
     engine = EmbeddedEngine(spec, log_dir=data / "logs", cache_dir=data / "cache")
     url = engine.start()
