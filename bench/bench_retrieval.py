@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-eval", action="store_true", help="skip the knowledge-base quality table")
     parser.add_argument("--no-index-bench", action="store_true", help="only the knowledge-base quality table")
     parser.add_argument("--no-write", action="store_true", help="print, do not write docs/benchmarks.md")
+    parser.add_argument("--section", default="retrieval-index",
+                        help="docs/benchmarks.md section for the index table (keeps other runs' tables)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     embedder = SentenceTransformerEmbedder()
@@ -195,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         ])
         print(body)
         if not args.no_write:
-            write_section("retrieval-index", "Retrieval: index latency, build and recall", command, body)
+            title = "Retrieval: index latency, build and recall"
+            if args.section != "retrieval-index":
+                title += f" ({args.sizes} chunks)"
+            write_section(args.section, title, command, body)
     if not args.no_eval:
         text = run_eval(embedder)
         print(text)
