@@ -13,15 +13,14 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from assistant.engine import free_port
+from tests.support.http import wait_http
 from tests.ui.synthetic import PATIENT_ID, PATIENT_NAME, write_ct_series
 
 pytestmark = pytest.mark.engine
@@ -34,18 +33,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 # A loaded 2-core machine: generous, but every wait is for a condition, never a fixed sleep.
 STEP_MS = int(os.environ.get("RADASSIST_E2E_STEP_MS", "120000"))
-
-
-def wait_http(url: str, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 @pytest.fixture(scope="module")

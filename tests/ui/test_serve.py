@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -13,20 +12,9 @@ import psutil
 import pytest
 
 from assistant.engine import free_port
+from tests.support.http import wait_http
 
 pytestmark = pytest.mark.engine
-
-
-def wait_http(url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 def test_serve_answers_through_the_app_and_stops_on_ctrl_c(
