@@ -109,10 +109,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError("--patient is only used by --mode grounded")
     questions = [q for _, q, _ in items if q is not None] if args.batch else [args.question]
     images = _load_images(args.image, settings)  # before the engine starts: a bad file fails fast
-    if images and mode is Mode.AUTO:
-        modes = {Mode.CHAT}
-    else:
-        modes = {Mode.GROUNDED if patient else choose_mode(q, mode) for q in questions}
+    modes = {choose_mode(q, mode, patient_key=patient, has_images=bool(images)) for q in questions}
     with open_runtime(settings, progress=progress or _quiet) as runtime:
         if modes & {Mode.GUIDELINE, Mode.GROUNDED}:
             runtime.prepare_guidelines(_stderr_progress)  # built on first use; a one-off, so always shown

@@ -17,8 +17,14 @@ class Mode(StrEnum):
     GROUNDED = "grounded"  # answered from guideline sections and the current patient's priors, with citations
 
 
-def choose_mode(question: str, mode: Mode | str = Mode.AUTO) -> Mode:
-    """The mode that answers ``question``: ``mode`` itself unless it is ``auto``."""
+def choose_mode(
+    question: str, mode: Mode | str = Mode.AUTO, *, patient_key: str | None = None, has_images: bool = False
+) -> Mode:
+    """The mode that answers ``question``: ``mode`` itself unless it is ``auto``.
+
+    ``auto``: a question about attached images is study Q&A (chat), even if it names a nodule; with a patient
+    key it is grounded in that patient's priors; otherwise guideline mode when a calculator covers it.
+    """
     try:
         chosen = Mode(mode)
     except ValueError:
@@ -26,4 +32,8 @@ def choose_mode(question: str, mode: Mode | str = Mode.AUTO) -> Mode:
         raise ConfigurationError(f"mode={mode!r} is not one of: {allowed}") from None
     if chosen is not Mode.AUTO:
         return chosen
+    if has_images:
+        return Mode.CHAT
+    if patient_key:
+        return Mode.GROUNDED
     return Mode.GUIDELINE if detect_calculator(question) is not None else Mode.CHAT

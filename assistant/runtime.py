@@ -67,12 +67,7 @@ class Runtime:
     ) -> Answer:
         """Answer in ``mode`` (``auto``: study Q&A when images are attached, guideline mode for
         guideline-shaped questions, else chat). ``extra["image_input"]`` says whether the model saw the images."""
-        if images and Mode(mode) is Mode.AUTO:
-            chosen = Mode.CHAT  # a question about an attached study is study Q&A, even if it names a nodule
-        elif patient_key and Mode(mode) is Mode.AUTO:
-            chosen = Mode.GROUNDED
-        else:
-            chosen = choose_mode(question, mode)
+        chosen = choose_mode(question, mode, patient_key=patient_key, has_images=bool(images))
         if chosen is Mode.CHAT:
             return self.chat.answer(question, history, images)
         if chosen is Mode.GUIDELINE:
