@@ -35,6 +35,7 @@ from assistant.report_export import ExportFormat, empty_sections, export_report
 from assistant.report_export import to_markdown as report_markdown
 from assistant.report_store import ReportStore
 from assistant.runtime import Runtime, open_runtime
+from assistant.sessions import ChatEntry, ChatInfo, ChatSessionStore, ChatStoreError, SavedChat
 from assistant.settings import Settings, load_settings
 from assistant.study_chat import VisionService, images_from_study
 
@@ -45,7 +46,12 @@ NOT_FOR_CLINICAL_USE = (
 __all__ = [
     "CALCULATORS",
     "CALCULATOR_FORMS",
+    "ChatEntry",
+    "ChatInfo",
+    "ChatSessionStore",
+    "ChatStoreError",
     "DraftingService",
+    "SavedChat",
     "ExportFormat",
     "ImageInput",
     "ReportError",

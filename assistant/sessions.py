@@ -1,0 +1,244 @@
+"""Chat sessions that survive a restart: each conversation's messages, last sources and open draft, in SQLite.
+
+The conversation is written after every change (question asked, answer finished, edit, undo), each write one
+committed transaction (WAL, ``synchronous=FULL``), so an app restart or a killed process loses at most the answer
+that was streaming. The file is the same local database as the report drafts (``settings.db_path``), created
+readable by its owner only. What is stored is what the radiologist typed and the assistant answered; study files
+are never stored (they were de-identified in memory and are attached again after a restart).
+
+Conversations belong to an owner (the authenticated user name, "" without authentication): one user never lists
+or opens another's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import RadassistError
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chat_sessions (
+    chat_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    title TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    mode TEXT,
+    report_id TEXT,
+    citations TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_sessions_by_owner ON chat_sessions(owner, updated_at);
+CREATE TABLE IF NOT EXISTS chat_messages (
+    chat_id TEXT NOT NULL REFERENCES chat_sessions(chat_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    text TEXT NOT NULL,
+    note TEXT,
+    PRIMARY KEY (chat_id, position)
+);
+"""
+
+TITLE_CHARS = 60
+ROLES = ("user", "assistant")
+
+
+class ChatStoreError(RadassistError):
+    """The conversation database cannot be opened, read or written, or a conversation is not there."""
+
+
+@dataclass(frozen=True)
+class ChatEntry:
+    """One message: the radiologist's (``user``) or the assistant's; ``note`` titles the app's own notes
+    (e.g. "Study loaded"), which are shown but are not part of the dialogue sent to the model."""
+
+    role: str
+    text: str
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {self.role!r}")
+
+
+@dataclass(frozen=True)
+class ChatInfo:
+    """A line of the conversation list."""
+
+    chat_id: str
+    title: str
+    created_at: float
+    updated_at: float
+    messages: int
+
+
+@dataclass(frozen=True)
+class SavedChat:
+    """A whole conversation as it was last saved."""
+
+    info: ChatInfo
+    entries: tuple[ChatEntry, ...]
+    citations: tuple[dict[str, Any], ...] = ()
+    mode: str | None = None
+    report_id: str | None = None
+
+
+def chat_title(entries: Sequence[ChatEntry]) -> str:
+    """The first question, shortened; "Untitled" when the conversation has no question yet."""
+    for entry in entries:
+        if entry.role == "user" and entry.note is None and entry.text.strip():
+            text = " ".join(entry.text.split())
+            return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"
+    return "Untitled"
+
+
+class ChatSessionStore:
+    """Conversations in one SQLite file; safe to share between threads (one connection, one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fresh = not self.path.exists()
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+                if fresh:
+                    os.chmod(self.path, 0o600)  # conversations are the radiologist's words: owner only
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.executescript(_SCHEMA)
+            except (OSError, sqlite3.Error) as exc:
+                raise ChatStoreError(f"cannot open the conversation database {self.path}: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise ChatStoreError(f"the conversation database {self.path} failed: {exc}") from exc
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def save(
+        self,
+        chat_id: str | None,
+        entries: Sequence[ChatEntry],
+        owner: str = "",
+        citations: Sequence[dict[str, Any]] = (),
+        mode: str | None = None,
+        report_id: str | None = None,
+    ) -> str | None:
+        """Write the conversation as it is now (all its messages, replacing what was saved before).
+
+        ``chat_id`` None starts a new conversation; returns its id (None when there was nothing to save).
+        Saving someone else's conversation id starts a new one instead of touching theirs.
+        """
+        entries = list(entries)
+        if chat_id is None and not entries:
+            return None
+        now = time.time()
+        title = chat_title(entries)
+        cites = json.dumps(list(citations), ensure_ascii=False, default=str)
+        with self._transaction() as conn:
+            row = None
+            if chat_id is not None:
+                row = conn.execute("SELECT owner FROM chat_sessions WHERE chat_id = ?", (chat_id,)).fetchone()
+                if row is not None and row[0] != owner:
+                    chat_id, row = None, None
+            if chat_id is None or row is None:
+                chat_id = chat_id or secrets.token_hex(8)
+                conn.execute(
+                    "INSERT INTO chat_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (chat_id, owner, title, now, now, mode, report_id, cites),
+                )
+            else:
+                conn.execute(
+                    "UPDATE chat_sessions SET title = ?, updated_at = ?, mode = ?, report_id = ?, citations = ? "
+                    "WHERE chat_id = ?",
+                    (title, now, mode, report_id, cites, chat_id),
+                )
+                conn.execute("DELETE FROM chat_messages WHERE chat_id = ?", (chat_id,))
+            conn.executemany(
+                "INSERT INTO chat_messages VALUES (?, ?, ?, ?, ?)",
+                [(chat_id, i, e.role, e.text, e.note) for i, e in enumerate(entries)],
+            )
+        logger.debug("conversation %s saved: %d message(s)", chat_id, len(entries))
+        return chat_id
+
+    def list(self, owner: str = "", limit: int = 50) -> list[ChatInfo]:
+        """The owner's conversations, most recently changed first."""
+        with self._lock:
+            try:
+                rows = self._connection().execute(
+                    "SELECT s.chat_id, s.title, s.created_at, s.updated_at, "
+                    "(SELECT COUNT(*) FROM chat_messages m WHERE m.chat_id = s.chat_id) "
+                    "FROM chat_sessions s WHERE s.owner = ? ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?",
+                    (owner, int(limit)),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise ChatStoreError(f"cannot read the conversation database {self.path}: {exc}") from exc
+        return [ChatInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def load(self, chat_id: str, owner: str = "") -> SavedChat:
+        """One conversation of ``owner``; :class:`ChatStoreError` if there is none with that id for them."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                row = conn.execute(
+                    "SELECT title, created_at, updated_at, mode, report_id, citations FROM chat_sessions "
+                    "WHERE chat_id = ? AND owner = ?",
+                    (chat_id, owner),
+                ).fetchone()
+                messages = conn.execute(
+                    "SELECT role, text, note FROM chat_messages WHERE chat_id = ? ORDER BY position", (chat_id,)
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise ChatStoreError(f"cannot read the conversation database {self.path}: {exc}") from exc
+        if row is None:
+            raise ChatStoreError("that conversation is not in the saved conversations (deleted?)")
+        entries = tuple(ChatEntry(r[0], r[1], r[2]) for r in messages)
+        try:
+            citations = tuple(c for c in json.loads(row[5]) if isinstance(c, dict))
+        except ValueError:
+            citations = ()
+        info = ChatInfo(chat_id, row[0], row[1], row[2], len(entries))
+        return SavedChat(info, entries, citations, row[3], row[4])
+
+    def delete(self, chat_id: str, owner: str = "") -> bool:
+        """Delete one of the owner's conversations; False if there was none."""
+        with self._transaction() as conn:
+            cur = conn.execute("DELETE FROM chat_sessions WHERE chat_id = ? AND owner = ?", (chat_id, owner))
+        return cur.rowcount > 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
