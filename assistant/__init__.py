@@ -37,6 +37,7 @@ from assistant.report_store import ReportStore
 from assistant.runtime import Runtime, open_runtime
 from assistant.sessions import ChatEntry, ChatInfo, ChatSessionStore, ChatStoreError, SavedChat
 from assistant.settings import Settings, load_settings
+from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
 from assistant.study_chat import VisionService, images_from_study
 
 NOT_FOR_CLINICAL_USE = (
@@ -92,6 +93,10 @@ __all__ = [
     "RadassistError",
     "RetrievalError",
     "Runtime",
+    "RuntimeNotReady",
+    "RuntimeStarter",
+    "StartupState",
+    "StartupStatus",
     "Settings",
     "Turn",
     "choose_mode",

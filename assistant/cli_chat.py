@@ -16,6 +16,7 @@ from assistant.ingest import load_study
 from assistant.modes import Mode, choose_mode
 from assistant.runtime import Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
+from assistant.startup import RuntimeStarter
 from assistant.study_chat import ImageRef, images_from_study
 
 FRONTEND_GROUP = "radassist.frontends"
@@ -183,8 +184,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if not frontends:
         raise ConfigurationError("no web front end is installed (run the set-up: make setup)")
     launch = next(iter(frontends)).load()
-    with open_runtime(settings, progress=_stderr_progress) as runtime:
-        runtime.prepare_guidelines(_stderr_progress)
+    # The app is up at once; the engine starts (and the guideline index is built) behind it, with progress
+    # in the app's status line and here.
+    with RuntimeStarter(settings, progress=_stderr_progress) as starter:
         _stderr_progress(f"web app on http://{settings.host}:{settings.port} (Ctrl-C stops everything)")
-        launch(runtime)
+        launch(starter)
     return 0

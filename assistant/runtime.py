@@ -129,9 +129,15 @@ def _vision_engine_args(settings: Settings) -> tuple[str, ...]:
 
 
 @contextmanager
-def open_runtime(settings: Settings, progress: Progress | None = None) -> Iterator[Runtime]:
-    """Start (or connect to) the LLM and build the services; stops the embedded engine on exit."""
-    vision = VisionService.from_settings(settings)  # first: a misconfigured profile fails before a long start
+def open_runtime(
+    settings: Settings, progress: Progress | None = None, vision: VisionService | None = None
+) -> Iterator[Runtime]:
+    """Start (or connect to) the LLM and build the services; stops the embedded engine on exit.
+
+    ``vision``: the vision service to use (built from the settings when not given).
+    """
+    if vision is None:
+        vision = VisionService.from_settings(settings)  # first: a misconfigured profile fails before a long start
     engine: EmbeddedEngine | None = None
     if settings.llm_url:
         url, served = settings.llm_url, settings.llm_served_name

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from assistant import NOT_FOR_CLINICAL_USE, ChatService, Runtime
+from assistant import NOT_FOR_CLINICAL_USE, ChatService, Runtime, RuntimeStarter
 from ui import calculators
 from ui.session import Session, close_session, gradio_cache_dir, sessions_root
 from ui.workspace import (
@@ -50,8 +50,13 @@ def respond(chat: ChatService, message: str, history: Sequence[dict[str, Any]]) 
         yield (text + "\n\n" if text else "") + error_text(exc)
 
 
-def create_app(runtime: Runtime, workspace: Workspace | None = None) -> gr.Blocks:
-    """Build (not launch) the Gradio app around a running runtime."""
+def owner_of(request: gr.Request | None) -> str:
+    """Whose conversations these are: the authenticated user name, "" without authentication."""
+    return str(getattr(request, "username", None) or "")
+
+
+def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = None) -> gr.Blocks:
+    """Build (not launch) the Gradio app around a runtime, running or still starting."""
     ws = workspace or Workspace(runtime)
     max_age = int(ws.max_age_s)
     with gr.Blocks(
@@ -60,9 +65,11 @@ def create_app(runtime: Runtime, workspace: Workspace | None = None) -> gr.Block
         delete_cache=(max(60, min(max_age, 600)), max_age),  # Gradio's upload cache expires too
     ) as app:
         session = gr.State(None, time_to_live=max_age, delete_callback=close_session)
+        last_chat = gr.BrowserState(None, storage_key="radassist-last-chat")  # this browser's open conversation
         gr.Markdown("# radassist")
         gr.Markdown(f"**{NOT_FOR_CLINICAL_USE}**", elem_id="ra-notice")
-        gr.Markdown(ws.status_line(), elem_id="status-line")
+        status_line = gr.Markdown(ws.status_line(), elem_id="status-line")
+        status_timer = gr.Timer(1.0, active=ws.starting())  # the engine's start shows here until it is ready
         with gr.Row():
             # ---------------------------------------------------------------- left: chat
             with gr.Column(scale=3):
@@ -81,6 +88,11 @@ def create_app(runtime: Runtime, workspace: Workspace | None = None) -> gr.Block
                     export_chat = gr.Button("Export conversation (Markdown)", size="sm", elem_id="ra-export-chat")
                 chat_file = gr.File(label="Conversation export", visible=False, elem_id="ra-chat-file")
                 chat_status = gr.Markdown("", elem_id="ra-chat-status")
+                with gr.Accordion("Saved conversations (kept across restarts)", open=False, elem_id="ra-chats-box"):
+                    chats = gr.Dropdown([], label="Conversation", elem_id="ra-chats")
+                    with gr.Row():
+                        open_chat = gr.Button("Open", size="sm", elem_id="ra-open-chat")
+                        delete_chat = gr.Button("Delete", size="sm", elem_id="ra-delete-chat")
             # ---------------------------------------------------------------- right: viewer + panels
             with gr.Column(scale=2):
                 banner = gr.Markdown("", visible=False, elem_id="ra-banner")
@@ -140,8 +152,10 @@ def create_app(runtime: Runtime, workspace: Workspace | None = None) -> gr.Block
         answer_outputs = [chatbot, sources, report_view, versions]
 
         # ---------------------------------------------------------------- chat events
-        def accept(message: Any, history: Any, state: Any, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
-            box_value, *rest = ws.accept(message, history, state, progress)
+        def accept(
+            message: Any, history: Any, state: Any, request: gr.Request, progress: gr.Progress = gr.Progress()  # noqa: B008
+        ) -> Any:
+            box_value, *rest = ws.accept(message, history, state, progress, owner=owner_of(request))
             # While the answer streams, the submit arrow turns into a stop button (as in gr.ChatInterface).
             return gr.MultimodalTextbox(value=box_value, submit_btn=False, stop_btn=True), *rest
 
@@ -155,23 +169,39 @@ def create_app(runtime: Runtime, workspace: Workspace | None = None) -> gr.Block
             accept, [box, chatbot, session], [box, chatbot, session, *viewer_outputs], api_visibility="private",
         )  # fmt: skip
         answering = submitted.then(answer, [chatbot, session, mode], answer_outputs, api_visibility="private")
-        answering.then(ready, None, box, api_visibility="private")
+        answered = answering.then(ready, None, box, api_visibility="private")
+
+        def remember(state: Any) -> tuple[Any, Any]:
+            """After a turn: the browser remembers the conversation, the list shows it."""
+            chat_id = getattr(state, "chat_id", None)
+            return chat_id, ws.chat_list_update(state)
+
+        answered.then(remember, session, [last_chat, chats], api_visibility="private")
 
         retried = chatbot.retry(ws.retry, chatbot, [chatbot, chatbot], api_visibility="private")
         retrying = retried.then(answer, [chatbot, session, mode], answer_outputs, api_visibility="private")
-        chatbot.undo(ws.undo, chatbot, [chatbot, box], api_visibility="private")
+        chatbot.undo(ws.undo, [chatbot, session], [chatbot, box], api_visibility="private")
 
         def edit(history: Any, data: gr.EditData) -> Any:
             return ws.edit(history, data.index, data.value)
 
         edited = chatbot.edit(edit, chatbot, chatbot, api_visibility="private")
         editing = edited.then(answer, [chatbot, session, mode], answer_outputs, api_visibility="private")
-        box.stop(ready, None, box, cancels=[answering, retrying, editing], api_visibility="private")
+
+        def stop(history: Any, state: Any, current_mode: str) -> Any:
+            """Stop: the partial answer on screen is what gets saved."""
+            if state is not None:
+                ws.save_chat(history or [], ws.session(state), current_mode)
+            return ready()
+
+        box.stop(stop, [chatbot, session, mode], box, cancels=[answering, retrying, editing], api_visibility="private")
 
         new_chat.click(
             ws.new_chat, session, [chatbot, box, session, sources, source_text, chat_file, *viewer_outputs],
             cancels=[answering, retrying, editing], api_visibility="private",
-        )  # fmt: skip
+        ).then(lambda: None, None, last_chat, api_visibility="private")  # fmt: skip
+        retrying.then(remember, session, [last_chat, chats], api_visibility="private")
+        editing.then(remember, session, [last_chat, chats], api_visibility="private")
 
         def shown_file(path: str | None, status: str) -> tuple[Any, str]:
             return gr.File(value=path, visible=path is not None), status
@@ -181,6 +211,35 @@ def create_app(runtime: Runtime, workspace: Workspace | None = None) -> gr.Block
             api_visibility="private",
         )  # fmt: skip
         sources.change(ws.show_source, [sources, session], source_text, api_visibility="private")
+
+        # ---------------------------------------------------------------- saved conversations
+        opened_outputs = [chatbot, session, sources, source_text, chat_status, report_view, versions, *viewer_outputs]
+
+        def reopen(chat_id: Any, state: Any, request: gr.Request) -> Any:
+            opened = ws.open_chat(chat_id, state, owner_of(request))
+            s = opened[1]
+            return (*opened, s.chat_id if s.chat_id == chat_id else gr.skip())
+
+        open_chat.click(
+            reopen, [chats, session], [*opened_outputs, last_chat], cancels=[answering, retrying, editing],
+            api_visibility="private",
+        )  # fmt: skip
+        def remove(chat_id: Any, state: Any, request: gr.Request) -> Any:
+            return ws.delete_chat(chat_id, state, owner_of(request))
+
+        delete_chat.click(remove, [chats, session], [chats, chat_status], api_visibility="private")
+
+        def on_load(last: Any, state: Any, request: gr.Request) -> Any:
+            """Page (re)load: status line, saved conversations, and the conversation this browser had open."""
+            restored = ws.restore(last, state, owner_of(request))
+            return (ws.status_line(), gr.Timer(active=ws.starting()), *restored)
+
+        app.load(on_load, [last_chat, session], [status_line, status_timer, chats, *opened_outputs],
+                 api_visibility="private")  # fmt: skip
+        status_timer.tick(
+            lambda: (ws.status_line(), gr.Timer(active=ws.starting())), None, [status_line, status_timer],
+            api_visibility="private", show_progress="hidden",
+        )  # fmt: skip
 
         # ---------------------------------------------------------------- viewer events
         slider.input(
@@ -272,8 +331,11 @@ def prepare_temp(runtime: Runtime) -> None:
     gr.set_static_paths([str(sessions_root(data_dir).resolve())])
 
 
-def launch(runtime: Runtime) -> None:
-    """Serve the app until Ctrl-C, on the configured host and port; never through a public share link."""
+def launch(runtime: Runtime | RuntimeStarter) -> None:
+    """Serve the app until Ctrl-C, on the configured host and port; never through a public share link.
+
+    Given a :class:`RuntimeStarter`, the app is up at once and shows the engine's start in its status line.
+    """
     settings = runtime.settings
     auth = None
     if settings.auth_user and settings.auth_password:

@@ -42,6 +42,8 @@ class Session:
     window: str = "default"
     report_id: str | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
+    chat_id: str | None = None  # the saved conversation this tab continues
+    owner: str = ""  # the authenticated user name ("" without authentication)
     created: float = field(default_factory=time.time)
 
     @classmethod

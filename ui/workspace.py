@@ -22,6 +22,8 @@ from assistant import (
     NOT_FOR_CLINICAL_USE,
     Answer,
     CalculatorInputError,
+    ChatEntry,
+    ChatSessionStore,
     DraftingService,
     ExportFormat,
     ImageInput,
@@ -29,6 +31,9 @@ from assistant import (
     RadassistError,
     ReportStore,
     Runtime,
+    RuntimeStarter,
+    SavedChat,
+    StartupState,
     StudyRef,
     Turn,
     VisionService,
@@ -130,21 +135,57 @@ def citation_label(number: int, cite: dict[str, Any]) -> str:
     return f"[{number}] {cite.get('title', 'source')} — {cite.get('section', '')}"
 
 
-class Workspace:
-    """Handlers of one running app; per-tab state lives in :class:`Session` objects passed in and out."""
+def history_entries(history: Sequence[Message]) -> list[ChatEntry]:
+    """The chat's messages as the conversation store keeps them (text only; notes keep their title)."""
+    entries = []
+    for message in history:
+        text = message_text(message.get("content"))
+        role = message.get("role")
+        if text is None or role not in ("user", "assistant"):
+            continue
+        note = (message.get("metadata") or {}).get("title") if is_note(message) else None
+        entries.append(ChatEntry(str(role), text, str(note) if note else None))
+    return entries
 
-    def __init__(self, runtime: Runtime, store: ReportStore | None = None) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
+
+def entries_history(saved: SavedChat) -> History:
+    """A saved conversation back as the chat's messages."""
+    history: History = []
+    for entry in saved.entries:
+        message: Message = {"role": entry.role, "content": entry.text}
+        if entry.note:
+            message["metadata"] = {"title": entry.note}
+        history.append(message)
+    return history
+
+
+class Workspace:
+    """Handlers of one running app; per-tab state lives in :class:`Session` objects passed in and out.
+
+    The runtime may still be starting (the app is up while the engine loads): handlers that need the model wait for
+    it, streaming ones show the start's progress meanwhile; the viewer and the calculators work at once.
+    """
+
+    def __init__(
+        self, runtime: Runtime | RuntimeStarter, store: ReportStore | None = None,
+        chats: ChatSessionStore | None = None,
+    ) -> None:  # fmt: skip
+        self.starter = runtime if isinstance(runtime, RuntimeStarter) else RuntimeStarter.of(runtime)
+        self.settings = self.starter.settings
         self.data_dir = Path(self.settings.data_dir)
-        # Not in Settings yet: read defensively so the UI works before and after the setting lands.
         self.max_age_s = self.settings.upload_max_age_s
         self.store = store or ReportStore(self.settings.db_path)
-        # The chat service's vision service (built by open_runtime from the settings) decides what the model sees;
-        # without one the model is text-only and is told so.
-        vision = getattr(runtime.chat, "vision", None)
-        self.vision: VisionService = vision if isinstance(vision, VisionService) else VisionService.text_only()
-        self.chat_sees_images = isinstance(vision, VisionService)
+        self.chats = chats or ChatSessionStore(self.settings.db_path)
+        # The vision service (built from the settings before the engine starts) decides what the model sees.
+        self.vision: VisionService = self.starter.vision
+
+    @property
+    def runtime(self) -> Runtime:
+        """The running runtime; waits while the engine is starting (RuntimeNotReady if the start failed)."""
+        ready = self.starter.runtime
+        if ready is not None:
+            return ready
+        return self.starter.wait(self.settings.engine_start_timeout_s + 60.0)
 
     # ------------------------------------------------------------------------------------------ status
 
@@ -154,13 +195,29 @@ class Workspace:
 
     def status_line(self) -> str:
         """Model, where it runs, its image profile, and whether image content reaches the model."""
-        rt = self.runtime
-        where = "embedded vLLM engine" if rt.engine else f"vLLM server at {rt.llm_url}"
         profile = self.vision.profile.name
-        return (
-            f"Model: **{rt.model_id}** ({where}) · profile: **{profile}** · "
-            f"image content: {_ANALYSED[self.image_input]}"
-        )
+        analysed = f"profile: **{profile}** · image content: {_ANALYSED[self.image_input]}"
+        rt = self.starter.runtime
+        if rt is None:
+            status = self.starter.status()
+            name = self.settings.llm_served_name or self.settings.llm_model or "default model"
+            if status.state is StartupState.FAILED:
+                return f"Model: **{name}** · ⚠️ {status.describe()} · {analysed}"
+            return f"Model: **{name}** · ⏳ {status.describe()} · {analysed}"
+        where = "embedded vLLM engine" if rt.engine else f"vLLM server at {rt.llm_url}"
+        return f"Model: **{rt.model_id}** ({where}) · {analysed}"
+
+    def starting(self) -> bool:
+        """True while the runtime is still starting (the UI keeps polling the status line)."""
+        return self.starter.status().state is StartupState.STARTING
+
+    def waiting_messages(self) -> Iterator[str]:
+        """While the runtime starts: one chat line per second saying what it is doing (nothing once ready)."""
+        for status in self.starter.progress():
+            yield (
+                f"⏳ The language model is starting ({status.elapsed_s:.0f} s: {status.step}). "
+                "Your question will be answered as soon as it is ready."
+            )
 
     def session(self, session: Session | None) -> Session:
         if isinstance(session, Session):
@@ -173,13 +230,16 @@ class Workspace:
 
     def accept(
         self, message: dict[str, Any] | str | None, history: History | None, session: Session | None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, owner: str | None = None,
     ) -> tuple[Any, ...]:  # fmt: skip
-        """Submit: ingest attached files (study shown in the viewer), then add the question to the chat.
+        """Submit: ingest attached files (study shown in the viewer), then add the question to the chat; the
+        conversation is saved before the model is asked, so the question survives whatever happens next.
 
         Returns (textbox, history, session, *viewer outputs).
         """
         s = self.session(session)
+        if owner is not None:
+            s.owner = owner
         history = list(history or [])
         if isinstance(message, str):
             message = {"text": message, "files": []}
@@ -190,6 +250,8 @@ class Workspace:
             history.append(self.ingest(paths, s, progress))
         if text:
             history.append({"role": "user", "content": text})
+        if paths or text:
+            self.save_chat(history, s)
         return ({"text": "", "files": []}, history, s, *self.view_outputs(s))
 
     def ingest(self, paths: list[str], s: Session, progress: Progress | None = None) -> Message:
@@ -369,16 +431,35 @@ class Workspace:
     def respond(
         self, history: History | None, session: Session | None, mode: str, progress: Progress | None = None
     ) -> Iterator[tuple[Any, ...]]:
-        """Answer the last user message in ``mode``; yields (history, sources, report, versions) while streaming."""
+        """Answer the last user message in ``mode``; yields (history, sources, report, versions) while streaming.
+
+        The conversation is saved when the answer is complete, failed or stopped.
+        """
         s = self.session(session)
         history = list(history or [])
         if not history or history[-1].get("role") != "user" or is_note(history[-1]):
             yield history, gr.skip(), gr.skip(), gr.skip()
             return
+        try:
+            yield from self._respond(history, s, mode, progress)
+        finally:
+            self.save_chat(history, s, mode)
+
+    def _respond(self, history: History, s: Session, mode: str, progress: Progress | None) -> Iterator[tuple[Any, ...]]:
         question = message_text(history[-1].get("content")) or ""
         turns = history_to_turns(history[:-1])
+        waiting = False
+        for line in self.waiting_messages():
+            if not waiting:
+                history.append({"role": "assistant", "content": line})
+                waiting = True
+            history[-1]["content"] = line
+            yield history, gr.skip(), gr.skip(), gr.skip()
+        if waiting:
+            history.pop()
         if mode == REPORT:
-            yield self._report_turn(history, s, question)
+            history[:], *rest = self._report_turn(history, s, question)
+            yield history, *rest
             return
         history.append({"role": "assistant", "content": ""})
         try:
@@ -412,7 +493,8 @@ class Workspace:
         """Study Q&A: the question with the study's de-identified description (text-only), streamed and audited."""
         if s.study is not None:
             images = images_from_study(s.study)
-            if self.chat_sees_images:  # embeds / pixels / text-only, as the profile says; audited with image keys
+            # The chat's vision service sends embeds / pixels / text-only, as the profile says (audited with keys).
+            if isinstance(getattr(self.runtime.chat, "vision", None), VisionService):
                 yield from self.runtime.chat.stream(question, turns, images)
                 return
             # No vision service: the de-identified labels and the plain statement that pixels were not analysed.
@@ -420,7 +502,10 @@ class Workspace:
         yield from self.runtime.chat.stream(question, turns)
 
     def answer_api(self, message: str) -> Iterator[str]:
-        """The /chat API endpoint: one question, no study, the answer streamed (for scripts and benchmarks)."""
+        """The /chat API endpoint: one question, no study, the answer streamed (for scripts and benchmarks).
+
+        While the engine starts, the stream shows the start's progress; the answer then replaces it."""
+        yield from self.waiting_messages()
         text = ""
         try:
             for piece in self.runtime.chat.stream(message, ()):
@@ -434,11 +519,11 @@ class Workspace:
     def retry(self, history: History | None) -> tuple[History, History]:
         """Regenerate: drop the last answer so the last question is answered again. Returns (history, history)."""
         history = list(history or [])
-        while history and (history[-1].get("role") == "assistant"):
+        while history and (history[-1].get("role") == "assistant") and not is_note(history[-1]):
             history.pop()
         return history, history
 
-    def undo(self, history: History | None) -> tuple[History, dict[str, Any]]:
+    def undo(self, history: History | None, session: Session | None = None) -> tuple[History, dict[str, Any]]:
         """Take back the last question (and its answer); the question goes back into the message box."""
         history = list(history or [])
         while history and history[-1].get("role") == "assistant" and not is_note(history[-1]):
@@ -446,6 +531,8 @@ class Workspace:
         text = ""
         if history and history[-1].get("role") == "user":
             text = message_text(history.pop().get("content")) or ""
+        if isinstance(session, Session):
+            self.save_chat(history, session)
         return history, {"text": text, "files": []}
 
     def edit(self, history: History | None, index: int | Sequence[int], value: Any) -> History:
@@ -463,6 +550,7 @@ class Workspace:
         s.clear_study()
         s.citations = []
         s.report_id = None
+        s.chat_id = None  # the old conversation stays saved; the next message starts a new one
         for path in s.folder.glob("*"):
             path.unlink(missing_ok=True)
         box = gr.update(value={"text": "", "files": []}, submit_btn=True, stop_btn=False)
@@ -476,7 +564,8 @@ class Workspace:
         if not history:
             return None, "Nothing to export yet."
         lines = ["# radassist conversation", "", f"> {NOT_FOR_CLINICAL_USE}", ""]
-        lines += [f"*Model: {self.runtime.model_id} · exported {time.strftime('%Y-%m-%d %H:%M')}*", ""]
+        model = self.starter.runtime.model_id if self.starter.runtime else "(starting)"
+        lines += [f"*Model: {model} · exported {time.strftime('%Y-%m-%d %H:%M')}*", ""]
         if s.study is not None:
             summary = s.study.summary()
             lines += [
@@ -499,6 +588,92 @@ class Workspace:
         path = s.file(".md", "conversation-")
         path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
         return str(path), f"Exported {sum(1 for m in history if m.get('role') == 'user')} question(s)."
+
+    # ------------------------------------------------------------------------------------------ saved chats
+
+    def save_chat(self, history: Sequence[Message], s: Session, mode: str | None = None) -> None:
+        """Write the conversation as it is now (a failure is logged, never breaks the chat)."""
+        try:
+            s.chat_id = self.chats.save(
+                s.chat_id, history_entries(history), owner=s.owner, citations=s.citations,
+                mode=mode, report_id=s.report_id,
+            )  # fmt: skip
+        except Exception as exc:  # the chat goes on; the log names the failure, never the text
+            logger.warning("the conversation could not be saved: %s", type(exc).__name__)
+            logger.debug("save failure", exc_info=exc)
+
+    def chat_choices(self, owner: str = "") -> list[tuple[str, str]]:
+        """(label, chat id) of the owner's saved conversations, newest first."""
+        try:
+            chats = self.chats.list(owner)
+        except RadassistError as exc:
+            logger.warning("saved conversations unreadable: %s", type(exc).__name__)
+            return []
+        return [
+            (f"{c.title} · {time.strftime('%d %b %H:%M', time.localtime(c.updated_at))} · {c.messages} msg", c.chat_id)
+            for c in chats
+        ]
+
+    def chat_list_update(self, session: Session | None = None, owner: str | None = None) -> Any:
+        s_owner = owner if owner is not None else (session.owner if isinstance(session, Session) else "")
+        current = session.chat_id if isinstance(session, Session) else None
+        choices = self.chat_choices(s_owner)
+        return gr.update(choices=choices, value=current if current in {c[1] for c in choices} else None)
+
+    def open_chat(self, chat_id: str | None, session: Session | None, owner: str = "") -> tuple[Any, ...]:
+        """Reopen a saved conversation: its messages, sources and draft; study files are not kept (attach again).
+
+        Returns (history, session, sources, source text, status, report, versions, *viewer outputs).
+        """
+        s = self.session(session)
+        s.owner = owner
+        if not chat_id:
+            return (gr.skip(), s, gr.skip(), gr.skip(), "⚠️ Choose a saved conversation to open.", gr.skip(),
+                    gr.skip(), *[gr.skip()] * 6)  # fmt: skip
+        try:
+            saved = self.chats.load(chat_id, owner)
+        except RadassistError as exc:
+            return (gr.skip(), s, gr.skip(), gr.skip(), error_text(exc), gr.skip(), gr.skip(),
+                    *[gr.skip()] * 6)  # fmt: skip
+        s.clear_study()
+        s.chat_id = saved.info.chat_id
+        s.citations = [dict(c) for c in saved.citations]
+        s.report_id = saved.report_id if saved.report_id and self.store.exists(saved.report_id) else None
+        status = f"Reopened “{saved.info.title}” ({saved.info.messages} messages)."
+        if any(e.note for e in saved.entries):
+            status += " Study images are not kept between sessions: attach the study again to ask about it."
+        return (
+            entries_history(saved), s, self.sources_update(s), "", status,
+            self.report_html(s), self.report_versions(s), *self.view_outputs(s),
+        )  # fmt: skip
+
+    def delete_chat(self, chat_id: str | None, session: Session | None, owner: str = "") -> tuple[Any, str]:
+        """Delete a saved conversation (the one on screen stays on screen, saved again as new if continued).
+
+        Returns (conversation list, status)."""
+        s = self.session(session)
+        s.owner = owner
+        if not chat_id:
+            return gr.skip(), "⚠️ Choose a saved conversation to delete."
+        try:
+            deleted = self.chats.delete(chat_id, owner)
+        except RadassistError as exc:
+            return gr.skip(), error_text(exc)
+        if s.chat_id == chat_id:
+            s.chat_id = None
+        return self.chat_list_update(s), "Deleted." if deleted else "⚠️ That conversation was already gone."
+
+    def restore(self, last_chat: str | None, session: Session | None, owner: str = "") -> tuple[Any, ...]:
+        """Page load: list the owner's conversations and reopen the one this browser had open (if still there).
+
+        Returns (conversation list, *open_chat outputs)."""
+        s = self.session(session)
+        s.owner = owner
+        if last_chat:
+            opened = self.open_chat(last_chat, s, owner)
+            if s.chat_id == last_chat:
+                return (self.chat_list_update(s), *opened)
+        return (self.chat_list_update(s), gr.skip(), s, *[gr.skip()] * 11)
 
     # ------------------------------------------------------------------------------------------ sources
 
@@ -695,6 +870,7 @@ class Workspace:
 
     def close(self) -> None:
         self.store.close()
+        self.chats.close()
 
 
 def summary_json(s: Session) -> str:

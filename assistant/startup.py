@@ -1,0 +1,199 @@
+"""Opening the runtime in the background, so a front end is up at once and shows the start's progress.
+
+Starting the embedded engine takes a minute or more on a CPU, and the first start also builds the guideline index.
+:class:`RuntimeStarter` runs :func:`open_runtime` (engine start, then the index) in a thread, keeps the latest
+progress line for the UI, and hands out the :class:`Runtime` once it is ready. The thread holds the runtime open
+until :meth:`RuntimeStarter.close`: the engine's watchdog takes the thread that started it as its parent (Linux's
+parent-death signal is per thread), so that thread must outlive the engine, and it does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from enum import StrEnum
+
+from assistant.errors import RadassistError
+from assistant.runtime import Progress, Runtime, open_runtime
+from assistant.settings import Settings
+from assistant.study_chat import VisionService
+
+logger = logging.getLogger(__name__)
+
+Opener = Callable[..., AbstractContextManager[Runtime]]
+
+
+class StartupState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class RuntimeNotReady(RadassistError):
+    """The engine is still starting (or failed to start); the message says which, and what it is doing."""
+
+
+class _Cancelled(Exception):
+    """Raised inside the start (from its progress callback) when the app stops before the engine is up."""
+
+
+@dataclass(frozen=True)
+class StartupStatus:
+    state: StartupState
+    step: str  # the latest progress line
+    elapsed_s: float
+    error: str | None = None
+
+    def describe(self) -> str:
+        """One line for a status bar or a chat message."""
+        if self.state is StartupState.READY:
+            return f"ready (started in {self.elapsed_s:.0f} s)"
+        if self.state is StartupState.FAILED:
+            return f"failed to start: {self.error}"
+        if self.state is StartupState.STOPPED:
+            return "stopped"
+        return f"starting ({self.elapsed_s:.0f} s): {self.step}"
+
+
+class RuntimeStarter:
+    """The runtime, opened in a background thread; ``wait()`` gives it once ready, ``status()`` says how far."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        progress: Progress | None = None,
+        opener: Opener = open_runtime,
+        vision: VisionService | None = None,
+    ) -> None:
+        self.settings = settings
+        # Built now: a misconfigured vision profile fails before anything starts, and the UI knows the profile.
+        self.vision = vision if vision is not None else VisionService.from_settings(settings)
+        self._echo = progress
+        self._opener = opener
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._state = StartupState.STARTING
+        self._step = "waiting to start"
+        self._error: RadassistError | None = None
+        self._runtime: Runtime | None = None
+        self._started = time.monotonic()
+        self._ready_after: float | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> RuntimeStarter:
+        """A starter around a runtime that is already open (tests; front ends handed a runtime directly)."""
+        vision = getattr(runtime.chat, "vision", None)
+        if not isinstance(vision, VisionService):
+            vision = VisionService.text_only()
+        starter = cls(runtime.settings, vision=vision)
+        starter._state, starter._step, starter._runtime = StartupState.READY, "ready", runtime
+        starter._ready_after = 0.0
+        return starter
+
+    # ------------------------------------------------------------------------------------------ control
+
+    def start(self) -> RuntimeStarter:
+        if self._thread is None:
+            self._started = time.monotonic()
+            self._thread = threading.Thread(target=self._run, name="radassist-runtime", daemon=True)
+            self._thread.start()
+        return self
+
+    def _note(self, message: str) -> None:
+        if self._stop.is_set():
+            raise _Cancelled()
+        with self._cond:
+            self._step = message
+        if self._echo is not None:
+            self._echo(message)
+        else:
+            logger.info("%s", message)
+
+    def _run(self) -> None:
+        try:
+            with self._opener(self.settings, progress=self._note, vision=self.vision) as runtime:
+                runtime.prepare_guidelines(self._note)
+                with self._cond:
+                    self._runtime = runtime
+                    self._state = StartupState.READY
+                    self._ready_after = time.monotonic() - self._started
+                    self._step = "ready"
+                    self._cond.notify_all()
+                self._note(f"ready in {self._ready_after:.0f} s")
+                self._stop.wait()
+                with self._cond:
+                    self._runtime = None
+            state, error = StartupState.STOPPED, None
+        except _Cancelled:
+            state, error = StartupState.STOPPED, None
+        except RadassistError as exc:
+            state, error = StartupState.FAILED, exc
+            logger.error("the runtime failed to start: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - reported to every waiter; the traceback goes to the log
+            state, error = StartupState.FAILED, RadassistError(f"unexpected {type(exc).__name__}; see the log")
+            logger.error("the runtime failed to start", exc_info=exc)
+        with self._cond:
+            self._state, self._error, self._runtime = state, error, None
+            self._cond.notify_all()
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Stop the runtime (the engine with it), or cancel a start under way; safe to call twice."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> RuntimeStarter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def status(self) -> StartupStatus:
+        with self._cond:
+            elapsed = self._ready_after if self._ready_after is not None else time.monotonic() - self._started
+            error = str(self._error) if self._error is not None else None
+            return StartupStatus(self._state, self._step, elapsed, error)
+
+    @property
+    def runtime(self) -> Runtime | None:
+        """The runtime if it is ready now, else None (never blocks)."""
+        with self._cond:
+            return self._runtime
+
+    def wait(self, timeout_s: float | None = None) -> Runtime:
+        """The runtime, once ready; :class:`RuntimeNotReady` (or the start's own error) otherwise."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._cond:
+            while self._state is StartupState.STARTING:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._cond.wait(left)
+            if self._runtime is not None:
+                return self._runtime
+            status = StartupStatus(self._state, self._step, time.monotonic() - self._started)
+            error = self._error
+        if error is not None:
+            raise RuntimeNotReady(f"the assistant could not start: {error}") from error
+        if status.state is StartupState.STOPPED:
+            raise RuntimeNotReady("the assistant is shutting down")
+        raise RuntimeNotReady(f"the language model is still starting ({status.elapsed_s:.0f} s): {status.step}")
+
+    def progress(self, poll_s: float = 1.0) -> Iterator[StartupStatus]:
+        """Status every ``poll_s`` while starting (for a streaming handler); ends when ready, failed or stopped."""
+        while True:
+            status = self.status()
+            if status.state is not StartupState.STARTING:
+                return
+            yield status
+            with self._cond:
+                if self._state is StartupState.STARTING:
+                    self._cond.wait(poll_s)

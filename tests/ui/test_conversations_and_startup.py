@@ -1,0 +1,247 @@
+"""Conversations that survive a restart, and an app that is up while its engine starts (handler level)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant import EngineStartError, Runtime, RuntimeStarter, StartupState
+from tests.ui.synthetic import write_ct_series
+from ui.session import Session
+from ui.workspace import GUIDELINE, REPORT, STUDY_QA, Workspace
+
+SEVEN_MM = "Single solid 7 mm nodule in a high-risk smoker - follow-up?"
+
+
+def last(iterator: Any) -> Any:
+    out = None
+    for item in iterator:
+        out = item
+    return out
+
+
+def ask(ws: Workspace, text: str, history: list[Any] | None = None, session: Session | None = None,
+        mode: str = STUDY_QA, owner: str | None = None) -> tuple[list[Any], Session]:  # fmt: skip
+    _, history, s, *_ = ws.accept({"text": text, "files": []}, history or [], session, owner=owner)
+    history = last(ws.respond(history, s, mode))[0]
+    return history, s
+
+
+def restarted(ws: Workspace) -> Workspace:
+    """A new app process on the same data dir (same database file)."""
+    ws.close()
+    return Workspace(ws.runtime)
+
+
+# ---------------------------------------------------------------------------------------------- saved conversations
+
+
+def test_a_conversation_reopens_after_a_restart_with_its_sources(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime(["No effusion is described."]))
+    history, s = ask(ws, "Is there an effusion?")
+    history, s = ask(ws, SEVEN_MM, history, s, mode=GUIDELINE)
+    assert s.chat_id and s.citations
+
+    again = restarted(ws)
+    choices = again.chat_choices()
+    assert [c[1] for c in choices] == [s.chat_id]
+    assert choices[0][0].startswith("Is there an effusion? · ") and choices[0][0].endswith("· 4 msg")
+    history2, s2, sources, _, status, *_ = again.open_chat(s.chat_id, None)
+    assert [m["content"] for m in history2] == [m["content"] for m in history]
+    assert s2.chat_id == s.chat_id and s2.citations == s.citations
+    assert sources["visible"] and sources["choices"][0].startswith("[1] ")
+    assert status.startswith("Reopened “Is there an effusion?” (4 messages)")
+    # Continuing the reopened conversation saves into it, not into a new one.
+    ws3 = again
+    s2.owner = ""
+    _, s2 = ask(ws3, "Thanks", history2, s2)
+    assert [c[1] for c in ws3.chat_choices()] == [s.chat_id]
+    assert ws3.chats.load(s.chat_id).info.messages == 6
+
+
+def test_the_question_is_saved_before_the_model_answers_and_a_failure_is_kept(make_runtime: Any) -> None:
+    from assistant import LLMUnavailableError
+
+    ws = Workspace(make_runtime([LLMUnavailableError("the LLM server at x is not reachable")]))
+    _, history, s, *_ = ws.accept({"text": "Is there an effusion?", "files": []}, [], None)
+    saved = ws.chats.load(s.chat_id)
+    assert [e.text for e in saved.entries] == ["Is there an effusion?"]  # before any answer
+    history = last(ws.respond(history, s, STUDY_QA))[0]
+    saved = ws.chats.load(s.chat_id)
+    assert saved.entries[-1].text.startswith("⚠️") and "not reachable" in saved.entries[-1].text
+
+
+def test_undo_edit_and_new_chat_are_saved(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime(["first answer", "second answer", "edited answer"]))
+    history, s = ask(ws, "first question")
+    history, s = ask(ws, "second question", history, s)
+    history, box = ws.undo(history, s)
+    assert box["text"] == "second question"
+    assert [e.text for e in ws.chats.load(s.chat_id).entries] == ["first question", "first answer "]
+    history = ws.edit(history, 0, "edited question")
+    history = last(ws.respond(history, s, STUDY_QA))[0]
+    assert [e.text for e in ws.chats.load(s.chat_id).entries] == ["edited question", "edited answer "]
+    first_id = s.chat_id
+    ws.new_chat(s)
+    assert s.chat_id is None
+    _, s = ask(ws, "a new conversation", [], s)
+    assert s.chat_id != first_id and len(ws.chat_choices()) == 2
+
+
+def test_a_study_note_is_kept_but_the_study_is_not(make_runtime: Any, tmp_path: Path) -> None:
+    ws = Workspace(make_runtime(["described"]))
+    series = write_ct_series(tmp_path / "ct", slices=3, size=64)
+    _, history, s, *_ = ws.accept({"text": "describe", "files": [str(p) for p in series]}, [], None)
+    history = last(ws.respond(history, s, STUDY_QA))[0]
+    again = restarted(ws)
+    history2, s2, _, _, status, _, _, image, *_ = again.open_chat(s.chat_id, None)
+    assert history2[0]["metadata"] == {"title": "Study loaded"} and "Loaded 3 image(s)" in history2[0]["content"]
+    assert s2.study is None and image is None
+    assert "attach the study again" in status
+
+
+def test_each_user_sees_only_their_own_conversations(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime(["for alice"]))
+    _, alice_session = ask(ws, "alice asks", owner="alice")
+    assert [c[1] for c in ws.chat_choices("alice")] == [alice_session.chat_id]
+    assert ws.chat_choices("bob") == [] and ws.chat_choices("") == []
+    out = ws.open_chat(alice_session.chat_id, None, owner="bob")
+    assert out[4].startswith("⚠️") and "not in the saved conversations" in out[4]
+    _, status = ws.delete_chat(alice_session.chat_id, None, owner="bob")
+    assert status.startswith("⚠️")
+    assert ws.chats.load(alice_session.chat_id, "alice")
+
+
+def test_page_load_restores_the_conversation_the_browser_had_open(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime(["an answer"]))
+    history, s = ask(ws, "a question")
+    again = restarted(ws)
+    chats, history2, s2, *_ = again.restore(s.chat_id, None)
+    assert chats["value"] == s.chat_id and [m["content"] for m in history2] == [m["content"] for m in history]
+    assert s2.chat_id == s.chat_id
+    # An id that is gone (deleted, or another user's) restores nothing and does not fail.
+    chats, history3, s3, *_ = again.restore("0123456789abcdef", None)
+    assert chats["value"] is None and s3.chat_id is None
+    assert history3.__class__.__name__ != "list"  # gr.skip(): the chat is left as it is
+
+
+def test_deleting_the_open_conversation_saves_a_continuation_as_new(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime(["a", "b"]))
+    history, s = ask(ws, "q1")
+    old = s.chat_id
+    update, status = ws.delete_chat(old, s)
+    assert status == "Deleted." and update["choices"] == [] and s.chat_id is None
+    _, s = ask(ws, "q2", history, s)
+    assert s.chat_id != old and ws.chats.load(s.chat_id).info.messages == 4
+
+
+def test_report_turns_are_saved_with_the_draft_they_belong_to(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime())
+    history, s = ask(ws, "Small right pleural effusion.", mode=REPORT)
+    saved = ws.chats.load(s.chat_id)
+    assert saved.report_id == s.report_id and saved.mode == REPORT
+    again = restarted(ws)
+    *_, report_html, versions, _image, _series, _slider, _caption, _banner, _meta = again.open_chat(s.chat_id, None)
+    assert "pleural effusion" in report_html and versions
+
+
+# ---------------------------------------------------------------------------------------------- app up while starting
+
+
+class SlowOpener:
+    """Opens a prepared runtime after ``release`` is set, reporting progress meanwhile (like open_runtime)."""
+
+    def __init__(self, runtime: Runtime | None, error: Exception | None = None) -> None:
+        self.runtime, self.error = runtime, error
+        self.release = threading.Event()
+        self.closed = threading.Event()
+
+    @contextmanager
+    def __call__(self, settings: Any, progress: Any = None, vision: Any = None) -> Iterator[Runtime]:
+        progress("starting the LLM engine")
+        while not self.release.wait(0.05):
+            progress("waiting for the LLM engine (3 s): loading weights")
+        if self.error is not None:
+            raise self.error
+        assert self.runtime is not None
+        try:
+            yield self.runtime
+        finally:
+            self.closed.set()
+
+
+def starter_for(make_runtime: Any, replies: list[str], error: Exception | None = None) -> tuple[Any, SlowOpener]:
+    runtime = make_runtime(replies)
+    opener = SlowOpener(None if error else runtime, error)
+    return RuntimeStarter(runtime.settings, opener=opener).start(), opener
+
+
+def test_while_the_engine_starts_the_chat_says_so_then_answers(make_runtime: Any) -> None:
+    starter, opener = starter_for(make_runtime, ["ready now"])
+    try:
+        ws = Workspace(starter)
+        assert ws.starting() and "⏳ starting" in ws.status_line()
+        _, history, s, *_ = ws.accept({"text": "hello", "files": []}, [], None)
+        stream = ws.respond(history, s, STUDY_QA)
+        first = next(stream)[0][-1]["content"]
+        assert first.startswith("⏳ The language model is starting")
+        assert "loading weights" in next(stream)[0][-1]["content"]  # the start's latest step, a second later
+        opener.release.set()
+        final = last(stream)[0]
+        assert final[-1]["content"].strip() == "ready now" and not any("⏳" in m["content"] for m in final)
+        assert not ws.starting() and "scripted" in ws.status_line()
+        assert [e.text for e in ws.chats.load(s.chat_id).entries] == ["hello", "ready now "]
+    finally:
+        starter.close()
+    assert opener.closed.is_set() and starter.status().state is StartupState.STOPPED
+
+
+def test_the_viewer_and_calculators_work_before_the_engine_is_up(make_runtime: Any, tmp_path: Path) -> None:
+    starter, opener = starter_for(make_runtime, [])
+    try:
+        ws = Workspace(starter)
+        series = write_ct_series(tmp_path / "ct", slices=3, size=64)
+        _, history, s, image, *_ = ws.accept({"text": "", "files": [str(p) for p in series]}, [], None)
+        assert image and s.study is not None
+        form = ("solid", "very_hypoechoic", "taller_than_wide", "irregular", [], "", "15", "")
+        assert "TR5" in ws.calculate("tirads", *form)
+        assert ws.starting()
+    finally:
+        opener.release.set()
+        starter.close()
+
+
+def test_a_failed_start_is_a_readable_message_in_the_chat_and_the_status_line(make_runtime: Any) -> None:
+    error = EngineStartError("the LLM engine failed to start: port 8000 is taken; see engine.log")
+    starter, opener = starter_for(make_runtime, [], error=error)
+    opener.release.set()
+    try:
+        ws = Workspace(starter)
+        deadline = time.monotonic() + 10
+        while ws.starting() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "⚠️ failed to start" in ws.status_line() and "port 8000 is taken" in ws.status_line()
+        history, _ = ask(ws, "hello")
+        assert history[-1]["content"].startswith("⚠️ the assistant could not start") and "port 8000" in history[-1][
+            "content"
+        ]
+        assert list(ws.answer_api("hello"))[-1].startswith("⚠️ the assistant could not start")
+    finally:
+        starter.close()
+
+
+def test_closing_during_the_start_cancels_it(make_runtime: Any) -> None:
+    starter, opener = starter_for(make_runtime, [])
+    time.sleep(0.2)
+    started = time.monotonic()
+    starter.close(timeout_s=10)
+    assert time.monotonic() - started < 5
+    assert starter.status().state is StartupState.STOPPED
+    with pytest.raises(Exception, match="shutting down"):
+        starter.wait(0)
