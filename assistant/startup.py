@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 
-from assistant.errors import RadassistError
+from assistant.errors import LLMUnavailableError, RadassistError
 from assistant.runtime import Progress, Runtime, open_runtime
 from assistant.settings import Settings
 from assistant.study_chat import VisionService
@@ -48,16 +48,21 @@ class StartupStatus:
     step: str  # the latest progress line
     elapsed_s: float
     error: str | None = None
+    retrying: bool = False  # failed, but tried again shortly (a remote LLM server that is not up yet)
 
     def describe(self) -> str:
         """One line for a status bar or a chat message."""
         if self.state is StartupState.READY:
             return f"ready (started in {self.elapsed_s:.0f} s)"
         if self.state is StartupState.FAILED:
-            return f"failed to start: {self.error}"
+            again = " (trying again)" if self.retrying else ""
+            return f"failed to start: {self.error}{again}"
         if self.state is StartupState.STOPPED:
             return "stopped"
         return f"starting ({self.elapsed_s:.0f} s): {self.step}"
+
+
+RETRY_S = 10.0
 
 
 class RuntimeStarter:
@@ -69,8 +74,10 @@ class RuntimeStarter:
         progress: Progress | None = None,
         opener: Opener = open_runtime,
         vision: VisionService | None = None,
+        retry_s: float = RETRY_S,
     ) -> None:
         self.settings = settings
+        self.retry_s = retry_s  # a remote LLM server that is not reachable is tried again this often
         # Built now: a misconfigured vision profile fails before anything starts, and the UI knows the profile.
         self.vision = vision if vision is not None else VisionService.from_settings(settings)
         self._echo = progress
@@ -80,6 +87,7 @@ class RuntimeStarter:
         self._state = StartupState.STARTING
         self._step = "waiting to start"
         self._error: RadassistError | None = None
+        self._retrying = False
         self._runtime: Runtime | None = None
         self._started = time.monotonic()
         self._ready_after: float | None = None
@@ -116,6 +124,25 @@ class RuntimeStarter:
             logger.info("%s", message)
 
     def _run(self) -> None:
+        """Open the runtime; a remote LLM server that is not reachable yet is tried again until it is (or close)."""
+        while True:
+            self._open_once()
+            with self._cond:
+                again = self._retrying and not self._stop.is_set()
+            if not again or self._stop.wait(self.retry_s):
+                break
+            with self._cond:
+                self._state, self._retrying = StartupState.STARTING, False
+                self._step = "connecting to the LLM server again"
+                self._cond.notify_all()
+        with self._cond:
+            if self._state is StartupState.FAILED and self._retrying:
+                self._retrying = False
+                self._state = StartupState.STOPPED
+            self._cond.notify_all()
+
+    def _open_once(self) -> None:
+        retry = False
         try:
             with self._opener(self.settings, progress=self._note, vision=self.vision) as runtime:
                 runtime.prepare_guidelines(self._note)
@@ -134,12 +161,13 @@ class RuntimeStarter:
             state, error = StartupState.STOPPED, None
         except RadassistError as exc:
             state, error = StartupState.FAILED, exc
-            logger.error("the runtime failed to start: %s", exc)
+            retry = bool(self.settings.llm_url) and isinstance(exc, LLMUnavailableError)
+            logger.error("the runtime failed to start: %s%s", exc, " (trying again)" if retry else "")
         except Exception as exc:  # noqa: BLE001 - reported to every waiter; the traceback goes to the log
             state, error = StartupState.FAILED, RadassistError(f"unexpected {type(exc).__name__}; see the log")
             logger.error("the runtime failed to start", exc_info=exc)
         with self._cond:
-            self._state, self._error, self._runtime = state, error, None
+            self._state, self._error, self._runtime, self._retrying = state, error, None, retry
             self._cond.notify_all()
 
     def close(self, timeout_s: float = 60.0) -> None:
@@ -160,7 +188,7 @@ class RuntimeStarter:
         with self._cond:
             elapsed = self._ready_after if self._ready_after is not None else time.monotonic() - self._started
             error = str(self._error) if self._error is not None else None
-            return StartupStatus(self._state, self._step, elapsed, error)
+            return StartupStatus(self._state, self._step, elapsed, error, self._retrying)
 
     @property
     def runtime(self) -> Runtime | None:

@@ -208,8 +208,9 @@ class Workspace:
         return f"Model: **{rt.model_id}** ({where}) · {analysed}"
 
     def starting(self) -> bool:
-        """True while the runtime is still starting (the UI keeps polling the status line)."""
-        return self.starter.status().state is StartupState.STARTING
+        """True while the runtime is still starting or will try again (the UI keeps polling the status line)."""
+        status = self.starter.status()
+        return status.state is StartupState.STARTING or status.retrying
 
     def waiting_messages(self) -> Iterator[str]:
         """While the runtime starts: one chat line per second saying what it is doing (nothing once ready)."""

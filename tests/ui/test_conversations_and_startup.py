@@ -245,3 +245,54 @@ def test_closing_during_the_start_cancels_it(make_runtime: Any) -> None:
     assert starter.status().state is StartupState.STOPPED
     with pytest.raises(Exception, match="shutting down"):
         starter.wait(0)
+
+
+def test_a_remote_server_that_comes_up_later_is_connected_without_a_restart(make_runtime: Any) -> None:
+    from assistant import LLMUnavailableError
+
+    runtime = make_runtime(["connected"])
+    attempts: list[int] = []
+
+    @contextmanager
+    def opener(settings: Any, progress: Any = None, vision: Any = None) -> Iterator[Runtime]:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise LLMUnavailableError(f"the LLM server at {settings.llm_url} is not reachable")
+        yield runtime
+
+    starter = RuntimeStarter(runtime.settings, opener=opener, retry_s=0.05).start()
+    try:
+        ws = Workspace(starter)
+        deadline = time.monotonic() + 10
+        while starter.runtime is None and time.monotonic() < deadline:  # wait() itself does not wait out a failure
+            time.sleep(0.02)
+        assert starter.wait(0) is runtime and len(attempts) == 3
+        assert not ws.starting() and "scripted" in ws.status_line()
+        history, _ = ask(ws, "hello")
+        assert history[-1]["content"].strip() == "connected"
+    finally:
+        starter.close()
+
+
+def test_while_a_remote_server_is_down_the_status_says_so_and_keeps_polling(make_runtime: Any) -> None:
+    from assistant import LLMUnavailableError
+
+    runtime = make_runtime([])
+
+    @contextmanager
+    def opener(settings: Any, progress: Any = None, vision: Any = None) -> Iterator[Runtime]:
+        raise LLMUnavailableError(f"the LLM server at {settings.llm_url} is not reachable")
+        yield runtime  # pragma: no cover
+
+    starter = RuntimeStarter(runtime.settings, opener=opener, retry_s=60).start()
+    try:
+        ws = Workspace(starter)
+        deadline = time.monotonic() + 10
+        while starter.status().state is not StartupState.FAILED and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ws.starting()  # the status line keeps polling while the server is tried again
+        assert "not reachable (trying again)" in ws.status_line()
+        assert list(ws.answer_api("hi"))[-1].startswith("⚠️ the assistant could not start")
+    finally:
+        starter.close(timeout_s=5)
+    assert starter.status().state is StartupState.STOPPED
