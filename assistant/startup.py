@@ -88,6 +88,7 @@ class RuntimeStarter:
         self._step = "waiting to start"
         self._error: RadassistError | None = None
         self._retrying = False
+        self._failures = 0
         self._runtime: Runtime | None = None
         self._started = time.monotonic()
         self._ready_after: float | None = None
@@ -162,7 +163,10 @@ class RuntimeStarter:
         except RadassistError as exc:
             state, error = StartupState.FAILED, exc
             retry = bool(self.settings.llm_url) and isinstance(exc, LLMUnavailableError)
-            logger.error("the runtime failed to start: %s%s", exc, " (trying again)" if retry else "")
+            # Once at error level; the retries of a server that stays down only at debug level.
+            self._failures += 1
+            level = logging.DEBUG if self._failures > 1 else logging.ERROR
+            logger.log(level, "the runtime failed to start: %s%s", exc, " (trying again)" if retry else "")
         except Exception as exc:  # noqa: BLE001 - reported to every waiter; the traceback goes to the log
             state, error = StartupState.FAILED, RadassistError(f"unexpected {type(exc).__name__}; see the log")
             logger.error("the runtime failed to start", exc_info=exc)

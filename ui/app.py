@@ -14,7 +14,7 @@ import gradio as gr
 
 from assistant import NOT_FOR_CLINICAL_USE, ChatService, Runtime, RuntimeStarter
 from ui import calculators
-from ui.session import Session, close_session, gradio_cache_dir, sessions_root
+from ui.session import Session, browser_secret, close_session, gradio_cache_dir, sessions_root
 from ui.workspace import (
     AUTO_TEMPLATE,
     MODES,
@@ -65,7 +65,8 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         delete_cache=(max(60, min(max_age, 600)), max_age),  # Gradio's upload cache expires too
     ) as app:
         session = gr.State(None, time_to_live=max_age, delete_callback=close_session)
-        last_chat = gr.BrowserState(None, storage_key="radassist-last-chat")  # this browser's open conversation
+        # This browser's open conversation, reopened on the next visit (also after an app restart).
+        last_chat = gr.BrowserState(None, storage_key="radassist-last-chat", secret=browser_secret(ws.data_dir))
         gr.Markdown("# radassist")
         gr.Markdown(f"**{NOT_FOR_CLINICAL_USE}**", elem_id="ra-notice")
         status_line = gr.Markdown(ws.status_line(), elem_id="status-line")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import time
@@ -14,6 +15,34 @@ from assistant import Study
 
 logger = logging.getLogger(__name__)
 
+
+
+BROWSER_SECRET_FILE = "ui_browser_secret"
+
+
+def browser_secret(data_dir: Path) -> str:
+    """The key that encrypts what the app keeps in the browser (which conversation was open).
+
+    Kept in the data dir (created once, owner-only), so a value stored before a restart can be read after it;
+    Gradio's default is a new random key per launch.
+    """
+    path = Path(data_dir) / BROWSER_SECRET_FILE
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_hex(32))
+    try:
+        os.link(tmp, path)  # first writer wins; a concurrent start reads the same key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text(encoding="ascii").strip()
 
 
 def temp_root(data_dir: Path) -> Path:

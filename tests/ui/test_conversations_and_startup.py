@@ -296,3 +296,14 @@ def test_while_a_remote_server_is_down_the_status_says_so_and_keeps_polling(make
     finally:
         starter.close(timeout_s=5)
     assert starter.status().state is StartupState.STOPPED
+
+
+def test_the_browser_key_is_kept_in_the_data_dir_so_a_restart_can_read_it(tmp_path: Path) -> None:
+    import stat
+
+    from ui.session import BROWSER_SECRET_FILE, browser_secret
+
+    first = browser_secret(tmp_path)
+    assert len(first) == 64 and browser_secret(tmp_path) == first
+    assert stat.S_IMODE((tmp_path / BROWSER_SECRET_FILE).stat().st_mode) == 0o600
+    assert browser_secret(tmp_path / "other") != first
