@@ -24,7 +24,7 @@ from assistant.guidelines.common import (
     round_half_up,
 )
 
-GUIDELINE = "Fleischner Society 2017"
+GUIDELINE = "Fleischner Society"
 VERSION = "2017"
 SOURCE = "MacMahon H et al. Radiology 2017;284:228-243, Table (solid and subsolid nodules)"
 MIN_AGE = 35  # scope: adults aged 35 or older

@@ -84,7 +84,7 @@ def test_phrasing_that_changes_the_result_falls_back_to_the_template(
     svc = service(library, [phrased])
     answer = svc.answer(SEVEN_MM_HIGH_RISK)
     assert answer.extra["phrasing"] == "template" and answer.extra["phrasing_problems"]
-    assert answer.text.startswith("Fleischner Society 2017 2017 — category solid single 6-8 mm high risk.")
+    assert answer.text.startswith("Fleischner Society 2017 — category solid single 6-8 mm high risk.")
     assert "CT at 6-12 months, then CT at 18-24 months" in answer.text
 
 

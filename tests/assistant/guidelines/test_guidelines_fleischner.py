@@ -36,7 +36,7 @@ def test_fleischner_solid_table_rows(count: str, size: float, risk: str, text: s
     result = fleischner("solid", count, size, risk=risk)
     assert text in result.recommendation
     assert result.section_id == f"fleischner-2017/solid-{count}"
-    assert result.guideline == "Fleischner Society 2017" and result.version == "2017"
+    assert result.guideline == "Fleischner Society" and result.version == "2017"
     assert not result.unverified
 
 
