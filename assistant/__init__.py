@@ -38,7 +38,7 @@ from assistant.runtime import Runtime, open_runtime
 from assistant.sessions import ChatEntry, ChatInfo, ChatSessionStore, ChatStoreError, SavedChat
 from assistant.settings import Settings, load_settings
 from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
-from assistant.study_chat import VisionService, images_from_study
+from assistant.study_chat import SimilarCase, VisionService, images_from_study
 
 NOT_FOR_CLINICAL_USE = (
     "Research prototype — not for clinical use. Every output must be checked by a qualified radiologist."
@@ -98,6 +98,7 @@ __all__ = [
     "StartupState",
     "StartupStatus",
     "Settings",
+    "SimilarCase",
     "Turn",
     "choose_mode",
     "load_settings",

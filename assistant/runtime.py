@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import retrieval
@@ -21,8 +21,9 @@ from assistant.models import resolve_chat_model
 from assistant.modes import Mode, choose_mode
 from assistant.profiles import ImageInput, profile_from_settings
 from assistant.settings import Settings
+from assistant.similar_cases import SimilarCaseLibrary
 from assistant.sources import GuidelineLibrary, PriorReports
-from assistant.study_chat import ImageLike, VisionService
+from assistant.study_chat import ImageLike, SimilarCase, VisionService
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ class Runtime:
     library: GuidelineLibrary
     guidelines: GuidelineService
     grounded: GroundedService
+    # The teaching corpus's similar-case index (opened on first use): built from the settings.
+    similar: SimilarCaseLibrary = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.similar = SimilarCaseLibrary(self.settings, vision=self.chat.vision)
 
     @property
     def engine_log(self) -> str | None:
@@ -56,6 +62,25 @@ class Runtime:
     def prepare_guidelines(self, progress: Progress | None = None) -> None:
         """Load the guideline index now, building it (with progress) if this is its first use."""
         self.library.index(progress)
+
+    def prepare_similar_cases(self, progress: Progress | None = None) -> bool:
+        """Open the similar-case index now, building it (with progress) when the teaching corpus needs it.
+
+        False when no teaching corpus or index is configured. Raises ``ConfigurationError`` (no image encoder)
+        or ``RetrievalError`` (a damaged index, or one built with another encoder).
+        """
+        return self.similar.index(progress) is not None
+
+    def similar_cases(
+        self, images: Sequence[ImageLike], k: int = 3, progress: Progress | None = None
+    ) -> list[SimilarCase]:
+        """At most ``k`` teaching cases whose images look like any of ``images``, best first, with their reports.
+
+        For showing beside an answer: they are never put into the model's prompt. [] when no teaching corpus or
+        index is configured (or ``k`` is 0); errors as :meth:`prepare_similar_cases`. Safe from several threads:
+        the index is opened once.
+        """
+        return self.similar.search(images, k, progress)
 
     def answer(
         self,

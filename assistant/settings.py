@@ -50,7 +50,11 @@ class Settings:
     vision_bundle: str | None = None  # folder with vision.json + projector weights (from `models convert`)
     vision_max_images: int = 4
     vision_embeds_dtype: str = "bfloat16"
+    # Similar teaching cases: a JSONL of {"case_id", "image", "report"} (images relative to the file), indexed
+    # under data_dir/index/images on first use; their reports are shown to the user, never sent to the LLM.
     vision_teaching_corpus: str | None = None
+    # The open_clip encoder for it: an encoder spec JSON file or a vision bundle; None = the vision bundle's.
+    vision_teaching_encoder: str | None = None
     # Web app
     host: str = "127.0.0.1"
     port: int = 7860

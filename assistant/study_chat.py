@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -241,6 +241,11 @@ class VisionService:
             self._fingerprint = f"{base}|{self.profile.embeds_dtype}"
         return self._fingerprint
 
+    @property
+    def pooled_fingerprint(self) -> str:
+        """Identifies the pooled embeddings (similar-case search): they come from the encoder alone."""
+        return self.encoder.spec.fingerprint
+
     # -- images → parts -----------------------------------------------------------------------------------
 
     def embed(self, images: Sequence[ImageLike]) -> list[CachedEmbedding]:
@@ -429,6 +434,14 @@ class SimilarCase:
         return {"case_id": self.case_id, "score": round(self.score, 4), "report": self.report, "image": self.image}
 
 
+def deidentified_report(text: str) -> str:
+    """Report text through ingest's free-text scrub (dates, e-mails, phone and ID-like numbers), line by line."""
+    from assistant.deid import clean_text
+
+    lines = (clean_text(line) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 def read_teaching_cases(path: Path) -> list[TeachingCase]:
     """Cases from a JSONL file of ``{"case_id", "image", "report"}``; image paths relative to the file."""
     try:
@@ -470,12 +483,22 @@ class SimilarCaseIndex:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # (N, D) unit rows
         self.config = IndexConfig()
         self._index, self.kind = build_faiss(self.vectors, self.config.resolve_kind(len(cases)), self.config)
+        self.skipped = 0  # cases of the corpus whose image could not be read (known after build)
+        self.meta: dict[str, Any] = {}  # what save() wrote beside the vectors (known after load)
 
     @classmethod
     def build(
-        cls, service: VisionService, cases: Sequence[TeachingCase], keys: Settings | bytes, batch_size: int = 16
+        cls,
+        service: VisionService,
+        cases: Sequence[TeachingCase],
+        keys: Settings | bytes,
+        batch_size: int = 16,
+        progress: Callable[[str], None] | None = None,
     ) -> SimilarCaseIndex:
-        """Ingest each case's image (de-identified like any study), encode and index; unreadable cases skipped."""
+        """Ingest each case's image (de-identified like any study), encode and index; unreadable cases skipped.
+
+        Report text goes through :func:`deidentified_report`; ``skipped`` counts the cases left out.
+        """
         from assistant.ingest import load_study
 
         kept: list[TeachingCase] = []
@@ -484,16 +507,21 @@ class SimilarCaseIndex:
             result = load_study([case.image], keys)
             study = result.study
             if study is None:
-                logger.warning("teaching case skipped: its image could not be read (%s)", result.files[0].code)
+                code = result.files[0].code if result.files else "missing"
+                logger.warning("teaching case %s skipped: its image could not be read (%s)", case.case_id, code)
                 continue
-            kept.append(case)
+            kept.append(TeachingCase(case.case_id, case.image, deidentified_report(case.report)))
             renderings.append(images_from_study(study)[0].rendering)
         if not kept:
             raise RetrievalError("no teaching case image could be read")
-        vectors = np.concatenate(
-            [service.pooled(renderings[i:i + batch_size]) for i in range(0, len(renderings), batch_size)]
-        )
-        return cls(kept, vectors, service.fingerprint)
+        parts = []
+        for start in range(0, len(renderings), batch_size):
+            parts.append(service.pooled(renderings[start:start + batch_size]))  # (B, D) unit rows
+            if progress:
+                progress(f"encoded {min(start + batch_size, len(renderings))}/{len(renderings)} teaching images")
+        index = cls(kept, np.concatenate(parts), service.pooled_fingerprint)
+        index.skipped = len(cases) - len(kept)
+        return index
 
     def search(self, query: np.ndarray, k: int = 5, exclude: str | None = None) -> list[SimilarCase]:
         """The ``k`` cases nearest to a (D,) unit pooled embedding, best first."""
@@ -516,26 +544,49 @@ class SimilarCaseIndex:
 
     def similar_to(self, service: VisionService, image: ImageLike, k: int = 5) -> list[SimilarCase]:
         """Teaching cases like ``image`` (encoded with ``service``, whose encoder built this index)."""
-        if service.fingerprint != self.fingerprint:
+        if service.pooled_fingerprint != self.fingerprint:
             raise RetrievalError("the similar-case index was built with another encoder: rebuild it")
         return self.search(service.pooled([image])[0], k)
 
-    def save(self, folder: Path) -> None:
-        """Write the vectors, cases and encoder fingerprint into ``folder`` (the exact index rebuilds in ms)."""
+    def save(self, folder: Path, extra: dict[str, Any] | None = None) -> None:
+        """Write the vectors, cases and encoder fingerprint (and ``extra`` meta) into ``folder``.
+
+        The exact index is rebuilt from the vectors in milliseconds, so no FAISS file is written.
+        """
         folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "vectors.npy", self.vectors)
+        np.save(folder / "vectors.npy", self.vectors, allow_pickle=False)
         with open(folder / self.CASES, "w", encoding="utf-8") as fh:
             for case in self.cases:
                 fh.write(json.dumps({"case_id": case.case_id, "image": case.image, "report": case.report}) + "\n")
-        (folder / self.META).write_text(json.dumps({"fingerprint": self.fingerprint, "count": len(self.cases)}))
+        meta = {**(extra or {}), "fingerprint": self.fingerprint, "count": len(self.cases), "skipped": self.skipped}
+        (folder / self.META).write_text(json.dumps(meta), encoding="utf-8")  # last: a folder without it is unfinished
+
+    @classmethod
+    def read_meta(cls, folder: Path) -> dict[str, Any]:
+        """What :meth:`save` wrote into ``folder``'s meta file (cheap: no vectors are read)."""
+        try:
+            meta = json.loads((folder / cls.META).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RetrievalError(f"the similar-case index in {folder} is unreadable: {exc}: rebuild it") from exc
+        if not isinstance(meta, dict) or not isinstance(meta.get("fingerprint"), str):
+            raise RetrievalError(f"the similar-case index in {folder} has no encoder fingerprint: rebuild it")
+        return meta
 
     @classmethod
     def load(cls, folder: Path) -> SimilarCaseIndex:
-        """Open an index written by :meth:`save`."""
+        """Open an index written by :meth:`save`; a damaged one is a :class:`RetrievalError` naming the fix."""
+        meta = cls.read_meta(folder)
         try:
-            meta = json.loads((folder / cls.META).read_text(encoding="utf-8"))
-            vectors = np.load(folder / "vectors.npy")
-        except (OSError, ValueError) as exc:
-            raise RetrievalError(f"the similar-case index in {folder} is unreadable: {exc}") from exc
+            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise RetrievalError(f"the similar-case index in {folder} is unreadable: {exc}: rebuild it") from exc
         cases = read_teaching_cases(folder / cls.CASES)
-        return cls(cases, vectors, str(meta["fingerprint"]))
+        if vectors.ndim != 2 or len(vectors) != len(cases) or len(cases) != meta.get("count"):
+            raise RetrievalError(
+                f"the similar-case index in {folder} is damaged ({len(cases)} cases, vectors of shape "
+                f"{vectors.shape}): rebuild it"
+            )
+        index = cls(cases, vectors, meta["fingerprint"])
+        index.skipped = int(meta.get("skipped", 0))
+        index.meta = meta
+        return index
