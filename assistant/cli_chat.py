@@ -17,7 +17,7 @@ from assistant.modes import Mode, choose_mode
 from assistant.runtime import Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
 from assistant.startup import RuntimeStarter
-from assistant.study_chat import ImageRef, images_from_study
+from assistant.study_chat import ImageRef, SimilarCase, images_from_study
 
 FRONTEND_GROUP = "radassist.frontends"
 
@@ -51,6 +51,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="attach a study image (DICOM file, folder or zip of a series, PNG/JPEG); repeatable. --json adds "
         '"image_input": "embeds" | "pixels" | "none" (none: the model did not see the pixels)',
+    )
+    ask.add_argument(
+        "--similar",
+        type=int,
+        default=3,
+        metavar="K",
+        help="with --image and a teaching corpus (RADASSIST_VISION_TEACHING_CORPUS, or `index build --corpus "
+        "images`): list the K teaching cases whose images look most alike, with their reports, after the answer "
+        '(--json: "similar_cases"); 0 = off (default: %(default)s). They are shown to you only, never put into '
+        "the model's prompt",
     )
     ask.set_defaults(func=run_ask)
 
@@ -102,6 +112,8 @@ def _read_batch(path: Path) -> Iterator[tuple[Any, str | None, str | None]]:
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.question) == bool(args.batch):
         raise ConfigurationError("give either a question or --batch FILE.jsonl")
+    if args.similar < 0:
+        raise ConfigurationError(f"--similar must be 0 (off) or more, got {args.similar}")
     settings = _settings_for(args, settings)
     progress = None if args.json or args.batch else _stderr_progress
     items = list(_read_batch(args.batch)) if args.batch else []
@@ -114,8 +126,11 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     with open_runtime(settings, progress=progress or _quiet) as runtime:
         if modes & {Mode.GUIDELINE, Mode.GROUNDED}:
             runtime.prepare_guidelines(_stderr_progress)  # built on first use; a one-off, so always shown
+        # Looked up before the answer (an embeds model then reuses the encoded images), shown after it.
+        similar, similar_error = _similar_cases(runtime, images, args.similar)
+        status = 1 if similar_error else 0  # the answer is still given when only the similar cases failed
         if args.batch:
-            return _ask_batch(runtime, items, mode, patient, images)
+            return max(_ask_batch(runtime, items, mode, patient, images, similar), status)
         if modes == {Mode.CHAT} and not args.json:
             messages, attachment = runtime.chat.prepare(args.question, images=images)
             if attachment is not None and attachment.note:
@@ -124,10 +139,43 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             sys.stdout.write("\n")
-            return 0
+            if similar:
+                print(f"\n{_similar_text(similar)}")
+            return status
         answer = runtime.answer(args.question, mode, patient_key=patient, images=images)
-        print(json.dumps(answer.to_json(), ensure_ascii=False) if args.json else _plain_text(answer))
-        return 0
+        if args.json:
+            record = answer.to_json()
+            if similar is not None:
+                record["similar_cases"] = [case.to_json() for case in similar]
+            if similar_error is not None:
+                record["similar_cases_error"] = similar_error
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            print(_plain_text(answer) + (f"\n\n{_similar_text(similar)}" if similar else ""))
+        return status
+
+
+def _similar_cases(runtime: Runtime, images: Sequence[ImageRef], k: int) -> tuple[list[SimilarCase] | None, str | None]:
+    """(similar teaching cases, None) or (None, the reason they failed); (None, None) when not asked for."""
+    if not images or k == 0:
+        return None, None
+    try:
+        if not runtime.prepare_similar_cases(_stderr_progress):  # built on first use; a one-off, so always shown
+            return None, None
+        return runtime.similar_cases(images, k), None
+    except RadassistError as exc:
+        _stderr_progress(f"similar teaching cases unavailable: {exc}")
+        return None, str(exc)
+
+
+def _similar_text(cases: Sequence[SimilarCase], lines_per_report: int = 2, width: int = 160) -> str:
+    """The cases as a short list: id, score and the first lines of each report."""
+    out = ["Similar teaching cases (for reference; not given to the model):"]
+    for number, case in enumerate(cases, 1):
+        out.append(f"[{number}] {case.case_id} (similarity {case.score:.3f})")
+        for line in [line.strip() for line in case.report.splitlines() if line.strip()][:lines_per_report]:
+            out.append("    " + (line if len(line) <= width else line[: width - 1] + "…"))
+    return "\n".join(out)
 
 
 def _plain_text(answer: Answer) -> str:
@@ -160,7 +208,7 @@ def _load_images(paths: list[Path], settings: Settings) -> list[ImageRef]:
 
 def _ask_batch(
     runtime: Runtime, items: list[tuple[Any, str | None, str | None]], mode: Mode = Mode.CHAT,
-    patient: str | None = None, images: Sequence[ImageRef] = (),
+    patient: str | None = None, images: Sequence[ImageRef] = (), similar: Sequence[SimilarCase] | None = None,
 ) -> int:  # fmt: skip
     failures = 0
     for item_id, question, error in items:
@@ -168,6 +216,8 @@ def _ask_batch(
         if question is not None:
             try:
                 record.update(runtime.answer(question, mode, patient_key=patient, images=images).to_json())
+                if similar is not None:
+                    record["similar_cases"] = [case.to_json() for case in similar]
             except RadassistError as exc:
                 error = str(exc)
         if error is not None:

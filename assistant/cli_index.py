@@ -1,4 +1,5 @@
-"""``radassist index build|add|stats|search``: the guideline, prior-report and teaching indexes."""
+"""``radassist index build|add|stats|search``: the guideline, prior-report and teaching indexes, and the
+similar-case index of teaching images (``--corpus images``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import retrieval
 from assistant.errors import RetrievalError
 from assistant.settings import Settings
 
-CORPORA = ("guidelines", "reports", "teaching")
+# images: teaching cases' images (JSONL of {"case_id", "image", "report"}) for similar-case search.
+CORPORA = ("guidelines", "reports", "teaching", "images")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,11 +56,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="drop hits whose cosine relevance is below this (guidelines default: "
                         f"{retrieval.DEFAULT_MIN_RELEVANCE})")
     search.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help=argparse.SUPPRESS)
+    search.add_argument("--image", type=Path, action="append", default=[], metavar="PATH",
+                        help="--corpus images: the teaching cases most like this image (repeatable)")
     search.set_defaults(func=run_search)
 
 
 def _input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", type=Path, help="reports file (.csv, .json, .jsonl) for reports/teaching")
+    p.add_argument("--input", type=Path, help="reports file (.csv, .json, .jsonl) for reports/teaching; for images "
+                   'a JSONL of {"case_id", "image", "report"} (image paths relative to the file)')
     p.add_argument("--synthetic-patients", type=int, metavar="N",
                    help="demo data without patient keys/dates (e.g. IU X-ray): assign N made-up patients "
                    "and dates deterministically")
@@ -99,6 +104,8 @@ def _kb(args: argparse.Namespace) -> retrieval.KnowledgeBase:
 
 def run_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build one index from scratch (an existing one is replaced atomically)."""
+    if args.corpus == "images":
+        return _build_images(args, settings)
     with _translated():
         embedder = _embedder(args, settings)
         config = retrieval.IndexConfig(kind=args.kind)
@@ -118,6 +125,9 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_add(args: argparse.Namespace, settings: Settings) -> int:
     """Add new material to an existing index (same embedding model required)."""
+    if args.corpus == "images":
+        raise RetrievalError("the images index is built whole from its corpus: run "
+                             "`radassist index build --corpus images --input FILE`")
     with _translated():
         embedder = _embedder(args, settings)
         path = _index_path(settings, args.corpus)
@@ -143,6 +153,9 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
     with _translated():
         for corpus in corpora:
             path = _index_path(settings, corpus)
+            if corpus == "images":
+                out[corpus] = _images_stats(path)
+                continue
             if not retrieval.HybridIndex.exists(path):
                 out[corpus] = None
                 continue
@@ -150,6 +163,8 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
             out[corpus] = {"path": str(path), "chunks": m.count, "embedding_model": m.embedding_model,
                            "dim": m.dim, "kind": m.kind, "updated_at": m.updated_at}
     lines = [f"{c}: not built" if v is None else
+             f"{c}: {v['cases']} cases ({v['skipped']} skipped), encoder {v['encoder']}, from {v['corpus']}, "
+             f"built {v['built_at']}" if c == "images" else
              f"{c}: {v['chunks']} chunks, {v['kind']}, {v['embedding_model']} ({v['dim']}-d), updated {v['updated_at']}"
              for c, v in out.items()]
     _emit(args, out, "\n".join(lines))
@@ -177,9 +192,13 @@ def _searcher(args: argparse.Namespace, settings: Settings) -> Callable[[str, st
 
 
 def run_search(args: argparse.Namespace, settings: Settings) -> int:
-    """Search one index; prior reports only with ``--patient``."""
+    """Search one index; prior reports only with ``--patient``; teaching images only with ``--image``."""
     if args.k < 1:
         raise RetrievalError(f"--k must be at least 1, got {args.k}")
+    if args.corpus == "images":
+        return _search_images(args, settings)
+    if args.image:
+        raise RetrievalError("--image searches the images index: add --corpus images")
     if (args.query is None) == (args.batch is None):
         raise RetrievalError("give either a query or --batch FILE")
     batch: list[dict[str, Any]] = []
@@ -226,3 +245,66 @@ def _print_hits(hits: list[retrieval.Hit]) -> None:
         print(f"    {hit.source}")
         for line in hit.text.splitlines():
             print(f"    {line}")
+
+
+# -- images: similar teaching cases ----------------------------------------------------------------------
+
+
+def _stderr(message: str) -> None:
+    print(f"radassist: {message}", file=sys.stderr, flush=True)
+
+
+def _build_images(args: argparse.Namespace, settings: Settings) -> int:
+    """Encode the corpus's images with the configured encoder and commit the index (replacing the old one)."""
+    from assistant.similar_cases import build_similar_index
+
+    if args.input is None:
+        raise RetrievalError("--input FILE is required for the images corpus (JSONL of case_id, image, report)")
+    path = _index_path(settings, "images")
+    index = build_similar_index(settings, args.input, path, progress=_stderr)
+    meta = index.meta
+    _emit(args, {"corpus": "images", "path": str(path), "cases": meta["count"], "skipped": meta["skipped"],
+                 "encoder": meta["encoder"]},
+          f"built images index: {meta['count']} cases ({meta['skipped']} skipped, see the warnings) at {path}")
+    return 0
+
+
+def _images_stats(path: Path) -> dict[str, Any] | None:
+    from assistant.similar_cases import read_index_meta
+
+    meta = read_index_meta(path)
+    if meta is None:
+        return None
+    return {"path": str(path), "cases": meta.get("count"), "skipped": meta.get("skipped", 0),
+            "encoder": meta.get("encoder"), "corpus": meta.get("corpus"), "built_at": meta.get("built_at")}
+
+
+def _search_images(args: argparse.Namespace, settings: Settings) -> int:
+    """The teaching cases most like the ``--image`` files (built first when the configured corpus needs it)."""
+    from assistant.ingest import load_study
+    from assistant.similar_cases import SimilarCaseLibrary
+    from assistant.study_chat import images_from_study
+
+    if not args.image or args.query or args.batch:
+        raise RetrievalError("the images index is searched with --image PATH (no text query, no --batch)")
+    library = SimilarCaseLibrary(settings, folder=_index_path(settings, "images"))
+    if library.index(_stderr) is None:
+        raise RetrievalError("no images index: build one (radassist index build --corpus images --input FILE) "
+                             "or set RADASSIST_VISION_TEACHING_CORPUS")
+    result = load_study(args.image, settings)
+    for outcome in result.files:
+        if not outcome.ok:
+            _stderr(f"{outcome.path}: {outcome.error}")
+    refs = [ref for study in result.studies for ref in images_from_study(study)]
+    if not refs:
+        raise RetrievalError("none of the --image files could be read (see the messages above)")
+    hits = library.search(refs, args.k)
+    if args.json:
+        print(json.dumps({"hits": [h.to_json() for h in hits]}, ensure_ascii=False))
+        return 0
+    for n, hit in enumerate(hits, start=1):
+        print(f"[{n}] {hit.case_id} score={hit.score:.4f}")
+        print(f"    {hit.image}")
+        for line in hit.report.splitlines():
+            print(f"    {line}")
+    return 0
