@@ -111,6 +111,7 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
                     apply_window = gr.Button("Apply custom window", size="sm", elem_id="ra-apply-window")
                 with gr.Accordion("De-identified metadata", open=False):
                     metadata = gr.JSON(label="Study summary", elem_id="ra-metadata")
+                similar = gr.Markdown("", visible=False, elem_id="ra-similar")
 
                 with gr.Group(visible=True) as sources_panel:
                     sources = gr.Radio([], label="Sources (click to read the section)", visible=False,
@@ -169,6 +170,8 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         submitted = box.submit(
             accept, [box, chatbot, session], [box, chatbot, session, *viewer_outputs], api_visibility="private",
         )  # fmt: skip
+        # Similar teaching cases are looked up beside the answer, not in its way.
+        submitted.then(ws.similar_cases, session, similar, api_visibility="private", show_progress="hidden")
         answering = submitted.then(answer, [chatbot, session, mode], answer_outputs, api_visibility="private")
         answered = answering.then(ready, None, box, api_visibility="private")
 
@@ -200,7 +203,8 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         new_chat.click(
             ws.new_chat, session, [chatbot, box, session, sources, source_text, chat_file, *viewer_outputs],
             cancels=[answering, retrying, editing], api_visibility="private",
-        ).then(lambda: None, None, last_chat, api_visibility="private")  # fmt: skip
+        ).then(lambda: (None, gr.update(value="", visible=False)), None, [last_chat, similar],
+               api_visibility="private")  # fmt: skip
         retrying.then(remember, session, [last_chat, chats], api_visibility="private")
         editing.then(remember, session, [last_chat, chats], api_visibility="private")
 
@@ -224,7 +228,7 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         open_chat.click(
             reopen, [chats, session], [*opened_outputs, last_chat], cancels=[answering, retrying, editing],
             api_visibility="private",
-        )  # fmt: skip
+        ).then(lambda: gr.update(value="", visible=False), None, similar, api_visibility="private")  # fmt: skip
         def remove(chat_id: Any, state: Any, request: gr.Request) -> Any:
             return ws.delete_chat(chat_id, state, owner_of(request))
 
@@ -316,7 +320,7 @@ def _field(name: str, param: Any) -> gr.components.Component:
     return gr.Textbox(label=label, info=info, elem_id=elem_id)
 
 
-def prepare_temp(runtime: Runtime) -> None:
+def prepare_temp(runtime: Runtime | RuntimeStarter) -> None:
     """Point Gradio's upload cache into the data dir's temporary area and serve session files from there.
 
     Gradio reads GRADIO_TEMP_DIR from the environment when its components and server are built, so it has to be

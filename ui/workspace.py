@@ -590,6 +590,32 @@ class Workspace:
         path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
         return str(path), f"Exported {sum(1 for m in history if m.get('role') == 'user')} question(s)."
 
+    # ------------------------------------------------------------------------------------------ similar cases
+
+    def similar_cases(self, session: Session | None, k: int = 3) -> Any:
+        """Teaching cases whose images look like the study's (when a teaching corpus is configured): a Markdown
+        panel with case id, similarity and report; hidden when there is no corpus or no study. Shown to the
+        radiologist only, never put into the model's prompt."""
+        s = self.session(session)
+        rt = self.starter.runtime
+        if s.study is None or rt is None:
+            return gr.update(value="", visible=False)
+        try:
+            if not rt.prepare_similar_cases():
+                return gr.update(value="", visible=False)
+            cases = rt.similar_cases(images_from_study(s.study), k)
+        except Exception as exc:
+            return gr.update(value=f"Similar teaching cases unavailable: {error_text(exc)}", visible=True)
+        if not cases:
+            return gr.update(value="No similar teaching case.", visible=True)
+        lines = ["**Similar teaching cases** (for reference; not given to the model)", ""]
+        for number, case in enumerate(cases, 1):
+            report = " ".join(case.report.split())
+            report = report if len(report) <= 400 else report[:399] + "…"
+            lines.append(f"{number}. `{case.case_id}` · similarity {case.score:.2f}  \n   {html.escape(report)}")
+        logger.info("similar cases: %d shown", len(cases))
+        return gr.update(value="\n".join(lines), visible=True)
+
     # ------------------------------------------------------------------------------------------ saved chats
 
     def save_chat(self, history: Sequence[Message], s: Session, mode: str | None = None) -> None:

@@ -322,3 +322,49 @@ def test_ask_with_a_broken_or_foreign_index_still_answers_and_names_the_problem(
     assert out.stdout.strip() == "No effusion is seen."
     assert "similar teaching cases unavailable" in out.stderr and "unreadable" in out.stderr
     assert "rebuild it" in out.stderr and "Traceback" not in out.stderr
+
+
+# -- the workspace: a panel beside the answer --------------------------------------------------------------
+
+
+def test_workspace_shows_similar_cases_after_an_upload_and_hides_them_without_a_corpus(
+    tmp_path: Path, corpus: Path, corpus_images: list[Path], encoder_a: Path
+) -> None:
+    from ui.workspace import Workspace
+
+    with OpenAIStub("No effusion is seen.") as stub:
+        settings = settings_for(tmp_path / "data", encoder_a, corpus).replace(llm_url=stub.url)
+        with open_runtime(settings) as runtime:
+            ws = Workspace(runtime)
+            _, _, s, *_ = ws.accept({"text": "", "files": [str(corpus_images[3])]}, [], None)
+            panel = ws.similar_cases(s)
+            assert panel["visible"] and panel["value"].startswith("**Similar teaching cases**")
+            first = panel["value"].split("\n")[2]
+            assert first.startswith("1. `case-3` · similarity 1.00") and "teaching finding 3" in panel["value"]
+            assert ws.similar_cases(None)["visible"] is False  # no study: nothing to compare
+            ws.close()
+        assert stub.requests == []  # the cases never went to the model
+
+        plain = load_settings(env={}, data_dir=tmp_path / "plain", llm_url=stub.url)
+        with open_runtime(plain) as runtime:
+            ws = Workspace(runtime)
+            _, _, s, *_ = ws.accept({"text": "", "files": [str(corpus_images[3])]}, [], None)
+            assert ws.similar_cases(s)["visible"] is False
+            ws.close()
+
+
+def test_workspace_names_the_problem_when_the_similar_case_index_is_from_another_encoder(
+    tmp_path: Path, corpus: Path, corpus_images: list[Path], encoder_a: Path, encoder_b: Path
+) -> None:
+    from ui.workspace import Workspace
+
+    built = settings_for(tmp_path / "data", encoder_a)
+    assert index_cli(built, "build", "--corpus", "images", "--input", str(corpus)) == 0
+    with OpenAIStub() as stub:
+        with open_runtime(settings_for(tmp_path / "data", encoder_b).replace(llm_url=stub.url)) as runtime:
+            ws = Workspace(runtime)
+            _, _, s, *_ = ws.accept({"text": "", "files": [str(corpus_images[0])]}, [], None)
+            panel = ws.similar_cases(s)
+            assert panel["visible"] and panel["value"].startswith("Similar teaching cases unavailable: ⚠️")
+            assert "rebuild it (radassist index build --corpus images" in panel["value"]
+            ws.close()
