@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from assistant.dbfile import owner_only
 from assistant.errors import RadassistError
 from assistant.report import Report, ReportError, Version
 
@@ -104,6 +105,7 @@ class ReportStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+                owner_only(self.path)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")  # a committed version survives a crash of the machine too
                 conn.execute("PRAGMA foreign_keys=ON")

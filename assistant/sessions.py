@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import sqlite3
 import threading
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant.dbfile import owner_only
 from assistant.errors import RadassistError
 
 logger = logging.getLogger(__name__)
@@ -116,10 +116,8 @@ class ChatSessionStore:
         if self._conn is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fresh = not self.path.exists()
                 conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
-                if fresh:
-                    os.chmod(self.path, 0o600)  # conversations are the radiologist's words: owner only
+                owner_only(self.path)  # conversations are the radiologist's words
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA foreign_keys=ON")

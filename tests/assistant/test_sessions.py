@@ -107,3 +107,14 @@ def test_a_killed_process_keeps_every_saved_turn(tmp_path: Path) -> None:
     chat_id = out.stdout.strip()
     saved = ChatSessionStore(db).load(chat_id)
     assert [e.text for e in saved.entries] == ["q1", "a1", "q2"]
+
+
+def test_the_database_is_owner_only_whichever_store_creates_it(tmp_path: Path) -> None:
+    from assistant.audit import AuditLog, AuditRecord
+    from assistant.report_store import ReportStore
+
+    audit_db, report_db = tmp_path / "a.sqlite3", tmp_path / "r.sqlite3"
+    AuditLog(audit_db).record(AuditRecord("chat", "t@1", "m", (), 1, 1, "ok"))
+    ReportStore(report_db).drafts()
+    for db in (audit_db, report_db):
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600, db
