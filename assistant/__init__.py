@@ -35,7 +35,15 @@ from assistant.report_export import ExportFormat, empty_sections, export_report
 from assistant.report_export import to_markdown as report_markdown
 from assistant.report_store import ReportStore
 from assistant.runtime import Runtime, open_runtime
-from assistant.sessions import ChatEntry, ChatInfo, ChatSessionStore, ChatStoreError, SavedChat
+from assistant.sessions import (
+    ChatEntry,
+    ChatInfo,
+    ChatNotFound,
+    ChatSessionStore,
+    ChatStoreError,
+    SavedChat,
+    SaveResult,
+)
 from assistant.settings import Settings, load_settings
 from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
 from assistant.study_chat import SimilarCase, VisionService, images_from_study
@@ -49,10 +57,12 @@ __all__ = [
     "CALCULATOR_FORMS",
     "ChatEntry",
     "ChatInfo",
+    "ChatNotFound",
     "ChatSessionStore",
     "ChatStoreError",
     "DraftingService",
     "SavedChat",
+    "SaveResult",
     "ExportFormat",
     "ImageInput",
     "ReportError",

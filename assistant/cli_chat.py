@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points
@@ -20,6 +21,8 @@ from assistant.startup import RuntimeStarter
 from assistant.study_chat import ImageRef, SimilarCase, images_from_study
 
 FRONTEND_GROUP = "radassist.frontends"
+
+logger = logging.getLogger(__name__)
 
 
 def _stderr_progress(message: str) -> None:
@@ -166,6 +169,11 @@ def _similar_cases(runtime: Runtime, images: Sequence[ImageRef], k: int) -> tupl
     except RadassistError as exc:
         _stderr_progress(f"similar teaching cases unavailable: {exc}")
         return None, str(exc)
+    except Exception as exc:  # the answer still matters more than the cases beside it
+        logger.error("similar-case lookup failed", exc_info=exc)
+        message = f"unexpected {type(exc).__name__} (see the log)"
+        _stderr_progress(f"similar teaching cases unavailable: {message}")
+        return None, message
 
 
 def _similar_text(cases: Sequence[SimilarCase], lines_per_report: int = 2, width: int = 160) -> str:

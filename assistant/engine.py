@@ -168,8 +168,8 @@ class EmbeddedEngine:
         self._log.flush()
         env = engine_environment(dict(os.environ), self.cache_dir, self.spec.cpu_threads)
         self._proc = start_supervised(VLLM_MODULE, self.vllm_args(), self._log, env)
-        say(f"starting the LLM engine ({self.spec.served_name}) on {self.url}; log: {self.log_path}")
-        try:
+        try:  # from here on, whatever happens (a progress callback may cancel the start) stops the engine
+            say(f"starting the LLM engine ({self.spec.served_name}) on {self.url}; log: {self.log_path}")
             self._wait_healthy(say)
         except BaseException:
             self.stop()

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS chat_sessions (
     updated_at REAL NOT NULL,
     mode TEXT,
     report_id TEXT,
-    citations TEXT NOT NULL
+    citations TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS chat_sessions_by_owner ON chat_sessions(owner, updated_at);
 CREATE TABLE IF NOT EXISTS chat_messages (
@@ -57,6 +58,10 @@ ROLES = ("user", "assistant")
 
 class ChatStoreError(RadassistError):
     """The conversation database cannot be opened, read or written, or a conversation is not there."""
+
+
+class ChatNotFound(ChatStoreError):
+    """No conversation with that id for that owner (deleted, or someone else's)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,17 @@ class ChatInfo:
     created_at: float
     updated_at: float
     messages: int
+    revision: int = 1  # goes up with every save: a tab saving over a newer version forks instead
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """Where a save went: the conversation's id and new revision; ``forked`` when it became a new conversation
+    (the one it continued had been changed since by another tab, or belongs to someone else)."""
+
+    chat_id: str
+    revision: int
+    forked: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,9 @@ class ChatSessionStore:
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.executescript(_SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(chat_sessions)")}
+                if "revision" not in columns:  # a database from before revisions
+                    conn.execute("ALTER TABLE chat_sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
             except (OSError, sqlite3.Error) as exc:
                 raise ChatStoreError(f"cannot open the conversation database {self.path}: {exc}") from exc
             self._conn = conn
@@ -152,11 +171,14 @@ class ChatSessionStore:
         citations: Sequence[dict[str, Any]] = (),
         mode: str | None = None,
         report_id: str | None = None,
-    ) -> str | None:
+        revision: int | None = None,
+    ) -> SaveResult | None:
         """Write the conversation as it is now (all its messages, replacing what was saved before).
 
-        ``chat_id`` None starts a new conversation; returns its id (None when there was nothing to save).
-        Saving someone else's conversation id starts a new one instead of touching theirs.
+        ``chat_id`` None starts a new conversation (None is returned when there was nothing to save).
+        ``revision``: the revision this version continues (from the last save or load). If the stored one has
+        moved on since (another tab saved the same conversation), this version is saved as a new conversation
+        rather than erase the other tab's turns; so is saving someone else's conversation id.
         """
         entries = list(entries)
         if chat_id is None and not entries:
@@ -164,31 +186,36 @@ class ChatSessionStore:
         now = time.time()
         title = chat_title(entries)
         cites = json.dumps(list(citations), ensure_ascii=False, default=str)
+        forked = False
         with self._transaction() as conn:
             row = None
             if chat_id is not None:
-                row = conn.execute("SELECT owner FROM chat_sessions WHERE chat_id = ?", (chat_id,)).fetchone()
-                if row is not None and row[0] != owner:
-                    chat_id, row = None, None
+                row = conn.execute(
+                    "SELECT owner, revision FROM chat_sessions WHERE chat_id = ?", (chat_id,)
+                ).fetchone()
+                if row is not None and (row[0] != owner or (revision is not None and row[1] != revision)):
+                    chat_id, row, forked = None, None, True
             if chat_id is None or row is None:
                 chat_id = chat_id or secrets.token_hex(8)
+                new_revision = 1
                 conn.execute(
-                    "INSERT INTO chat_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (chat_id, owner, title, now, now, mode, report_id, cites),
+                    "INSERT INTO chat_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (chat_id, owner, title, now, now, mode, report_id, cites, new_revision),
                 )
             else:
+                new_revision = int(row[1]) + 1
                 conn.execute(
-                    "UPDATE chat_sessions SET title = ?, updated_at = ?, mode = ?, report_id = ?, citations = ? "
-                    "WHERE chat_id = ?",
-                    (title, now, mode, report_id, cites, chat_id),
+                    "UPDATE chat_sessions SET title = ?, updated_at = ?, mode = ?, report_id = ?, citations = ?, "
+                    "revision = ? WHERE chat_id = ?",
+                    (title, now, mode, report_id, cites, new_revision, chat_id),
                 )
                 conn.execute("DELETE FROM chat_messages WHERE chat_id = ?", (chat_id,))
             conn.executemany(
                 "INSERT INTO chat_messages VALUES (?, ?, ?, ?, ?)",
                 [(chat_id, i, e.role, e.text, e.note) for i, e in enumerate(entries)],
             )
-        logger.debug("conversation %s saved: %d message(s)", chat_id, len(entries))
-        return chat_id
+        logger.debug("conversation %s saved: %d message(s), revision %d", chat_id, len(entries), new_revision)
+        return SaveResult(chat_id, new_revision, forked)
 
     def list(self, owner: str = "", limit: int = 50) -> list[ChatInfo]:
         """The owner's conversations, most recently changed first."""
@@ -196,13 +223,13 @@ class ChatSessionStore:
             try:
                 rows = self._connection().execute(
                     "SELECT s.chat_id, s.title, s.created_at, s.updated_at, "
-                    "(SELECT COUNT(*) FROM chat_messages m WHERE m.chat_id = s.chat_id) "
+                    "(SELECT COUNT(*) FROM chat_messages m WHERE m.chat_id = s.chat_id), s.revision "
                     "FROM chat_sessions s WHERE s.owner = ? ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?",
                     (owner, int(limit)),
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise ChatStoreError(f"cannot read the conversation database {self.path}: {exc}") from exc
-        return [ChatInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return [ChatInfo(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def load(self, chat_id: str, owner: str = "") -> SavedChat:
         """One conversation of ``owner``; :class:`ChatStoreError` if there is none with that id for them."""
@@ -210,7 +237,7 @@ class ChatSessionStore:
             try:
                 conn = self._connection()
                 row = conn.execute(
-                    "SELECT title, created_at, updated_at, mode, report_id, citations FROM chat_sessions "
+                    "SELECT title, created_at, updated_at, mode, report_id, citations, revision FROM chat_sessions "
                     "WHERE chat_id = ? AND owner = ?",
                     (chat_id, owner),
                 ).fetchone()
@@ -220,13 +247,13 @@ class ChatSessionStore:
             except sqlite3.Error as exc:
                 raise ChatStoreError(f"cannot read the conversation database {self.path}: {exc}") from exc
         if row is None:
-            raise ChatStoreError("that conversation is not in the saved conversations (deleted?)")
+            raise ChatNotFound("that conversation is not in the saved conversations (deleted?)")
         entries = tuple(ChatEntry(r[0], r[1], r[2]) for r in messages)
         try:
             citations = tuple(c for c in json.loads(row[5]) if isinstance(c, dict))
         except ValueError:
             citations = ()
-        info = ChatInfo(chat_id, row[0], row[1], row[2], len(entries))
+        info = ChatInfo(chat_id, row[0], row[1], row[2], len(entries), int(row[6]))
         return SavedChat(info, entries, citations, row[3], row[4])
 
     def delete(self, chat_id: str, owner: str = "") -> bool:

@@ -50,11 +50,6 @@ def respond(chat: ChatService, message: str, history: Sequence[dict[str, Any]]) 
         yield (text + "\n\n" if text else "") + error_text(exc)
 
 
-def owner_of(request: gr.Request | None) -> str:
-    """Whose conversations these are: the authenticated user name, "" without authentication."""
-    return str(getattr(request, "username", None) or "")
-
-
 def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = None) -> gr.Blocks:
     """Build (not launch) the Gradio app around a runtime, running or still starting."""
     ws = workspace or Workspace(runtime)
@@ -67,6 +62,11 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         session = gr.State(None, time_to_live=max_age, delete_callback=close_session)
         # This browser's open conversation, reopened on the next visit (also after an app restart).
         last_chat = gr.BrowserState(None, storage_key="radassist-last-chat", secret=browser_secret(ws.data_dir))
+        # Without log-in on a non-loopback address, conversations belong to the browser that had them (a random id).
+        browser_id = gr.BrowserState(None, storage_key="radassist-browser", secret=browser_secret(ws.data_dir))
+
+        def owner_of(request: gr.Request | None, browser: Any) -> str:
+            return ws.owner(getattr(request, "username", None), browser)
         gr.Markdown("# radassist")
         gr.Markdown(f"**{NOT_FOR_CLINICAL_USE}**", elem_id="ra-notice")
         status_line = gr.Markdown(ws.status_line(), elem_id="status-line")
@@ -155,9 +155,10 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
 
         # ---------------------------------------------------------------- chat events
         def accept(
-            message: Any, history: Any, state: Any, request: gr.Request, progress: gr.Progress = gr.Progress()  # noqa: B008
-        ) -> Any:
-            box_value, *rest = ws.accept(message, history, state, progress, owner=owner_of(request))
+            message: Any, history: Any, state: Any, browser: Any, request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> Any:  # fmt: skip
+            box_value, *rest = ws.accept(message, history, state, progress, owner=owner_of(request, browser))
             # While the answer streams, the submit arrow turns into a stop button (as in gr.ChatInterface).
             return gr.MultimodalTextbox(value=box_value, submit_btn=False, stop_btn=True), *rest
 
@@ -168,7 +169,8 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
             yield from ws.respond(history, state, current_mode, progress)
 
         submitted = box.submit(
-            accept, [box, chatbot, session], [box, chatbot, session, *viewer_outputs], api_visibility="private",
+            accept, [box, chatbot, session, browser_id], [box, chatbot, session, *viewer_outputs],
+            api_visibility="private",
         )  # fmt: skip
         # Similar teaching cases are looked up beside the answer, not in its way.
         submitted.then(ws.similar_cases, session, similar, api_visibility="private", show_progress="hidden")
@@ -220,27 +222,28 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         # ---------------------------------------------------------------- saved conversations
         opened_outputs = [chatbot, session, sources, source_text, chat_status, report_view, versions, *viewer_outputs]
 
-        def reopen(chat_id: Any, state: Any, request: gr.Request) -> Any:
-            opened = ws.open_chat(chat_id, state, owner_of(request))
+        def reopen(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
+            opened = ws.open_chat(chat_id, state, owner_of(request, browser))
             s = opened[1]
             return (*opened, s.chat_id if s.chat_id == chat_id else gr.skip())
 
         open_chat.click(
-            reopen, [chats, session], [*opened_outputs, last_chat], cancels=[answering, retrying, editing],
+            reopen, [chats, session, browser_id], [*opened_outputs, last_chat], cancels=[answering, retrying, editing],
             api_visibility="private",
         ).then(lambda: gr.update(value="", visible=False), None, similar, api_visibility="private")  # fmt: skip
-        def remove(chat_id: Any, state: Any, request: gr.Request) -> Any:
-            return ws.delete_chat(chat_id, state, owner_of(request))
+        def remove(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
+            return ws.delete_chat(chat_id, state, owner_of(request, browser))
 
-        delete_chat.click(remove, [chats, session], [chats, chat_status], api_visibility="private")
+        delete_chat.click(remove, [chats, session, browser_id], [chats, chat_status], api_visibility="private")
 
-        def on_load(last: Any, state: Any, request: gr.Request) -> Any:
+        def on_load(last: Any, state: Any, browser: Any, request: gr.Request) -> Any:
             """Page (re)load: status line, saved conversations, and the conversation this browser had open."""
-            restored = ws.restore(last, state, owner_of(request))
-            return (ws.status_line(), gr.Timer(active=ws.starting()), *restored)
+            browser = browser or ws.new_browser_id()
+            restored = ws.restore(last, state, owner_of(request, browser))
+            return (ws.status_line(), gr.Timer(active=ws.starting()), browser, *restored)
 
-        app.load(on_load, [last_chat, session], [status_line, status_timer, chats, *opened_outputs],
-                 api_visibility="private")  # fmt: skip
+        app.load(on_load, [last_chat, session, browser_id],
+                 [status_line, status_timer, browser_id, chats, *opened_outputs], api_visibility="private")  # fmt: skip
         status_timer.tick(
             lambda: (ws.status_line(), gr.Timer(active=ws.starting())), None, [status_line, status_timer],
             api_visibility="private", show_progress="hidden",

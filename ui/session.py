@@ -72,6 +72,9 @@ class Session:
     report_id: str | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
     chat_id: str | None = None  # the saved conversation this tab continues
+    chat_rev: int | None = None  # its revision as this tab last saved or opened it
+    chat_generation: int = 0  # goes up when the tab switches conversation (new chat, open): late saves are dropped
+    similar_key: int | None = None  # the study the similar-cases panel was computed for
     owner: str = ""  # the authenticated user name ("" without authentication)
     created: float = field(default_factory=time.time)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from assistant import (
     Answer,
     CalculatorInputError,
     ChatEntry,
+    ChatNotFound,
     ChatSessionStore,
     DraftingService,
     ExportFormat,
@@ -69,6 +71,7 @@ MODES = (STUDY_QA, GUIDELINE, REPORT)
 # Window choices of the viewer: the file's own window ("default"), the usual CT presets, or a custom one.
 WINDOWS = ("default", "lung", "mediastinum", "abdomen", "liver", "bone", "brain", "custom")
 AUTO_TEMPLATE = "auto (from the study)"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 GENERIC_ERROR = "⚠️ Unexpected internal error; details are in the server log."
 NOTE_TITLE = "Study loaded"
 
@@ -143,6 +146,8 @@ def history_entries(history: Sequence[Message]) -> list[ChatEntry]:
         role = message.get("role")
         if text is None or role not in ("user", "assistant"):
             continue
+        if role == "assistant" and not is_note(message) and (not text.strip() or text.startswith("⏳")):
+            continue  # a progress line or an answer that never came: not part of the dialogue
         note = (message.get("metadata") or {}).get("title") if is_note(message) else None
         entries.append(ChatEntry(str(role), text, str(note) if note else None))
     return entries
@@ -181,11 +186,12 @@ class Workspace:
 
     @property
     def runtime(self) -> Runtime:
-        """The running runtime; waits while the engine is starting (RuntimeNotReady if the start failed)."""
+        """The running runtime. While the engine starts this waits a few seconds, then raises RuntimeNotReady with
+        the start's progress (streaming handlers show the progress themselves before they get here)."""
         ready = self.starter.runtime
         if ready is not None:
             return ready
-        return self.starter.wait(self.settings.engine_start_timeout_s + 60.0)
+        return self.starter.wait(5.0)
 
     # ------------------------------------------------------------------------------------------ status
 
@@ -439,12 +445,17 @@ class Workspace:
         s = self.session(session)
         history = list(history or [])
         if not history or history[-1].get("role") != "user" or is_note(history[-1]):
+            self.save_chat(history, s, mode)  # e.g. a question edited away
             yield history, gr.skip(), gr.skip(), gr.skip()
             return
+        generation = s.chat_generation
         try:
             yield from self._respond(history, s, mode, progress)
         finally:
-            self.save_chat(history, s, mode)
+            # Stopped by "New chat" or "Open", the generator ends after the tab moved on: save nothing then
+            # (the stop handler saved what was on screen), or this answer would land in the other conversation.
+            if s.chat_generation == generation:
+                self.save_chat(history, s, mode)
 
     def _respond(self, history: History, s: Session, mode: str, progress: Progress | None) -> Iterator[tuple[Any, ...]]:
         question = message_text(history[-1].get("content")) or ""
@@ -551,7 +562,9 @@ class Workspace:
         s.clear_study()
         s.citations = []
         s.report_id = None
-        s.chat_id = None  # the old conversation stays saved; the next message starts a new one
+        s.chat_id = s.chat_rev = None  # the old conversation stays saved; the next message starts a new one
+        s.chat_generation += 1
+        s.similar_key = None
         for path in s.folder.glob("*"):
             path.unlink(missing_ok=True)
         box = gr.update(value={"text": "", "files": []}, submit_btn=True, stop_btn=False)
@@ -600,6 +613,9 @@ class Workspace:
         rt = self.starter.runtime
         if s.study is None or rt is None:
             return gr.update(value="", visible=False)
+        if s.similar_key == id(s.study):
+            return gr.skip()  # computed for this study already (the panel shows it)
+        s.similar_key = id(s.study)
         try:
             if not rt.prepare_similar_cases():
                 return gr.update(value="", visible=False)
@@ -618,13 +634,31 @@ class Workspace:
 
     # ------------------------------------------------------------------------------------------ saved chats
 
+    def owner(self, username: str | None, browser_id: str | None) -> str:
+        """Whose conversations a tab sees: the logged-in user; without log-in on loopback the machine's one user
+        (""); without log-in on another address, the browser (its random id), so visitors never see each other's.
+        """
+        if username:
+            return f"user:{username}"
+        if self.settings.host in LOOPBACK:
+            return ""
+        return f"browser:{browser_id}" if browser_id else f"browser:{secrets.token_hex(16)}"
+
+    @staticmethod
+    def new_browser_id() -> str:
+        return secrets.token_hex(16)
+
     def save_chat(self, history: Sequence[Message], s: Session, mode: str | None = None) -> None:
         """Write the conversation as it is now (a failure is logged, never breaks the chat)."""
         try:
-            s.chat_id = self.chats.save(
+            saved = self.chats.save(
                 s.chat_id, history_entries(history), owner=s.owner, citations=s.citations,
-                mode=mode, report_id=s.report_id,
+                mode=mode, report_id=s.report_id, revision=s.chat_rev,
             )  # fmt: skip
+            if saved is not None:
+                if saved.forked:
+                    logger.info("conversation changed in another tab: this tab's version saved as a new one")
+                s.chat_id, s.chat_rev = saved.chat_id, saved.revision
         except Exception as exc:  # the chat goes on; the log names the failure, never the text
             logger.warning("the conversation could not be saved: %s", type(exc).__name__)
             logger.debug("save failure", exc_info=exc)
@@ -663,7 +697,9 @@ class Workspace:
             return (gr.skip(), s, gr.skip(), gr.skip(), error_text(exc), gr.skip(), gr.skip(),
                     *[gr.skip()] * 6)  # fmt: skip
         s.clear_study()
-        s.chat_id = saved.info.chat_id
+        s.similar_key = None
+        s.chat_generation += 1
+        s.chat_id, s.chat_rev = saved.info.chat_id, saved.info.revision
         s.citations = [dict(c) for c in saved.citations]
         s.report_id = saved.report_id if saved.report_id and self.store.exists(saved.report_id) else None
         status = f"Reopened “{saved.info.title}” ({saved.info.messages} messages)."
@@ -696,11 +732,20 @@ class Workspace:
         Returns (conversation list, *open_chat outputs)."""
         s = self.session(session)
         s.owner = owner
-        if last_chat:
-            opened = self.open_chat(last_chat, s, owner)
-            if s.chat_id == last_chat:
-                return (self.chat_list_update(s), *opened)
-        return (self.chat_list_update(s), gr.skip(), s, *[gr.skip()] * 11)
+        try:
+            if last_chat:
+                try:
+                    self.chats.load(last_chat, owner)  # deleted or another user's: restore nothing, quietly
+                except ChatNotFound:
+                    last_chat = None
+            if last_chat:
+                opened = self.open_chat(last_chat, s, owner)
+                if s.chat_id == last_chat:
+                    return (self.chat_list_update(s), *opened)
+            return (self.chat_list_update(s), gr.skip(), s, *[gr.skip()] * 11)
+        except Exception as exc:  # the page still works; the chat status says what failed
+            skips = [gr.skip()] * 8
+            return (gr.skip(), gr.skip(), s, gr.skip(), gr.skip(), error_text(exc), *skips)
 
     # ------------------------------------------------------------------------------------------ sources
 

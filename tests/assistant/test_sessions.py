@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.sessions import ChatEntry, ChatSessionStore, ChatStoreError, chat_title
+from assistant.sessions import ChatEntry, ChatSessionStore, ChatStoreError, SaveResult, chat_title
 
 DIALOGUE = [
     ChatEntry("assistant", "Loaded 1 image(s) in 1 series: CT (1 image).", note="Study loaded"),
@@ -22,7 +22,7 @@ def test_save_and_reopen_in_a_new_store_object(tmp_path: Path) -> None:
     db = tmp_path / "radassist.sqlite3"
     store = ChatSessionStore(db)
     cites = [{"title": "Fleischner 2017", "section": "Solid nodules", "chunk_id": "abc"}]
-    chat_id = store.save(None, DIALOGUE, citations=cites, mode="Study Q&A", report_id="r1")
+    chat_id = store.save(None, DIALOGUE, citations=cites, mode="Study Q&A", report_id="r1").chat_id
     assert chat_id
     store.close()
 
@@ -38,19 +38,19 @@ def test_save_and_reopen_in_a_new_store_object(tmp_path: Path) -> None:
 
 def test_saving_again_replaces_the_messages_edits_and_undos_included(tmp_path: Path) -> None:
     store = ChatSessionStore(tmp_path / "db.sqlite3")
-    chat_id = store.save(None, DIALOGUE)
+    chat_id = store.save(None, DIALOGUE).chat_id
     edited = [*DIALOGUE[:1], ChatEntry("user", "Any effusion?")]
-    assert store.save(chat_id, edited) == chat_id
+    assert store.save(chat_id, edited, revision=1) == SaveResult(chat_id, 2, False)
     saved = store.load(chat_id)
-    assert saved.entries == tuple(edited) and saved.info.messages == 2
+    assert saved.entries == tuple(edited) and saved.info.messages == 2 and saved.info.revision == 2
     assert saved.info.title == "Any effusion?"
 
 
 def test_list_is_newest_first_and_nothing_empty_is_saved(tmp_path: Path) -> None:
     store = ChatSessionStore(tmp_path / "db.sqlite3")
     assert store.save(None, []) is None
-    first = store.save(None, [ChatEntry("user", "first question")])
-    second = store.save(None, [ChatEntry("user", "second question")])
+    first = store.save(None, [ChatEntry("user", "first question")]).chat_id
+    second = store.save(None, [ChatEntry("user", "second question")]).chat_id
     assert [c.chat_id for c in store.list()] == [second, first]
     store.save(first, [ChatEntry("user", "first question"), ChatEntry("assistant", "an answer")])
     assert [c.chat_id for c in store.list()] == [first, second]
@@ -59,14 +59,14 @@ def test_list_is_newest_first_and_nothing_empty_is_saved(tmp_path: Path) -> None
 
 def test_owners_never_see_or_overwrite_each_others_conversations(tmp_path: Path) -> None:
     store = ChatSessionStore(tmp_path / "db.sqlite3")
-    alice = store.save(None, [ChatEntry("user", "alice's question")], owner="alice")
+    alice = store.save(None, [ChatEntry("user", "alice's question")], owner="alice").chat_id
     assert store.list(owner="bob") == []
     with pytest.raises(ChatStoreError, match="not in the saved conversations"):
         store.load(alice, owner="bob")
     assert store.delete(alice, owner="bob") is False
     # Bob saving under Alice's id starts his own conversation; hers is untouched.
     bobs = store.save(alice, [ChatEntry("user", "bob's question")], owner="bob")
-    assert bobs != alice
+    assert bobs.chat_id != alice and bobs.forked
     assert store.load(alice, owner="alice").entries[0].text == "alice's question"
     assert store.delete(alice, owner="alice") is True
     with pytest.raises(ChatStoreError):
@@ -96,7 +96,7 @@ def test_a_killed_process_keeps_every_saved_turn(tmp_path: Path) -> None:
         "import os, sys\n"
         "from assistant.sessions import ChatEntry, ChatSessionStore\n"
         "s = ChatSessionStore(sys.argv[1])\n"
-        "cid = s.save(None, [ChatEntry('user', 'q1')])\n"
+        "cid = s.save(None, [ChatEntry('user', 'q1')]).chat_id\n"
         "s.save(cid, [ChatEntry('user', 'q1'), ChatEntry('assistant', 'a1'), ChatEntry('user', 'q2')])\n"
         "print(cid, flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
@@ -118,3 +118,33 @@ def test_the_database_is_owner_only_whichever_store_creates_it(tmp_path: Path) -
     ReportStore(report_db).drafts()
     for db in (audit_db, report_db):
         assert stat.S_IMODE(db.stat().st_mode) == 0o600, db
+
+
+def test_two_tabs_on_one_conversation_never_erase_each_others_turns(tmp_path: Path) -> None:
+    store = ChatSessionStore(tmp_path / "db.sqlite3")
+    start = [ChatEntry("user", "q0"), ChatEntry("assistant", "a0")]
+    first = store.save(None, start)
+    tab1 = tab2 = first.revision  # both tabs opened revision 1
+    saved2 = store.save(first.chat_id, [*start, ChatEntry("user", "tab 2 asks")], revision=tab2)
+    assert saved2 == SaveResult(first.chat_id, 2, False)
+    saved1 = store.save(first.chat_id, [*start, ChatEntry("user", "tab 1 asks")], revision=tab1)
+    assert saved1.forked and saved1.chat_id != first.chat_id and saved1.revision == 1
+    assert store.load(first.chat_id).entries[-1].text == "tab 2 asks"
+    assert store.load(saved1.chat_id).entries[-1].text == "tab 1 asks"
+
+
+def test_a_database_from_before_revisions_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE chat_sessions (chat_id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL, "
+        "created_at REAL NOT NULL, updated_at REAL NOT NULL, mode TEXT, report_id TEXT, citations TEXT NOT NULL);"
+        "INSERT INTO chat_sessions VALUES ('abc', '', 'old', 1, 1, NULL, NULL, '[]');"
+    )
+    conn.commit()
+    conn.close()
+    store = ChatSessionStore(db)
+    assert store.load("abc").info.revision == 1
+    assert store.save("abc", [ChatEntry("user", "new")], revision=1) == SaveResult("abc", 2, False)

@@ -307,3 +307,74 @@ def test_the_browser_key_is_kept_in_the_data_dir_so_a_restart_can_read_it(tmp_pa
     assert len(first) == 64 and browser_secret(tmp_path) == first
     assert stat.S_IMODE((tmp_path / BROWSER_SECRET_FILE).stat().st_mode) == 0o600
     assert browser_secret(tmp_path / "other") != first
+
+
+def test_an_answer_stopped_by_opening_another_conversation_never_lands_in_it(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime(["answer B", "a long answer for A that is being streamed"]))
+    history_b, s_b = ask(ws, "question B")
+    chat_b = s_b.chat_id
+    _, history_a, s, *_ = ws.accept({"text": "question A", "files": []}, [], None)
+    chat_a = s.chat_id
+    stream = ws.respond(history_a, s, STUDY_QA)
+    next(stream)  # A's answer is streaming
+    ws.open_chat(chat_b, s)  # the user opens B meanwhile (Gradio cancels A's event)
+    stream.close()  # ... and A's generator ends late
+    assert [e.text for e in ws.chats.load(chat_b).entries] == ["question B", "answer B "]
+    assert [e.text for e in ws.chats.load(chat_a).entries] == ["question A"]
+    assert s.chat_id == chat_b
+
+
+def test_progress_lines_and_empty_answers_are_not_saved_as_answers(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime())
+    s = ws.session(None)
+    history = [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "⏳ The language model is starting (3 s: loading). Your question will…"},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": ""},
+    ]
+    ws.save_chat(history, s)
+    assert [e.text for e in ws.chats.load(s.chat_id).entries] == ["q1", "q2"]
+
+
+def test_two_tabs_on_one_conversation_fork_instead_of_erasing(make_runtime: Any) -> None:
+    ws = Workspace(make_runtime(["a0", "tab 2 answer", "tab 1 answer"]))
+    history, s1 = ask(ws, "q0")
+    history2, s2, *_ = ws.open_chat(s1.chat_id, None)  # the second tab opens the same conversation
+    ask(ws, "tab 2 asks", history2, s2)
+    ask(ws, "tab 1 asks", history, s1)
+    assert s1.chat_id != s2.chat_id
+    assert [e.text for e in ws.chats.load(s2.chat_id).entries][-2:] == ["tab 2 asks", "tab 2 answer "]
+    assert [e.text for e in ws.chats.load(s1.chat_id).entries][-2:] == ["tab 1 asks", "tab 1 answer "]
+
+
+def test_conversation_owner_policy(make_runtime: Any) -> None:
+    local = Workspace(make_runtime())
+    assert local.owner(None, "b1") == "" and local.owner("alice", "b1") == "user:alice"
+    remote = Workspace(make_runtime(host="0.0.0.0"))
+    assert remote.owner(None, "b1") == "browser:b1" and remote.owner(None, "b2") == "browser:b2"
+    assert remote.owner("alice", "b1") == "user:alice"
+    assert remote.owner(None, None) != remote.owner(None, None)  # no id: a throwaway owner, never a shared one
+
+
+def test_a_broken_database_on_page_load_is_a_readable_line(make_runtime: Any, tmp_path: Path) -> None:
+    from assistant import ChatSessionStore
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    ws = Workspace(make_runtime(), chats=ChatSessionStore(blocker / "db.sqlite3"))
+    out = ws.restore("0123456789abcdef", None)
+    assert out[5].startswith("⚠️ cannot open the conversation database")
+    assert ws.chat_choices() == []
+
+
+def test_buttons_that_need_the_model_say_it_is_starting_instead_of_hanging(make_runtime: Any) -> None:
+    starter, opener = starter_for(make_runtime, [])
+    try:
+        ws = Workspace(starter)
+        started = time.monotonic()
+        _, _, status = ws.report_action(None, "undo")
+        assert status.startswith("⚠️ the language model is still starting") and time.monotonic() - started < 30
+    finally:
+        opener.release.set()
+        starter.close()
