@@ -124,7 +124,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if patient and mode not in (Mode.AUTO, Mode.GROUNDED):
         raise ConfigurationError("--patient is only used by --mode grounded")
     questions = [q for _, q, _ in items if q is not None] if args.batch else [args.question]
-    images = _load_images(args.image, settings)  # before the engine starts: a bad file fails fast
+    images = load_images(args.image, settings)  # before the engine starts: a bad file fails fast
     modes = {choose_mode(q, mode, patient_key=patient, has_images=bool(images)) for q in questions}
     with open_runtime(settings, progress=progress or _quiet) as runtime:
         if modes & {Mode.GUIDELINE, Mode.GROUNDED}:
@@ -200,7 +200,7 @@ def _quiet(message: str) -> None:
     pass
 
 
-def _load_images(paths: list[Path], settings: Settings) -> list[ImageRef]:
+def load_images(paths: list[Path], settings: Settings) -> list[ImageRef]:
     """Ingest the attached files (de-identified); each bad file is named, and none at all is an error."""
     if not paths:
         return []

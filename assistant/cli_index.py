@@ -281,9 +281,8 @@ def _images_stats(path: Path) -> dict[str, Any] | None:
 
 def _search_images(args: argparse.Namespace, settings: Settings) -> int:
     """The teaching cases most like the ``--image`` files (built first when the configured corpus needs it)."""
-    from assistant.ingest import load_study
+    from assistant.cli_chat import load_images
     from assistant.similar_cases import SimilarCaseLibrary
-    from assistant.study_chat import images_from_study
 
     if not args.image or args.query or args.batch:
         raise RetrievalError("the images index is searched with --image PATH (no text query, no --batch)")
@@ -291,14 +290,7 @@ def _search_images(args: argparse.Namespace, settings: Settings) -> int:
     if library.index(_stderr) is None:
         raise RetrievalError("no images index: build one (radassist index build --corpus images --input FILE) "
                              "or set RADASSIST_VISION_TEACHING_CORPUS")
-    result = load_study(args.image, settings)
-    for outcome in result.files:
-        if not outcome.ok:
-            _stderr(f"{outcome.path}: {outcome.error}")
-    refs = [ref for study in result.studies for ref in images_from_study(study)]
-    if not refs:
-        raise RetrievalError("none of the --image files could be read (see the messages above)")
-    hits = library.search(refs, args.k)
+    hits = library.search(load_images(args.image, settings), args.k)
     if args.json:
         print(json.dumps({"hits": [h.to_json() for h in hits]}, ensure_ascii=False))
         return 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -20,3 +23,34 @@ def owner_only(path: Path) -> None:
             os.chmod(path, 0o600)
     except OSError as exc:  # someone else's file: still usable, but say so
         logger.warning("cannot restrict the permissions of %s: %s", path, exc.strerror)
+
+
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    """Open the database for one store: the file created owner-only, WAL, ``synchronous=FULL`` (a committed change
+    survives a crash of the machine), foreign keys on, ``schema`` applied. Raises ``OSError``/``sqlite3.Error``,
+    which each store translates into its own error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    try:
+        owner_only(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(schema)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (taken at once, so two writers never deadlock); rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from assistant.dbfile import owner_only
+from assistant.dbfile import connect, transaction
 from assistant.errors import RadassistError
 from assistant.report import Report, ReportError, Version
 
@@ -103,13 +103,7 @@ class ReportStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
-                owner_only(self.path)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")  # a committed version survives a crash of the machine too
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.executescript(_SCHEMA)
+                conn = connect(self.path, _SCHEMA)
             except (OSError, sqlite3.Error) as exc:
                 raise StoreError(f"cannot open the report database {self.path}: {exc}") from exc
             self._conn = conn
@@ -117,16 +111,8 @@ class ReportStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self._connection()) as conn:
+            yield conn
 
     def close(self) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.dbfile import owner_only
+from assistant.dbfile import connect, transaction
 from assistant.errors import RadassistError
 
 logger = logging.getLogger(__name__)
@@ -131,13 +131,7 @@ class ChatSessionStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
-                owner_only(self.path)  # conversations are the radiologist's words
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.executescript(_SCHEMA)
+                conn = connect(self.path, _SCHEMA)
                 columns = {row[1] for row in conn.execute("PRAGMA table_info(chat_sessions)")}
                 if "revision" not in columns:  # a database from before revisions
                     conn.execute("ALTER TABLE chat_sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
@@ -151,17 +145,10 @@ class ChatSessionStore:
         with self._lock:
             conn = self._connection()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                conn.execute("COMMIT")
+                with transaction(conn):
+                    yield conn
             except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 raise ChatStoreError(f"the conversation database {self.path} failed: {exc}") from exc
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
 
     def save(
         self,
