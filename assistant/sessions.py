@@ -192,7 +192,8 @@ class ChatSessionStore:
             else:
                 new_revision = int(row[1]) + 1
                 conn.execute(
-                    "UPDATE chat_sessions SET title = ?, updated_at = ?, mode = ?, report_id = ?, citations = ?, "
+                    "UPDATE chat_sessions SET title = ?, updated_at = ?, mode = COALESCE(?, mode), report_id = ?, "
+                    "citations = ?, "
                     "revision = ? WHERE chat_id = ?",
                     (title, now, mode, report_id, cites, new_revision, chat_id),
                 )

@@ -225,11 +225,16 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         def reopen(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
             opened = ws.open_chat(chat_id, state, owner_of(request, browser))
             s = opened[1]
-            return (*opened, s.chat_id if s.chat_id == chat_id else gr.skip())
+            reopened = s.chat_id == chat_id
+            return (*opened, s.chat_id if reopened else gr.skip(), mode_of(s) if reopened else gr.skip())
+
+        def mode_of(s: Any) -> Any:
+            """The mode selector back on the reopened conversation's mode (its change event shows the panel)."""
+            return s.reopened_mode if getattr(s, "reopened_mode", None) else gr.skip()
 
         open_chat.click(
-            reopen, [chats, session, browser_id], [*opened_outputs, last_chat], cancels=[answering, retrying, editing],
-            api_visibility="private",
+            reopen, [chats, session, browser_id], [*opened_outputs, last_chat, mode],
+            cancels=[answering, retrying, editing], api_visibility="private",
         ).then(lambda: gr.update(value="", visible=False), None, similar, api_visibility="private")  # fmt: skip
         def remove(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
             return ws.delete_chat(chat_id, state, owner_of(request, browser))
@@ -240,10 +245,14 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
             """Page (re)load: status line, saved conversations, and the conversation this browser had open."""
             browser = browser or ws.new_browser_id()
             restored = ws.restore(last, state, owner_of(request, browser))
-            return (ws.status_line(), gr.Timer(active=ws.starting()), browser, *restored)
+            s = restored[2]
+            reopened = bool(last) and getattr(s, "chat_id", None) == last
+            return (ws.status_line(), gr.Timer(active=ws.starting()), browser, *restored,
+                    mode_of(s) if reopened else gr.skip())  # fmt: skip
 
         app.load(on_load, [last_chat, session, browser_id],
-                 [status_line, status_timer, browser_id, chats, *opened_outputs], api_visibility="private")  # fmt: skip
+                 [status_line, status_timer, browser_id, chats, *opened_outputs, mode],
+                 api_visibility="private")  # fmt: skip
         status_timer.tick(
             lambda: (ws.status_line(), gr.Timer(active=ws.starting())), None, [status_line, status_timer],
             api_visibility="private", show_progress="hidden",

@@ -75,7 +75,8 @@ class Session:
     chat_rev: int | None = None  # its revision as this tab last saved or opened it
     chat_generation: int = 0  # goes up when the tab switches conversation (new chat, open): late saves are dropped
     similar_key: int | None = None  # the study the similar-cases panel was computed for
-    owner: str = ""  # the authenticated user name ("" without authentication)
+    reopened_mode: str | None = None  # the mode a reopened conversation was in (the selector goes back to it)
+    owner: str = ""  # whose conversations: "user:<name>", "" (local, no log-in) or "browser:<id>"
     created: float = field(default_factory=time.time)
 
     @classmethod

@@ -700,6 +700,7 @@ class Workspace:
         s.similar_key = None
         s.chat_generation += 1
         s.chat_id, s.chat_rev = saved.info.chat_id, saved.info.revision
+        s.reopened_mode = saved.mode if saved.mode in MODES else None
         s.citations = [dict(c) for c in saved.citations]
         s.report_id = saved.report_id if saved.report_id and self.store.exists(saved.report_id) else None
         status = f"Reopened “{saved.info.title}” ({saved.info.messages} messages)."

@@ -154,6 +154,8 @@ def test_workspace_in_a_real_browser(
             page.locator("#ra-chat", has_text="What is shown on this study?").wait_for()
             assert page.locator("#ra-chat", has_text="solid single 6-8 mm high risk").count() == 1
             page.locator("#ra-chat-status", has_text="attach the study again").wait_for()
+            # Back in the mode it was left in (report draft), with its draft.
+            page.locator("#ra-report", has_text="7 mm solid nodule in the right upper lobe").wait_for()
             page.locator("#status-line", has_text="failed to start").wait_for()
             assert "127.0.0.1:9" in page.locator("#status-line").inner_text()
             shot(page, "11-restarted-conversation-restored")

@@ -146,9 +146,13 @@ def test_report_turns_are_saved_with_the_draft_they_belong_to(make_runtime: Any)
     history, s = ask(ws, "Small right pleural effusion.", mode=REPORT)
     saved = ws.chats.load(s.chat_id)
     assert saved.report_id == s.report_id and saved.mode == REPORT
+    ws.undo(history, s)  # a save without a mode keeps the conversation's mode
+    assert ws.chats.load(s.chat_id).mode == REPORT
     again = restarted(ws)
-    *_, report_html, versions, _image, _series, _slider, _caption, _banner, _meta = again.open_chat(s.chat_id, None)
+    opened = again.open_chat(s.chat_id, None)
+    report_html, versions = opened[5], opened[6]
     assert "pleural effusion" in report_html and versions
+    assert opened[1].reopened_mode == REPORT  # the mode selector goes back to Report draft
 
 
 # ---------------------------------------------------------------------------------------------- app up while starting
