@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from assistant.errors import RadassistError
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +57,36 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+class SQLiteStore:
+    """A store in the local database: one connection, opened on first use (``SCHEMA`` applied, then
+    :meth:`_migrate`), shared between threads under one lock. An open failure is raised as ``ERROR``."""
+
+    SCHEMA = ""
+    WHAT = "database"  # named in the open error: "cannot open the <WHAT> <path>"
+    ERROR: type[RadassistError] = RadassistError
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                conn = connect(self.path, self.SCHEMA)
+                self._migrate(conn)
+            except (OSError, sqlite3.Error) as exc:
+                raise self.ERROR(f"cannot open the {self.WHAT} {self.path}: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a database written by an older version up to ``SCHEMA`` (nothing by default)."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
-from assistant.dbfile import connect, transaction
+from assistant.dbfile import SQLiteStore, transaction
 from assistant.errors import RadassistError
 from assistant.report import Report, ReportError, Version
 
@@ -92,33 +90,17 @@ class DraftInfo:
     current_version: int
 
 
-class ReportStore:
+class ReportStore(SQLiteStore):
     """Drafts, versions and dialogue in one SQLite file (``settings.db_path``); safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                conn = connect(self.path, _SCHEMA)
-            except (OSError, sqlite3.Error) as exc:
-                raise StoreError(f"cannot open the report database {self.path}: {exc}") from exc
-            self._conn = conn
-        return self._conn
+    SCHEMA = _SCHEMA
+    WHAT = "report database"
+    ERROR = StoreError
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock, transaction(self._connection()) as conn:
             yield conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
     def __enter__(self) -> ReportStore:
         return self

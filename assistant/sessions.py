@@ -16,15 +16,13 @@ import json
 import logging
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from assistant.dbfile import connect, transaction
+from assistant.dbfile import SQLiteStore, transaction
 from assistant.errors import RadassistError
 
 logger = logging.getLogger(__name__)
@@ -120,25 +118,17 @@ def chat_title(entries: Sequence[ChatEntry]) -> str:
     return "Untitled"
 
 
-class ChatSessionStore:
+class ChatSessionStore(SQLiteStore):
     """Conversations in one SQLite file; safe to share between threads (one connection, one lock)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+    SCHEMA = _SCHEMA
+    WHAT = "conversation database"
+    ERROR = ChatStoreError
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                conn = connect(self.path, _SCHEMA)
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(chat_sessions)")}
-                if "revision" not in columns:  # a database from before revisions
-                    conn.execute("ALTER TABLE chat_sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
-            except (OSError, sqlite3.Error) as exc:
-                raise ChatStoreError(f"cannot open the conversation database {self.path}: {exc}") from exc
-            self._conn = conn
-        return self._conn
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(chat_sessions)")}
+        if "revision" not in columns:  # a database from before revisions
+            conn.execute("ALTER TABLE chat_sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -250,8 +240,3 @@ class ChatSessionStore:
             cur = conn.execute("DELETE FROM chat_sessions WHERE chat_id = ? AND owner = ?", (chat_id, owner))
         return cur.rowcount > 0
 
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
