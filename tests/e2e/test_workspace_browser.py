@@ -110,6 +110,16 @@ def watch_answer_lengths(page: Any) -> None:
     )
 
 
+def download(page: Any, button: str, file_box: str) -> str:
+    """Press an export button, then download the file its box links to; the file's text."""
+    page.locator(button).click()
+    link = page.locator(f"{file_box} a").first
+    link.wait_for()
+    with page.expect_download() as info:
+        link.click()
+    return Path(info.value.path()).read_text(encoding="utf-8")
+
+
 def wait_idle(page: Any) -> None:
     """No event running: the submit button is back (the stop button is gone)."""
     page.locator("#ra-input .submit-button").wait_for(state="visible", timeout=STEP_MS)
@@ -255,22 +265,12 @@ def drive_workspace(page: Any, url: str, data_dir: Path, series: list[Path], exp
     shot(page, "07-report-dictated")
 
     # 7. Export the draft as Markdown and download it.
-    page.locator("#ra-export-md").click()
-    link = page.locator("#ra-report-file a").first
-    link.wait_for()
-    with page.expect_download() as download_info:
-        link.click()
-    exported = Path(download_info.value.path()).read_text(encoding="utf-8")
+    exported = download(page, "#ra-export-md", "#ra-report-file")
     assert "7 mm solid nodule in the right upper lobe" in exported and "not for clinical use" in exported.lower()
     shot(page, "08-report-exported")
 
     # 8. Export the conversation too; no planted identifier anywhere in what the browser got.
-    page.locator("#ra-export-chat").click()
-    chat_link = page.locator("#ra-chat-file a").first
-    chat_link.wait_for()
-    with page.expect_download() as chat_download:
-        chat_link.click()
-    conversation = Path(chat_download.value.path()).read_text(encoding="utf-8")
+    conversation = download(page, "#ra-export-chat", "#ra-chat-file")
     assert "What is shown on this study?" in conversation
     everything = page.content() + exported + conversation
     for phi in (PATIENT_NAME, PATIENT_ID, "ACC-PHI-77", "19600101"):
