@@ -124,18 +124,16 @@ def tiny_llava_dir(tiny_llava_source: Path, tmp_path_factory: pytest.TempPathFac
     return dst
 
 
-@pytest.fixture(scope="session")
-def llava_engine(tiny_llava_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``vllm serve`` of the converted tiny LLaVA in embeddings-only mode; yields its URL."""
+def serve_tiny_llava(model: Path, data: Path, *extra_args: str) -> Iterator[str]:
+    """A real ``vllm serve`` of the converted tiny LLaVA with ``extra_args``; yields its URL, stops it after."""
     from assistant.engine import EmbeddedEngine, EngineSpec
 
-    data = tmp_path_factory.mktemp("llava-engine")
     spec = EngineSpec(
-        model=str(tiny_llava_dir),
+        model=str(model),
         served_name="tiny-llava",
         max_model_len=TINY_ENGINE_LIMITS["max_model_len"],
         kv_cache_bytes=TINY_ENGINE_LIMITS["kv_cache_bytes"],
-        extra_args=("--enable-mm-embeds", "--limit-mm-per-prompt", '{"image": 0}'),
+        extra_args=extra_args,
         start_timeout_s=900.0,
     )
     engine = EmbeddedEngine(spec, log_dir=data / "logs", cache_dir=data / "cache")
@@ -144,6 +142,15 @@ def llava_engine(tiny_llava_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         yield url
     finally:
         engine.stop()
+
+
+@pytest.fixture(scope="session")
+def llava_engine(tiny_llava_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``vllm serve`` of the converted tiny LLaVA in embeddings-only mode; yields its URL."""
+    yield from serve_tiny_llava(
+        tiny_llava_dir, tmp_path_factory.mktemp("llava-engine"),
+        "--enable-mm-embeds", "--limit-mm-per-prompt", '{"image": 0}',
+    )  # fmt: skip
 
 
 def random_rendering(seed: int, shape: tuple[int, ...] = (96, 80)) -> np.ndarray:

@@ -12,7 +12,7 @@ from assistant.llm import ChatMessage, GenerationOptions, OpenAIChatClient, Role
 from assistant.profiles import BUILTIN_PROFILES, load_bundle
 from assistant.study_chat import ImageRef, ImageTurn, VisionChatModel, VisionService, images_from_study
 from tests.conftest import TINY_ENGINE_LIMITS
-from tests.vision.conftest import TINY_IMAGE_TOKENS
+from tests.vision.conftest import TINY_IMAGE_TOKENS, serve_tiny_llava
 
 pytestmark = pytest.mark.engine
 
@@ -128,23 +128,9 @@ def test_product_client_streams_an_image_answer(llava_engine: str, service: Visi
 @pytest.fixture(scope="module")
 def llava_engine_without_embeds(tiny_llava_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The same model served without --enable-mm-embeds (a second, short-lived vLLM start)."""
-    from assistant.engine import EmbeddedEngine, EngineSpec
-
-    data = tmp_path_factory.mktemp("llava-no-embeds")
-    spec = EngineSpec(
-        model=str(tiny_llava_dir),
-        served_name="tiny-llava",
-        max_model_len=TINY_ENGINE_LIMITS["max_model_len"],
-        kv_cache_bytes=TINY_ENGINE_LIMITS["kv_cache_bytes"],
-        extra_args=("--limit-mm-per-prompt", '{"image": 0}'),
-        start_timeout_s=900.0,
+    yield from serve_tiny_llava(
+        tiny_llava_dir, tmp_path_factory.mktemp("llava-no-embeds"), "--limit-mm-per-prompt", '{"image": 0}'
     )
-    engine = EmbeddedEngine(spec, log_dir=data / "logs", cache_dir=data / "cache")
-    url = engine.start()
-    try:
-        yield url
-    finally:
-        engine.stop()
 
 
 def test_server_without_embeddings_is_a_configuration_error_naming_the_flag(
