@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("radassist: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``radassist calc ... | head``): stop quietly, as Unix tools do. Point stdout at
+        # /dev/null so that the interpreter's final flush does not raise again (Python docs, "SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the signal
     except Exception:  # the edge: unknown errors are logged with their traceback, shown briefly
         logger.exception("unexpected error")
         print("radassist: unexpected internal error (run with -v for details)", file=sys.stderr)

@@ -19,12 +19,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser = names.add_parser(name, help=description, description=description)
         for p in params:
             flag = f"--{p.name}"
+            help_text = p.help.replace("%", "%%")  # argparse formats help with %-interpolation
             if p.type is bool:
-                parser.add_argument(flag, action="store_true", help=p.help)
+                parser.add_argument(flag, action="store_true", help=help_text)
             elif p.type is list:
-                parser.add_argument(flag, nargs="+", choices=p.choices, help=p.help)
+                parser.add_argument(flag, nargs="+", choices=p.choices, help=help_text)
             else:
-                parser.add_argument(flag, type=p.type, choices=p.choices, required=p.required, help=p.help)
+                parser.add_argument(flag, type=p.type, choices=p.choices, required=p.required, help=help_text)
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     calc.set_defaults(func=run)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +87,30 @@ def test_calc_help_lists_inputs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for flag in ("--composition", "--size-mm", "--risk", "--volume-mm3", "--age", "--json"):
         assert flag in out
+
+
+@pytest.mark.parametrize("name", ["fleischner", "lungrads", "tirads", "bosniak", "birads", "lirads", "adrenal", "renal"])
+def test_calc_help_of_every_calculator_renders(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Help strings with '%' (washout percentages) once crashed argparse's %-formatting.
+    with pytest.raises(SystemExit) as exit_info:
+        _parser().parse_args(["calc", name, "--help"])
+    assert exit_info.value.code == 0
+    assert "--json" in capsys.readouterr().out
+
+
+def test_calc_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    # `radassist calc ... | head -c1`: the reader goes away; no traceback on stderr.
+    script = (
+        "import sys; from assistant.cli import main; "
+        "sys.exit(main(['calc', 'fleischner', '--composition', 'solid', '--size-mm', '7', '--risk', 'high']))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # nobody reads: the first write raises BrokenPipeError
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "unexpected" not in err
+    assert proc.returncode in (0, 141)
