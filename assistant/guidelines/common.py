@@ -187,25 +187,65 @@ def coerce_enum(enum_cls: type[E], value: E | str, argument: str) -> E:
     raise CalculatorInputError(f"{argument}={value!r} is not one of: {allowed}")
 
 
-def check_positive(value: float | int | None, argument: str) -> float:
-    """A finite size > 0, as float; otherwise a CalculatorInputError naming the argument."""
-    if value is None:
-        raise CalculatorInputError(f"{argument} is required")
+# Input-validation bounds, not guideline facts: a measurement beyond these is a typo or a unit mix-up
+# (cm typed as mm, a pasted accession number), so the calculators refuse it instead of computing a category.
+MAX_SIZE_MM = 500.0  # larger than any lesion a guideline calculator here is meant for (half a metre)
+MAX_VOLUME_MM3 = 65_500_000.0  # the volume of a 500 mm sphere
+MAX_ABS_HU = 4000.0  # CT numbers of tissue, fluid, calcium and contrast lie well inside +-4000 HU
+
+
+def _number(value: object, argument: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CalculatorInputError(f"{argument}={value!r} must be a number")
     number = float(value)
-    if not math.isfinite(number) or number <= 0:
+    if not math.isfinite(number):
+        raise CalculatorInputError(f"{argument}={value!r} must be a finite number")
+    return number
+
+
+def _check_bound(number: float, value: object, argument: str) -> None:
+    # The unit is read off the argument's name (size_mm, prior_dimensions_mm[0], size_cm, volume_mm3).
+    if "_mm3" in argument:
+        limit, unit = MAX_VOLUME_MM3, "mm^3"
+    elif "_mm" in argument:
+        limit, unit = MAX_SIZE_MM, "mm"
+    elif "_cm" in argument:
+        limit, unit = MAX_SIZE_MM / 10, "cm"
+    else:
+        return
+    if number > limit:
+        raise CalculatorInputError(
+            f"{argument}={value!r} is not a plausible measurement (over {limit:g} {unit}); check the units"
+        )
+
+
+def check_positive(value: float | int | None, argument: str) -> float:
+    """A finite size > 0 (and, for sizes and volumes, a plausible one), as float; else a CalculatorInputError."""
+    if value is None:
+        raise CalculatorInputError(f"{argument} is required")
+    number = _number(value, argument)
+    if number <= 0:
         raise CalculatorInputError(f"{argument}={value!r} must be a positive number")
+    _check_bound(number, value, argument)
     return number
 
 
 def check_non_negative(value: float | int, argument: str) -> float:
-    """A finite number >= 0, as float."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CalculatorInputError(f"{argument}={value!r} must be a number")
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
+    """A finite number >= 0 (plausible when it is a size), as float."""
+    number = _number(value, argument)
+    if number < 0:
         raise CalculatorInputError(f"{argument}={value!r} must not be negative")
+    _check_bound(number, value, argument)
+    return number
+
+
+def check_hu(value: float | int, argument: str) -> float:
+    """A finite CT number within +-MAX_ABS_HU, as float."""
+    number = _number(value, argument)
+    if abs(number) > MAX_ABS_HU:
+        raise CalculatorInputError(
+            f"{argument}={value!r} is not a plausible CT number (beyond +-{MAX_ABS_HU:g} HU)"
+        )
     return number
 
 

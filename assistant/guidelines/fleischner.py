@@ -2,8 +2,9 @@
 
 Implements the solid-nodule and subsolid-nodule tables of MacMahon et al., Radiology 2017;284:228-243
 (doi:10.1148/radiol.2017161659), as restated in ../shared/reference/guideline_facts.md section 1.
-Size is the mean of the long and short axes rounded to the nearest millimetre (so "<6 mm" means a rounded
-mean of 5 mm or less); volume thresholds are 100 and 250 mm^3.
+Size is the mean of the long and short axes rounded to the nearest millimetre (MacMahon 2017, table
+footnote; so "<6 mm" means a rounded mean of 5 mm or less); the solid component of a part-solid nodule is
+rounded the same way. Volume thresholds are 100 and 250 mm^3.
 """
 
 from __future__ import annotations
@@ -212,8 +213,14 @@ def _subsolid(
                 f"solid_component_mm={solid_component_mm!r} given for a {comp.value} nodule; "
                 "only part-solid nodules have a solid component"
             )
-        solid_part = check_non_negative(solid_component_mm, "solid_component_mm")
+        measured = check_non_negative(solid_component_mm, "solid_component_mm")
+        # The table footnote (MacMahon 2017) rounds the table's dimensions to the nearest millimetre; the
+        # solid-component threshold (6 mm) is one of them, so the solid component is rounded the same way.
+        # At the 6 mm boundary this is also the cautious reading (5.5 mm counts as 6 mm: more follow-up).
+        solid_part = round_half_up(measured)
         inputs["solid_component_mm"] = solid_part
+        if solid_part != measured:
+            notes.append(f"Solid component {measured:g} mm is rounded to {fmt_mm(solid_part)} like the nodule.")
     if number is NoduleCount.MULTIPLE:
         action = (
             "CT at 3-6 months; if stable, consider CT at 2 and 4 years."

@@ -135,11 +135,32 @@ def test_fleischner_subsolid_boundary_5_9_rounds_into_6_mm_band() -> None:
     assert fleischner("ground_glass", "single", 5.4).category == "ground-glass single <6 mm"
 
 
-def test_fleischner_part_solid_solid_component_boundaries() -> None:
-    assert "solid component <6 mm" in fleischner("part_solid", "single", 10, solid_component_mm=5.9).category
+def test_fleischner_part_solid_solid_component_is_rounded_like_the_nodule() -> None:
+    # MacMahon 2017 table footnote: dimensions rounded to the nearest millimetre (5.5 mm counts as 6 mm).
+    assert "solid component <6 mm" in fleischner("part_solid", "single", 10, solid_component_mm=5.4).category
+    at_six = fleischner("part_solid", "single", 10, solid_component_mm=5.5)
+    assert "solid component >=6 mm" in at_six.category
+    assert any("rounded to 6 mm" in n for n in at_six.notes)
     assert "solid component >=6 mm" in fleischner("part_solid", "single", 10, solid_component_mm=6).category
-    assert "(>8 mm)" in fleischner("part_solid", "single", 12, solid_component_mm=8.1).recommendation
-    assert "(>8 mm)" not in fleischner("part_solid", "single", 12, solid_component_mm=8).recommendation
+    assert "(>8 mm)" in fleischner("part_solid", "single", 12, solid_component_mm=8.5).recommendation
+    assert "(>8 mm)" not in fleischner("part_solid", "single", 12, solid_component_mm=8.4).recommendation
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"size_mm": 1e308},
+        {"size_mm": -4},
+        {"size_mm": float("nan")},
+        {"size_mm": float("inf")},
+        {"size_mm": 501},
+        {"volume_mm3": 1e12},
+        {"long_axis_mm": 900, "short_axis_mm": 8},
+    ],
+)
+def test_fleischner_refuses_implausible_sizes(kwargs: dict[str, float]) -> None:
+    with pytest.raises(CalculatorInputError, match="size_mm|volume_mm3|long_axis_mm"):
+        fleischner("solid", "single", risk="low", **kwargs)  # type: ignore[arg-type]
 
 
 def test_fleischner_accepts_enums_and_aliases() -> None:
