@@ -513,6 +513,8 @@ class GuidelineService:
         phrasing = self.phrasing(question, result)
         lines = [phrasing.text]
         lines += [f"Note: {note}" for note in result.notes]
+        # How the question was read (comparators, contradictions, defaults) is shown, never silent.
+        lines += [f"Read from your question: {note}" for note in extraction.notes]
         lines += [
             f"Read from your words “{v['evidence']}”: {k} = {v['value']} (please confirm)." for k, v in inferred.items()
         ]

@@ -25,12 +25,35 @@ _NEGATION = re.compile(r"\b(no|without|absent|not|negative for|lacks?|lacking)\b
 
 @dataclass(frozen=True)
 class Size:
-    """One size mention, in millimetres, with where it was found."""
+    """One size mention, in millimetres, with where it was found and any comparator written before it.
+
+    ``bound`` is ``"lt"`` ("under 6 mm", "< 6 mm", "sub-centimetre"), ``"le"`` ("up to 4 mm"), ``"ge"``
+    ("at least 8 mm") or ``"gt"`` ("over 8 mm"); None for a plain measurement.
+    """
 
     mm: float
     dims_mm: tuple[float, ...]
     start: int
     end: int
+    bound: str | None = None
+
+    def value(self, step_mm: float) -> float:
+        """The size to classify: a strict bound moves one measuring step past the number written.
+
+        "Under 6 mm" is not 6 mm: with whole-millimetre rounding (Fleischner) it is at most 5 mm, with
+        tenths (Lung-RADS) at most 5.9 mm. "Up to"/"at least" include the number itself.
+        """
+        if self.bound == "lt":
+            return round(self.mm - step_mm, 3)
+        if self.bound == "gt":
+            return round(self.mm + step_mm, 3)
+        return self.mm
+
+    def largest(self, step_mm: float) -> float:
+        """The largest single dimension (LI-RADS, TI-RADS), with the comparator applied like :meth:`value`."""
+        top = max(self.dims_mm) if self.dims_mm else self.mm
+        shift = {"lt": -step_mm, "gt": step_mm}.get(self.bound or "", 0.0)
+        return round(top + shift, 3)
 
 
 @dataclass(frozen=True)
@@ -76,19 +99,90 @@ _LUNG = (
 )
 
 
+# The vocabulary of each guideline: organ and descriptor words that only that guideline uses. A question
+# is routed by an explicit guideline name first, then by which vocabulary it uses most, so "isoechoic,
+# wider-than-tall solid nodule, 1.7 cm" goes to TI-RADS although "solid nodule" is lung vocabulary too.
+_VOCABULARY: tuple[tuple[str, str], ...] = (
+    (
+        "tirads",
+        r"\b\w*echoic\b|anechoic|taller[\s-]than[\s-]wide|wider[\s-]than[\s-]tall|spongiform|comet[\s-]tail"
+        r"|punctate echogenic|echogenic foci|microcalcif|macrocalcif|extra[\s-]?thyroidal|thyroid|\bfna\b"
+        r"|\btr\s?[1-5]\b|\blobe of the thyroid|isthmus",
+    ),
+    (
+        "bosniak",
+        r"\bsept(?:a|ae|um|ations?)\b|cystic renal|renal cyst|kidney cyst|\bcyst\b.*\b(?:kidney|renal)\b"
+        r"|(?:kidney|renal)\b.*\bcyst|hyperdense cyst|protrusion|\bbosniak\b",
+    ),
+    ("adrenal", r"adrenal|washout|myelolipoma|adenoma|pheochromocytoma|phaeochromocytoma"),
+    (
+        "lirads",
+        r"\baphe\b|arterial[\s-]phase|wash[\s-]?out|capsule|cirrho|hepatitis|\bhbv\b|\bhcc\b|liver"
+        r"|hepatic|observation|threshold growth|tumou?r in vein|targetoid",
+    ),
+    (
+        "birads",
+        r"breast(?! cancer| carcinoma| ca\b)|mammo|\bbi[\s-]?rads\b|calcifications? (?:in|of) the breast|axilla|retroareolar|o'?clock",
+    ),
+    ("renal", r"renal mass|kidney mass|renal lesion|enhanc\w* by|\bhu (?:increase|rise)|post[\s-]?contrast"),
+)
+
+
 def detect_calculator(text: str) -> str | None:
-    """The calculator a question is about, from guideline names, aliases and topic words."""
+    """The calculator a question is about, from guideline names, then the guideline's own vocabulary."""
     low = _normalise(text)
-    for name, pattern in _GUIDELINE_NAMES:
-        if re.search(pattern, low):
-            if name == "lungrads" and re.search(r"fleischner|fleishner", low):
-                return "fleischner"  # "does Fleischner apply to a screening CT?" is a Fleischner question
-            if name == "renal" and re.search(r"\bcyst|septa|bosniak", low):
-                return "bosniak"
-            return name
-    if re.search(_LUNG, low):
+    named = [name for name, pattern in _GUIDELINE_NAMES if re.search(pattern, low)]
+    explicit = [n for n in named if re.search(_EXPLICIT[n], low)]
+    if "fleischner" in explicit:
+        return "fleischner"  # "does Fleischner apply to a screening CT?" is a Fleischner question
+    if len(explicit) == 1:
+        return explicit[0]
+    if (explicit == [] or explicit == ["bosniak"]) and re.search(r"renal|kidney", low) and _unenhanced_only(low):
+        # "80 HU on non-contrast CT" is the mass's attenuation, not an enhancement: a Bosniak question
+        # (homogeneous >= 70 HU unenhanced: class II), never the enhancement rule.
+        return "bosniak"
+    scores = {name: len(re.findall(pattern, low)) for name, pattern in _VOCABULARY}
+    lung = len(re.findall(_LUNG, low))
+    best = max(scores, key=lambda n: scores[n])
+    if scores[best] >= lung and scores[best] > 0:
+        if best == "renal" and re.search(r"\bcyst|septa|bosniak", low):
+            return "bosniak"
+        if best == "bosniak" and not re.search(r"cyst|sept|bosniak|protrusion", low):
+            return "renal"
+        return best
+    for name in named:
+        if name == "renal" and re.search(r"\bcyst|septa|bosniak", low):
+            return "bosniak"
+        return name
+    if lung:
         return "lungrads" if re.search(r"\bscreen(?:ing|ed)?\b", low) else "fleischner"
     return None
+
+
+_UNENHANCED = r"unenhanced|non[\s-]?contrast|noncontrast|without contrast|pre[\s-]?contrast|plain ct|native ct"
+_ENHANCEMENT = (
+    r"enhanc\w*\s+(?:by|of)\s+\d|\d+\s*hu\s+(?:increase|rise|of enhancement)|increas\w*\s+(?:by|of)\s+\d"
+    r"|post[\s-]?contrast|nephrographic|from\s+-?\d+\s*(?:hu)?\s+to\s+-?\d+\s*hu|after contrast|\bdelta\b"
+)
+
+
+def _unenhanced_only(low: str) -> bool:
+    """The question gives an attenuation on unenhanced CT and no enhancement measurement."""
+    return bool(re.search(_UNENHANCED, low)) and re.search(r"-?\d+(?:\.\d+)?\s*hu\b", low) is not None and not (
+        re.search(_ENHANCEMENT, low)
+    )
+
+
+_EXPLICIT = {
+    "lungrads": r"lung[\s-]?rads|lungrads|\bldct\b|lung (?:cancer )?screening|low[\s-]dose",
+    "fleischner": r"fleischner|fleishner",
+    "tirads": r"ti[\s-]?rads|tirads|thyroid",
+    "bosniak": r"bosniak",
+    "birads": r"bi[\s-]?rads|birads|mammo",
+    "lirads": r"li[\s-]?rads|lirads|\blr-?(?:[1-5]|m|tiv)\b",
+    "adrenal": r"adrenal",
+    "renal": r"(?!x)x",  # never explicit: the renal-mass rule has no name users type
+}
 
 
 def extract_parameters(question: str) -> Extraction:
@@ -186,7 +280,32 @@ def find_sizes(text: str) -> list[Size]:
             continue  # a volume such as '120 mm3'
         mm = round(_to_mm(m.group(1), m.group(2)), 3)
         sizes.append(Size(mm, (mm,), m.start(), m.end()))
-    return sorted(sizes, key=lambda s: s.start)
+    for m in _SUBCENTIMETRE.finditer(text):
+        if not any(a <= m.start() < b for a, b in taken):
+            sizes.append(Size(10.0, (10.0,), m.start(), m.end(), "lt"))
+    bounded = [_with_bound(text, size) for size in sizes]
+    return sorted(bounded, key=lambda s: s.start)
+
+
+# Comparators written before a size ("all under 6 mm", "< 6 mm", "up to 4 mm", "at least 8 mm").
+_BOUNDS: tuple[tuple[str, str], ...] = (
+    ("le", r"<=|=<|up to|at most|no (?:more|larger|bigger|greater) than|not (?:more|larger|bigger) than"
+           r"|not exceeding|maximum(?: of)?|max\.?"),
+    ("ge", r">=|=>|at least|no (?:less|smaller) than|not (?:less|smaller) than|minimum(?: of)?|min\.?"),
+    ("lt", r"<|under|below|less than|smaller than|beneath|sub-?"),
+    ("gt", r">|over|above|more than|greater than|larger than|bigger than|exceeding"),
+)
+_SUBCENTIMETRE = re.compile(r"\bsub-?\s?centimet(?:er|re)\b|\b(?:less than|under|below|<)\s*(?:a|one) cm\b")
+
+
+def _with_bound(text: str, size: Size) -> Size:
+    if size.bound is not None:
+        return size
+    before = text[max(0, size.start - 24) : size.start]
+    for bound, pattern in _BOUNDS:
+        if re.search(rf"(?:^|[\s(,;:])(?:{pattern})\s*(?:about |approximately |approx\.? |~)?$", before):
+            return Size(size.mm, size.dims_mm, size.start, size.end, bound)
+    return size
 
 
 def _has(text: str, pattern: str) -> bool:
@@ -245,6 +364,25 @@ def _split_sizes(text: str) -> tuple[list[Size], list[Size], list[Size]]:
     return main, solid, prior
 
 
+_BOUND_WORDS = {"lt": "under", "le": "up to", "ge": "at least", "gt": "over"}
+
+
+def _main_size(sizes: list[Size], step_mm: float, notes: list[str], *, largest: bool = False) -> float:
+    """The size that decides the category: the largest mention, comparators applied (and said in a note)."""
+    picked = max(sizes, key=lambda s: s.largest(step_mm) if largest else s.value(step_mm))
+    value = picked.largest(step_mm) if largest else picked.value(step_mm)
+    if picked.bound in ("lt", "gt"):
+        notes.append(
+            f"'{_BOUND_WORDS[picked.bound]} {picked.mm:g} mm' read as {value:g} mm "
+            f"({'below' if picked.bound == 'lt' else 'above'} the number written)"
+        )
+    elif picked.bound == "ge":
+        notes.append(f"'at least {picked.mm:g} mm' read as {value:g} mm; if it is larger, the category may be higher")
+    elif picked.bound == "le":
+        notes.append(f"'up to {picked.mm:g} mm' read as {value:g} mm, the largest size it allows")
+    return value
+
+
 # ---------------------------------------------------------------- lung nodules
 
 
@@ -274,19 +412,44 @@ def _count(text: str) -> str:
     return "single"
 
 
-def _risk(text: str) -> str | None:
-    low_pat = (
-        r"low[\s-]risk|never[\s-]smok\w*|non[\s-]?smok\w*|no smoking|no risk factors|nonsmoker"
-        r"|no history of smoking"
-    )
-    if _has(text, low_pat):
-        return "low"
-    if _has(
-        text,
-        r"high[\s-]risk|smok\w*|pack[\s-]?years?|\bpy\b|\bpk[\s-]?yrs?\b|asbestos|family history|emphysema"
-        r"|fibrosis|carcinogen",
-    ):
+_LOW_RISK = re.compile(
+    r"low[\s-]risk|never[\s-]?smok\w*|non[\s-]?smok\w*|no (?:history of )?smoking|no risk factors"
+    r"|no (?:smoking|tobacco) history|no history of smoking|has never smoked|never smoked|lifelong non"
+    r"|minimal (?:or no )?smoking"
+)
+# Fleischner 2017 high-risk factors (guideline_facts section 1 and 9): smoking, other carcinogen exposure,
+# family history, emphysema, pulmonary fibrosis. Searched after the low-risk phrases are blanked out, so
+# "non-smoker" is not read as "smoker".
+_HIGH_RISK = re.compile(
+    r"high[\s-]risk|\b(?:ex-?|former |current |heavy |active )?smok(?:er|ers|ing|es|ed)\b|pack[\s-]?years?"
+    r"|\bpy\b|\bpk[\s-]?yrs?\b|\d+\s*p/?y\b|asbestos|radon|uranium|family history|emphysema|fibrosis"
+    r"|carcinogen|\bcopd\b"
+)
+
+
+_NEGATED_RISK = re.compile(
+    r"\b(?:no|without|denies|negative for)\s+(?:\w+\s+){0,2}?(?:family history|emphysema|fibrosis|asbestos"
+    r"|copd|carcinogen\w*)(?:\s+or\s+(?:family history|emphysema|fibrosis|asbestos|copd))?"
+)
+
+
+def _risk(text: str, notes: list[str] | None = None) -> str | None:
+    """'low', 'high' or None. Contradictory statements never default to low: a high-risk factor wins."""
+    low_match = _LOW_RISK.search(text)
+    blanked = _LOW_RISK.sub(lambda m: " " * len(m.group(0)), _NEGATED_RISK.sub(lambda m: " " * len(m.group(0)), text))
+    high_match = _HIGH_RISK.search(blanked)
+    if low_match and high_match:
+        if notes is not None:
+            notes.append(
+                f"Contradictory risk statements: '{low_match.group(0)}' but '{high_match.group(0).strip()}'; "
+                "the high-risk factor is applied (Fleischner 2017 lists it as a risk factor). Correct the risk "
+                "if that is wrong."
+            )
         return "high"
+    if high_match:
+        return "high"
+    if low_match:
+        return "low"
     return None
 
 
@@ -309,10 +472,11 @@ def _fleischner(text: str) -> tuple[dict[str, Any], list[str]]:
     if vol:
         params["volume_mm3"] = float(vol.group(1))
     elif main:
-        params["size_mm"] = max(s.mm for s in main)
+        # Fleischner rounds to whole millimetres, so "under 6 mm" is at most 5 mm.
+        params["size_mm"] = _main_size(main, 1.0, notes)
     if solid:
-        params["solid_component_mm"] = solid[0].mm
-    risk = _risk(text)
+        params["solid_component_mm"] = solid[0].value(1.0)
+    risk = _risk(text, notes)
     if risk:
         params["risk"] = risk
     age = _age(text)
@@ -374,9 +538,10 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
         params["nodule_type"] = comp
     main, solid, prior = _split_sizes(text)
     if main:
-        params["mean_diameter_mm"] = max(s.mm for s in main)
+        # Lung-RADS measures to a tenth of a millimetre, so "under 6 mm" is at most 5.9 mm.
+        params["mean_diameter_mm"] = _main_size(main, 0.1, notes)
     if solid:
-        params["solid_component_mm"] = solid[0].mm
+        params["solid_component_mm"] = solid[0].value(0.1)
     if follow_up:
         if _has(text, r"\bnew\b|newly"):
             params["status"] = "new"
@@ -451,7 +616,8 @@ def _tirads(text: str) -> tuple[dict[str, Any], list[str]]:
         notes.append("no echogenic foci mentioned: scored as none")
     main, _, _ = _split_sizes(text)
     if main:
-        params["max_diameter_cm"] = round_half_up(max(max(s.dims_mm) for s in main) / 10, 3)
+        # TI-RADS thresholds use the maximum dimension (in cm, to a millimetre).
+        params["max_diameter_cm"] = round_half_up(_main_size(main, 1.0, notes, largest=True) / 10, 3)
     m = re.search(r"(?:previously|prior|was)\s*tr\s?([1-5])", text)
     if m:
         params["prior_level"] = int(m.group(1))
@@ -470,6 +636,8 @@ _WORD_NUM = {
     "a few": 2,
     "few": 2,
     "single": 1,
+    "a": 1,
+    "an": 1,
 }
 
 
@@ -488,10 +656,10 @@ def _bosniak(text: str) -> tuple[dict[str, Any], list[str]]:
     elif _has(text, r"minimally thickened wall"):
         params["wall_thickness_mm"] = 3.0
     m = re.search(
-        r"(\d+|one|two|three|four|five|six|a few|few|single|many|multiple|numerous)\s+(?:\w+\s+){0,3}?"
-        r"sept(?:a|ae|um|ations?)\b",
+        r"\b(\d+(?![\d.]|\s*(?:mm|cm|hu)\b)|one|two|three|four|five|six|a few|few|single|many|multiple|numerous)"
+        r"\s+(?:[\w.-]+\s+){0,4}?sept(?:a|ae|um|ations?)\b",
         text,
-    )
+    ) or re.search(r"\b(an?)\s+(?:[\w.-]+\s+){0,4}?sept(?:um|ation)\b", text)  # "a 6 mm thick septum": one
     if m:
         word = m.group(1)
         count = int(word) if word.isdigit() else _WORD_NUM.get(word, 4)
@@ -511,13 +679,13 @@ def _bosniak(text: str) -> tuple[dict[str, Any], list[str]]:
         elif _has(text, r"minimally thickened\s+(?:\w+\s+)?sept"):
             params["septa_thickness_mm"] = 3.0
     n = re.search(
-        rf"{_NUM}\s*mm\s*(?:enhancing\s*)?(?:nodule|protrusion)|(?:nodule|protrusion)\s*(?:of|measuring)?\s*"
-        rf"{_NUM}\s*mm",
+        rf"{_NUM}\s*mm\s*(?:[\w-]+\s+){{0,3}}?(?:nodule|protrusion|nodularity)"
+        rf"|(?:nodule|protrusion|nodularity)\s*(?:of|measuring)?\s*{_NUM}\s*mm",
         text,
     )
     if n:
         params["protrusion_mm"] = float(n.group(1) or n.group(2))
-    if _has(text, r"acute (?:margin|angle)"):
+    if _has(text, r"acute[\s-](?:margin|angle)"):
         params["protrusion_margin"] = "acute"
     elif _has(text, r"obtuse"):
         params["protrusion_margin"] = "obtuse"
@@ -542,16 +710,44 @@ def _bosniak(text: str) -> tuple[dict[str, Any], list[str]]:
     return params, notes
 
 
+# Descriptions of a BI-RADS assessment in words (ACR BI-RADS Atlas 5th ed., assessment categories), checked
+# in this order so that "probably benign" is not read as "benign" and "low suspicion" not as "suspicious".
+_BIRADS_WORDS: tuple[tuple[str, str], ...] = (
+    ("6", r"(?:biopsy|tissue)[\s-]proven (?:malignancy|cancer|carcinoma)|known biopsy[\s-]proven"),
+    ("5", r"highly suggestive of malignancy|highly suspicious for malignancy|classic(?:ally)? malignant"),
+    ("4C", r"high suspicion (?:for|of) malignancy|highly suspicious\b(?! for malignancy)"),
+    ("4B", r"moderate suspicion (?:for|of) malignancy|moderately suspicious"),
+    ("4A", r"low suspicion (?:for|of) malignancy|mildly suspicious|slightly suspicious"),
+    ("3", r"probably benign|likely benign|short[\s-]interval follow[\s-]?up"),
+    ("0", r"incomplete|needs? (?:additional|further|more) (?:imaging|views|evaluation)|additional (?:imaging|views)"
+          r"|spot compression|comparison with (?:old|prior|previous) (?:films|mammograms|studies)|recall(?:ed)?\b"
+          r"|call[\s-]?back"),
+    ("1", r"\bnegative (?:mammogram|study|exam|screen)|nothing to comment|normal (?:mammogram|study|exam)"),
+    ("2", r"(?<!probably )(?<!likely )\bbenign (?:finding|findings|mass|calcifications?|cyst|lymph node)"
+          r"|definitely benign|simple cyst|oil cyst|fibroadenoma, biopsy"),
+    ("4", r"suspicious (?:abnormality|finding|for malignancy|mass|calcifications?)"),
+)
+
+
 def _birads(text: str) -> tuple[dict[str, Any], list[str]]:
     m = re.search(r"(?:bi[\s-]?rads|birads|category|cat\.?)\s*(?:category\s*)?(4a|4b|4c|[0-6])\b", text)
-    return ({"category": m.group(1).upper()} if m else {}), []
+    if m:
+        return {"category": m.group(1).upper()}, []
+    for category, pattern in _BIRADS_WORDS:
+        found = re.search(pattern, text)
+        if found and _affirmed(text, pattern):
+            return {"category": category}, [f"'{found.group(0)}' read as BI-RADS {category}"]
+    return {}, []
 
 
 def _lirads(text: str) -> tuple[dict[str, Any], list[str]]:
     params: dict[str, Any] = {}
+    notes: list[str] = []
     main, _, _ = _split_sizes(text)
     if main:
-        params["size_mm"] = max(s.mm for s in main)
+        # LI-RADS v2018: size is the largest outer-edge-to-outer-edge dimension, never a mean of axes
+        # ("22 x 15 mm" is 22 mm) - guideline_facts section 9.
+        params["size_mm"] = _main_size(main, 1.0, notes, largest=True)
     if _has(text, r"(?<!non)(?<!non-)(?<!non )\brim (?:aphe|arterial|enhancement)|targetoid"):
         params["aphe"] = "rim"
     else:
@@ -568,7 +764,7 @@ def _lirads(text: str) -> tuple[dict[str, Any], list[str]]:
     ):
         found = _affirmed(text, pattern)
         params[name] = bool(found)
-    return params, []
+    return params, notes
 
 
 def _adrenal(text: str) -> tuple[dict[str, Any], list[str]]:
@@ -576,7 +772,7 @@ def _adrenal(text: str) -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = []
     main, _, _ = _split_sizes(text)
     if main:
-        params["size_cm"] = round_half_up(max(s.mm for s in main) / 10, 3)
+        params["size_cm"] = round_half_up(_main_size(main, 1.0, notes, largest=True) / 10, 3)
     hu = re.search(r"(-?\d+(?:\.\d+)?)\s*hu\b", text)
     if hu:
         params["unenhanced_hu"] = float(hu.group(1))
@@ -624,15 +820,28 @@ def _adrenal(text: str) -> tuple[dict[str, Any], list[str]]:
 
 def _renal(text: str) -> tuple[dict[str, Any], list[str]]:
     params: dict[str, Any] = {"modality": "mri" if _has(text, r"\bmri?\b|signal") else "ct"}
-    hu = re.search(r"(-?\d+(?:\.\d+)?)\s*hu\b", text)
-    if hu and params["modality"] == "ct":
-        params["hu_increase"] = float(hu.group(1))
+    notes: list[str] = []
+    if params["modality"] == "ct":
+        # Only an enhancement is an enhancement: "from 30 to 55 HU" is +25 HU; "enhances by 25 HU" is 25 HU;
+        # a bare attenuation ("40 HU") is not, and then the increase is asked for (ACR renal 2018).
+        span = re.search(r"from\s+(-?\d+(?:\.\d+)?)\s*(?:hu)?\s+to\s+(-?\d+(?:\.\d+)?)\s*hu\b", text)
+        if span:
+            params["hu_increase"] = float(span.group(2)) - float(span.group(1))
+            notes.append(f"enhancement read as {span.group(2)} - {span.group(1)} = {params['hu_increase']:g} HU")
+        else:
+            hu = re.search(
+                r"(?:enhanc\w*|increas\w*|ris\w*)\s+(?:\w+\s+){0,2}?(?:by|of)\s+(-?\d+(?:\.\d+)?)\s*hu\b"
+                r"|(-?\d+(?:\.\d+)?)\s*hu\s+(?:increase|rise|of enhancement|enhancement|change)",
+                text,
+            )
+            if hu:
+                params["hu_increase"] = float(hu.group(1) or hu.group(2))
     pct = re.search(r"(\d+(?:\.\d+)?)\s*%", text)
     if pct and params["modality"] == "mri":
         params["signal_increase_pct"] = float(pct.group(1))
     if _has(text, r"subtraction"):
         params["subtraction_enhancement"] = bool(_affirmed(text, r"enhancement on subtraction|subtraction"))
-    return params, []
+    return params, notes
 
 
 _PARSERS = {
