@@ -187,6 +187,54 @@ def is_knowledge_question(question: str, extraction: Extraction) -> bool:
     return bool(_KNOWLEDGE.search(low))
 
 
+# A category as users write it, per calculator: the question "what does BI-RADS 5 mean?" is answered from the
+# knowledge-base section of that category, never from a calculator asking for findings.
+_CATEGORY_TOPIC: Mapping[str, re.Pattern[str]] = {
+    "lungrads": re.compile(r"(?:lung[\s-]?rads|category|cat\.?)\s*(?:category\s*)?(4x|4a|4b|[0-4])(?![\w.])", re.I),
+    "birads": re.compile(r"(?:bi[\s-]?rads|birads|category|cat\.?)\s*(?:category\s*)?(4a|4b|4c|[0-6])(?![\w.])", re.I),
+    "tirads": re.compile(r"\b(?:tr|ti[\s-]?rads)\s*-?\s*([1-5])(?![\w.])", re.I),
+    "bosniak": re.compile(r"(?:bosniak|class|category)\s*(?:class\s*)?(iif|iv|iii|ii|i)\b", re.I),
+    "lirads": re.compile(r"\blr\s*-?\s*(tiv|m|[1-5])\b", re.I),
+}
+# Words that describe a finding's behaviour: "Lung-RADS 4A nodule stable at 3 months" is a case, not a concept.
+_CASE_WORDS = re.compile(
+    r"\b(?:stable|unchanged|grow\w*|grew|enlarg\w*|new|newly|persist\w*|proven|decreas\w*|smaller|resolved"
+    r"|measur\w*|\d+\s*(?:mm|cm|hu|%))\b",
+    re.I,
+)
+
+
+def topic_section(calculator: str, question: str) -> str | None:
+    """The section id of the one category a question names ('Bosniak IIF' -> bosniak-2019/class-iif), if any."""
+    pattern = _CATEGORY_TOPIC.get(calculator)
+    if pattern is None:
+        return None
+    found = {m.group(1).lower() for m in pattern.finditer(question)}
+    if len(found) != 1:
+        return None  # none, or several ("can LR-4 become LR-5?"): a general question for retrieval
+    (value,) = found
+    slug = {
+        "lungrads": f"category-{value}",
+        "birads": f"category-{value}",
+        "tirads": f"tr{value}",
+        "bosniak": f"class-{value}",
+        "lirads": f"lr-{value}",
+    }[calculator]
+    return f"{GUIDELINE_IDS[calculator]}/{slug}"
+
+
+def is_category_question(question: str, extraction: Extraction) -> bool:
+    """True when the question asks about a named category and describes no finding of its own."""
+    name = extraction.calculator
+    if name is None or topic_section(name, question) is None:
+        return False
+    low = question.lower()
+    if find_sizes(low) or _CASE_WORDS.search(low):
+        return False
+    defaults = ("modality", "count", "exam", "category", "prior_category")
+    return not {k for k, v in extraction.params.items() if v is not False and k not in defaults}
+
+
 # ---------------------------------------------------------------- the model, for what the parser cannot decide
 
 
@@ -308,6 +356,36 @@ def _numbers(text: str) -> set[str]:
     return {f"{float(n):g}" for n in _NUM.findall(_MARKERS.sub(" ", text))}
 
 
+_RANGE_OR_NUM = re.compile(r"(\d+(?:\.\d+)?)(?:\s*(?:-|–|to)\s*(\d+(?:\.\d+)?))?")
+
+
+def number_sequence(text: str) -> list[str]:
+    """Numbers and ranges in reading order: '3-6 months, then 18 to 24' -> ['3-6', '18-24']."""
+    out: list[str] = []
+    for m in _RANGE_OR_NUM.finditer(_MARKERS.sub(" ", text)):
+        a, b = m.group(1), m.group(2)
+        out.append(f"{float(a):g}-{float(b):g}" if b else f"{float(a):g}")
+    return out
+
+
+def _in_order(needed: Sequence[str], found: Sequence[str]) -> bool:
+    it = iter(found)
+    return all(any(item == f for f in it) for item in needed)
+
+
+# The guideline's name as a phrasing must say it.
+_GUIDELINE_NAME: Mapping[str, re.Pattern[str]] = {
+    "fleischner": re.compile(r"fleischner", re.I),
+    "lungrads": re.compile(r"lung[\s-]?rads", re.I),
+    "tirads": re.compile(r"ti[\s-]?rads", re.I),
+    "bosniak": re.compile(r"bosniak", re.I),
+    "birads": re.compile(r"bi[\s-]?rads", re.I),
+    "lirads": re.compile(r"li[\s-]?rads", re.I),
+    "adrenal": re.compile(r"\bacr\b.*adrenal|adrenal.*\bacr\b", re.I | re.S),
+    "renal": re.compile(r"\bacr\b", re.I),
+}
+
+
 def _category_words(category: str) -> set[str]:
     return {w for w in re.findall(r"[a-z][a-z-]+", category.lower()) if len(w) >= 4}
 
@@ -325,6 +403,12 @@ def check_phrasing(text: str, result: GuidelineResult, facts: str) -> tuple[str,
     lost = sorted(_numbers(recommendation) - _numbers(text), key=float)
     if lost:
         problems.append(f"numbers of the recommendation missing: {', '.join(lost)}")
+    elif not _in_order(number_sequence(recommendation), number_sequence(text)):
+        # "3-6 months" shortened to "3 months", or the intervals swapped: every range kept whole, in order.
+        problems.append("ranges or order of the recommendation's numbers changed")
+    name = _GUIDELINE_NAME.get(result.calculator)
+    if name is not None and not name.search(text):
+        problems.append("guideline not named")
     mention = _CATEGORY_MENTIONS.get(result.calculator)
     low = text.lower()
     if mention is not None:
@@ -480,6 +564,10 @@ class GuidelineService:
         started = time.monotonic()
         text, extraction = self.extract(question, history)
         name = extraction.calculator
+        if name is not None and is_category_question(question, extraction):
+            section = topic_section(name, question)
+            assert section is not None  # is_category_question checked it
+            return self._extractive(name, self.library.section_hits(section), record, started)
         if name is None or is_knowledge_question(text, extraction):
             return self._from_retrieval(question, extraction, history, record, started)
         params = dict(extraction.params)
@@ -553,6 +641,25 @@ class GuidelineService:
         )
         return self._answer_of(answer + (" [1]" if hits else ""), hits, tool, started)
 
+    def _extractive(self, name: str, hits: Sequence[retrieval.Hit], record: _Trace, started: float) -> Answer:
+        """A question about a guideline answered with the cited section's own text (no paraphrase)."""
+        record.template, record.outcome = "extractive", "extractive"
+        if not hits:
+            record.outcome = "no_source"
+            return self._answer_of("No source: the knowledge base has no section for this.", [], None, started)
+        first = hits[0]
+        section_text = " ".join(h.text.strip() for h in hits if h.section == first.section)
+        lines = [f"{_short_name(self.library, name)}, {first.title}: {' '.join(section_text.split())} [1]"]
+        related = [h for h in hits if h.section != first.section]
+        seen: set[str] = set()
+        cited = [first]
+        for hit in related:
+            if hit.section not in seen:
+                seen.add(hit.section)
+                cited.append(hit)
+                lines.append(f"See also: {hit.title} [{len(cited)}]")
+        return self._answer_of("\n".join(lines), cited, None, started, {"extractive": True})
+
     def _from_retrieval(
         self, question: str, extraction: Extraction, history: Sequence[Turn], record: _Trace,
         started: float,
@@ -560,6 +667,9 @@ class GuidelineService:
         hits: list[retrieval.Hit] = []
         if extraction.calculator is not None:
             hits = self.library.search(question, 3, guideline=GUIDELINE_IDS[extraction.calculator])
+            # A question about a known guideline is answered from its best section's own words: a small
+            # model's paraphrase once invented a meaning while the knowledge base held the right text.
+            return self._extractive(extraction.calculator, hits, record, started)
         hits = hits or self.library.search(question, 3)
         reply = self.grounded.reply(question, hits, history, corpus="guideline knowledge base")
         record.template, record.outcome = reply.template, reply.outcome

@@ -118,7 +118,7 @@ def create_services(
     priors = PriorReports(index_dir(settings, "reports"), embedder)
     return (
         library,
-        GuidelineService(model, options, library, audit),
+        GuidelineService(model, options, library, audit, phrase=settings.phrases_guidelines),
         GroundedService(model, options, library, priors, audit),
     )
 

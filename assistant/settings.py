@@ -62,8 +62,16 @@ class Settings:
     auth_password: str | None = field(default=None, repr=False)
     upload_max_age_s: float = 3600.0  # uploads, renderings and Gradio's upload cache are deleted after this
     log_level: str = "INFO"
+    # Guideline mode: may the model re-phrase a computed result (checked, else the template is shown)?
+    # "auto" = off for the embedded default (a 135M model whose phrasings passed the check 9.5% of the time and
+    # cost ~3 s per answer, docs/benchmarks.md), on for any other configured model; "on"; "off".
+    guideline_phrasing: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.guideline_phrasing not in ("auto", "on", "off"):
+            raise ConfigurationError(
+                f"guideline_phrasing must be auto, on or off, got {self.guideline_phrasing!r}"
+            )
         if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"llm_url must start with http:// or https://, got {self.llm_url!r}")
         for name in ("port", "engine_port"):
@@ -85,6 +93,13 @@ class Settings:
     @property
     def uses_embedded_engine(self) -> bool:
         return self.llm_url is None
+
+    @property
+    def phrases_guidelines(self) -> bool:
+        """Whether guideline answers are re-phrased by the model (see ``guideline_phrasing``)."""
+        if self.guideline_phrasing == "auto":
+            return not (self.uses_embedded_engine and self.llm_model is None)
+        return self.guideline_phrasing == "on"
 
     @property
     def models_dir(self) -> Path:

@@ -31,6 +31,8 @@ def test_evaluation_question_is_extracted_and_computed_exactly(case: dict[str, A
     name = extraction.calculator
     assert name == case["calculator"]
     assert name is not None
+    if case["expect"] == "concept":
+        return  # a question about a category: answered from its section (tests/assistant/test_guideline_mode.py)
     if case["expect"] == "missing":
         assert list(extraction.missing) == case["missing"]
         assert extraction.questions
