@@ -13,6 +13,7 @@ Questions that are not calculator-shaped are answered from retrieval with citati
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -233,6 +234,62 @@ def is_category_question(question: str, extraction: Extraction) -> bool:
         return False
     defaults = ("modality", "count", "exam", "category", "prior_category")
     return not {k for k, v in extraction.params.items() if v is not False and k not in defaults}
+
+
+# Two-part questions: "category now, and if it is unchanged at the 3-month scan?"
+_STABLE_LATER = re.compile(
+    r"\bif\b[^?.;]{0,40}?\b(?:unchanged|stable|persists?|persistent|the same|no change|doesn'?t change"
+    r"|does not change)\b",
+    re.I,
+)
+_SECOND_PART = re.compile(
+    r"\b(?:and|what|then)\b[^?.;]{0,20}\bif\b[^?.;]{0,80}\b(?:next|later|follow[\s-]?up|subsequent|\d+[\s-]?months?)\b"
+    r"|\b(?:at baseline|then)\b[^?]{0,40}\band now\b",
+    re.I,
+)
+
+
+def follow_up_scenario(
+    name: str, question: str, params: Mapping[str, Any], result: GuidelineResult
+) -> tuple[str, GuidelineResult] | None:
+    """The second half of "category now, and if it persists at follow-up?" for Lung-RADS, computed by code."""
+    if name != "lungrads" or not _STABLE_LATER.search(question):
+        return None
+    if params.get("exam", "baseline") != "baseline" and "status" in params:
+        return None  # already a follow-up question
+    if "airway" in params:
+        if params.get("airway_persistent_at_3_months"):
+            return None
+        then_params = {**params, "airway_persistent_at_3_months": True}
+        label = "if it persists at the 3-month LDCT"
+    else:
+        then_params = {
+            k: v
+            for k, v in params.items()
+            if k
+            in (
+                "nodule_type",
+                "mean_diameter_mm",
+                "long_axis_mm",
+                "short_axis_mm",
+                "solid_component_mm",
+                "juxtapleural_benign_morphology",
+                "s_modifier",
+                "cyst",
+            )  # fmt: skip
+        }
+        then_params.update(exam="follow_up", status="stable", prior_category=result.category)
+        if "cyst" in then_params:
+            then_params.pop("status")
+            then_params["cyst_change"] = "stable"
+        if "solid_component_mm" in then_params:
+            then_params["solid_component_change"] = "stable"
+        label = "if it is unchanged at the follow-up LDCT"
+    try:
+        return label, calculate(name, **then_params)
+    except CalculatorInputError as exc:
+        logger.info("follow-up scenario not computed: %s", type(exc).__name__)
+        return None
 
 
 # ---------------------------------------------------------------- the model, for what the parser cannot decide
@@ -600,6 +657,18 @@ class GuidelineService:
         hits = self.citations_for(result.section_id, name, text)
         phrasing = self.phrasing(question, result)
         lines = [phrasing.text]
+        tools = [tool]
+        scenario = follow_up_scenario(name, question, params, result)
+        if scenario is not None:
+            label, then = scenario
+            tools.append({"calculator": name, "scenario": label, "inputs": plain(then.to_dict()["inputs"]),
+                          "output": then.to_dict()})  # fmt: skip
+            lines.append(f"{label[:1].upper()}{label[1:]}: {then.guideline} {then.category}. {then.recommendation}")
+        elif _SECOND_PART.search(question):
+            lines.append(
+                "The second part of your question (a different finding on a later scan) is not computed here: "
+                "ask it as its own question with that scan's findings."
+            )
         lines += [f"Note: {note}" for note in result.notes]
         # How the question was read (comparators, contradictions, defaults) is shown, never silent.
         lines += [f"Read from your question: {note}" for note in extraction.notes]
@@ -608,7 +677,10 @@ class GuidelineService:
         ]
         record.template = self.phrase_template.ref if phrasing.source == "model" else self.answer_template.ref
         extra = {"phrasing": phrasing.source, "phrasing_problems": list(phrasing.problems)}
-        return self._answer_of("\n".join(lines), hits, tool, started, extra)
+        answer = self._answer_of("\n".join(lines), hits, tool, started, extra)
+        if len(tools) > 1:
+            answer = dataclasses.replace(answer, extra={**answer.extra, "tool_results": tools})
+        return answer
 
     def _ask_back(
         self, name: str, pairs: Sequence[tuple[str, str]], tool: dict[str, Any], record: _Trace,

@@ -69,9 +69,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.guideline_phrasing not in ("auto", "on", "off"):
-            raise ConfigurationError(
-                f"guideline_phrasing must be auto, on or off, got {self.guideline_phrasing!r}"
-            )
+            raise ConfigurationError(f"guideline_phrasing must be auto, on or off, got {self.guideline_phrasing!r}")
         if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"llm_url must start with http:// or https://, got {self.llm_url!r}")
         for name in ("port", "engine_port"):
@@ -169,7 +167,7 @@ def load_settings(
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         if name not in _FIELDS:
             raise ConfigurationError(f"unknown environment variable {key}")
         values[name] = _coerce(name, raw)

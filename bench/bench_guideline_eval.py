@@ -150,17 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     both = sum(r["correct"] and r["cited"] for r in rows)
     computed = [r for r in rows if r["out"].get("phrasing") in ("model", "template")]
     by_model = sum(r["out"]["phrasing"] == "model" for r in computed)
-    problems = collections.Counter(
-        p.split(":")[0] for r in computed for p in r["out"].get("phrasing_problems", [])
-    )
+    problems = collections.Counter(p.split(":")[0] for r in computed for p in r["out"].get("phrasing_problems", []))
     calc_rows = [r for r in rows if r["case"]["expect"] == "result"]
     calc_ok = sum(r["correct"] for r in calc_rows)
     latencies = [r["latency"] for r in rows]
     lat_computed = [r["latency"] for r in computed]
     wrong = [r["case"]["id"] for r in rows if not (r["correct"] and r["cited"])]
     breakdown = "\n".join(
-        f"| {key} | {sum(r['correct'] for r in group)}/{len(group)} |"
-        for key, group in sorted(_groups(rows).items())
+        f"| {key} | {sum(r['correct'] for r in group)}/{len(group)} |" for key, group in sorted(_groups(rows).items())
     )
     name = args.data.name
     body = f"""Model: `{model}` (embedded vLLM engine, default settings; engine start {startup:.0f} s).
@@ -170,9 +167,9 @@ enumerated parameter the parser left open, shown to the user for confirmation).
 
 | Metric | Value |
 |---|---|
-| Correct (category, refusal or ask-back) | {sum(r['correct'] for r in rows)}/{n} ({100 * sum(r['correct'] for r in rows) / n:.1f}%) |
+| Correct (category, refusal or ask-back) | {sum(r["correct"] for r in rows)}/{n} ({100 * sum(r["correct"] for r in rows) / n:.1f}%) |
 | Calculator outputs correct | {calc_ok}/{len(calc_rows)} ({100 * calc_ok / max(1, len(calc_rows)):.1f}%) |
-| Right guideline section cited (ask-backs: right question, nothing cited) | {sum(r['cited'] for r in rows)}/{n} ({100 * sum(r['cited'] for r in rows) / n:.1f}%) |
+| Right guideline section cited (ask-backs: right question, nothing cited) | {sum(r["cited"] for r in rows)}/{n} ({100 * sum(r["cited"] for r in rows) / n:.1f}%) |
 | **Correct with the right section cited** | **{both}/{n} ({100 * both / n:.1f}%)** |
 | Computed answers phrased by the model (passed the check) | {by_model}/{len(computed)} ({100 * by_model / max(1, len(computed)):.1f}%) |
 | Computed answers that fell back to the template | {len(computed) - by_model}/{len(computed)} ({100 * (len(computed) - by_model) / max(1, len(computed)):.1f}%) |
@@ -180,8 +177,8 @@ enumerated parameter the parser left open, shown to the user for confirmation).
 | Latency p50 / p95 (computed answers, incl. phrasing) | {percentile(lat_computed, 0.5):.2f} s / {percentile(lat_computed, 0.95):.2f} s |
 | Mean latency | {statistics.mean(latencies):.2f} s |
 
-Why phrasings were rejected (count of answers per check): {', '.join(f'{k} ({v})' for k, v in problems.most_common()) or 'none'}.
-Not correct or not cited: {', '.join(wrong) or 'none'}.
+Why phrasings were rejected (count of answers per check): {", ".join(f"{k} ({v})" for k, v in problems.most_common()) or "none"}.
+Not correct or not cited: {", ".join(wrong) or "none"}.
 
 | Calculator / expectation | Correct |
 |---|---|
@@ -190,7 +187,11 @@ Not correct or not cited: {', '.join(wrong) or 'none'}.
     if not args.no_write:
         held_out = args.data.resolve() == HELDOUT_SET
         section = "guideline-eval-heldout" if held_out else "guideline-eval"
-        title = "Guideline mode: held-out questions" if held_out else "Guideline mode: accuracy with the embedded default model"
+        title = (
+            "Guideline mode: held-out questions"
+            if held_out
+            else "Guideline mode: accuracy with the embedded default model"
+        )
         write_section(section, title, f"{COMMAND} --data tests/data/{name}", body)
     return 0
 

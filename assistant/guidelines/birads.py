@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.guidelines.common import CalculatorInputError, GuidelineResult
+from assistant.guidelines.common import CalculatorInputError, GuidelineResult, MissingParameterError
 
 GUIDELINE = "ACR BI-RADS"
 VERSION = "5th edition (2013)"
@@ -43,8 +43,10 @@ def parse_birads_category(category: str | int) -> str:
     return text
 
 
-def birads(category: str | int) -> GuidelineResult:
+def birads(category: str | int | None = None) -> GuidelineResult:
     """BI-RADS assessment category -> meaning, likelihood of malignancy and management (ACR atlas 2013)."""
+    if category is None:
+        raise MissingParameterError("category", "Which BI-RADS assessment category (0-6, 4A, 4B, 4C)?")
     key = parse_birads_category(category)
     meaning, management, risk = _TABLE[key]
     risk_text = f" Likelihood of malignancy: {risk}." if risk else ""

@@ -243,9 +243,7 @@ def check_hu(value: float | int, argument: str) -> float:
     """A finite CT number within +-MAX_ABS_HU, as float."""
     number = _number(value, argument)
     if abs(number) > MAX_ABS_HU:
-        raise CalculatorInputError(
-            f"{argument}={value!r} is not a plausible CT number (beyond +-{MAX_ABS_HU:g} HU)"
-        )
+        raise CalculatorInputError(f"{argument}={value!r} is not a plausible CT number (beyond +-{MAX_ABS_HU:g} HU)")
     return number
 
 

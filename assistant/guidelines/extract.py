@@ -104,6 +104,11 @@ _LUNG = (
 # wider-than-tall solid nodule, 1.7 cm" goes to TI-RADS although "solid nodule" is lung vocabulary too.
 _VOCABULARY: tuple[tuple[str, str], ...] = (
     (
+        "lungrads",
+        r"endobronchial|endotracheal|airway nodule|\bbaseline\b|annual (?:screen|ldct|ct)|multilocul\w*"
+        r"|thick[\s-]?walled|thin[\s-]?walled cyst|\b(?:category|cat) [0-4][abx]?\b|\b4x\b|\bs[\s-]modifier",
+    ),
+    (
         "tirads",
         r"\b\w*echoic\b|anechoic|taller[\s-]than[\s-]wide|wider[\s-]than[\s-]tall|spongiform|comet[\s-]tail"
         r"|punctate echogenic|echogenic foci|microcalcif|macrocalcif|extra[\s-]?thyroidal|thyroid|\bfna\b"
@@ -122,7 +127,8 @@ _VOCABULARY: tuple[tuple[str, str], ...] = (
     ),
     (
         "birads",
-        r"breast(?! cancer| carcinoma| ca\b)|mammo|\bbi[\s-]?rads\b|calcifications? (?:in|of) the breast|axilla|retroareolar|o'?clock",
+        r"breast(?! cancer| carcinoma| ca\b)|mammo|\bbi[\s-]?rads\b|calcifications? (?:in|of) the breast|axilla"
+        r"|retroareolar|o'?clock",
     ),
     ("renal", r"renal mass|kidney mass|renal lesion|enhanc\w* by|\bhu (?:increase|rise)|post[\s-]?contrast"),
 )
@@ -168,8 +174,10 @@ _ENHANCEMENT = (
 
 def _unenhanced_only(low: str) -> bool:
     """The question gives an attenuation on unenhanced CT and no enhancement measurement."""
-    return bool(re.search(_UNENHANCED, low)) and re.search(r"-?\d+(?:\.\d+)?\s*hu\b", low) is not None and not (
-        re.search(_ENHANCEMENT, low)
+    return (
+        bool(re.search(_UNENHANCED, low))
+        and re.search(r"-?\d+(?:\.\d+)?\s*hu\b", low) is not None
+        and not (re.search(_ENHANCEMENT, low))
     )
 
 
@@ -289,8 +297,11 @@ def find_sizes(text: str) -> list[Size]:
 
 # Comparators written before a size ("all under 6 mm", "< 6 mm", "up to 4 mm", "at least 8 mm").
 _BOUNDS: tuple[tuple[str, str], ...] = (
-    ("le", r"<=|=<|up to|at most|no (?:more|larger|bigger|greater) than|not (?:more|larger|bigger) than"
-           r"|not exceeding|maximum(?: of)?|max\.?"),
+    (
+        "le",
+        r"<=|=<|up to|at most|no (?:more|larger|bigger|greater) than|not (?:more|larger|bigger) than"
+        r"|not exceeding|maximum(?: of)?|max\.?",
+    ),
     ("ge", r">=|=>|at least|no (?:less|smaller) than|not (?:less|smaller) than|minimum(?: of)?|min\.?"),
     ("lt", r"<|under|below|less than|smaller than|beneath|sub-?"),
     ("gt", r">|over|above|more than|greater than|larger than|bigger than|exceeding"),
@@ -346,6 +357,12 @@ def _component_or_prior(text: str, size: Size) -> str:
     ):
         return "solid"
     if re.search(r"(?:previously|prior|was|from|before|last year|earlier|compared (?:with|to))\s*(?:\w+\s)?$", before):
+        return "prior"
+    if re.match(
+        r"\s*(?:\w+\s+)?(?:last year|a year ago|previously|before|earlier|at baseline|on the prior|on the previous"
+        r"|on the last|\d+ (?:months?|years?) ago)\b",
+        after,
+    ) and re.search(r"\bnow\b|currently|today|this (?:scan|ldct|ct|screen)|on the current", text[size.end :]):
         return "prior"
     return "size"
 
@@ -499,6 +516,8 @@ def _fleischner(text: str) -> tuple[dict[str, Any], list[str]]:
 def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     params: dict[str, Any] = {}
     notes: list[str] = []
+    # "and if it persists at 3 months?" is a question about later, not a finding now (guideline_mode answers it).
+    text = re.sub(r"\b(?:and |what )?(?:\w+ ){0,4}?if\b[^?.;]*", " ", text)
     if _has(text, r"incomplete|not fully (?:evaluable|imaged)|cannot be evaluated|prior (?:ct )?being located"):
         params["incomplete"] = True
         return params, notes
@@ -525,11 +544,8 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
             params["airway_persistent_at_3_months"] = True
         params.pop("exam")
         return params, notes
-    if _has(text, r"multilocular cyst|thick[\s-]walled cyst"):
-        params["cyst"] = "multilocular" if _has(text, r"multilocular") else "thick_walled"
-        if _has(text, r"grow|enlarg|increas|more locul|denser|increased density"):
-            params["status"] = "growing"
-        return params, notes
+    if _has(text, r"multilocul\w*|thick[\s-]?walled|thin[\s-]?walled|\bcysts?\b(?! of)"):
+        return _lung_cyst(text, params, notes)
     comp = _composition(text)
     if comp == "subsolid":
         comp = None
@@ -540,24 +556,99 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     if main:
         # Lung-RADS measures to a tenth of a millimetre, so "under 6 mm" is at most 5.9 mm.
         params["mean_diameter_mm"] = _main_size(main, 0.1, notes)
-    if solid:
+    if len(solid) >= 2 and follow_up:
+        # "solid part 2 mm ... now the solid part is 5 mm": the earlier mention is the prior screen's.
+        params["prior_solid_component_mm"] = solid[0].value(0.1)
+        params["solid_component_mm"] = solid[-1].value(0.1)
+    elif solid:
         params["solid_component_mm"] = solid[0].value(0.1)
+    if follow_up and comp == "part_solid" and "prior_solid_component_mm" not in params:
+        if _has(
+            text, r"new solid (?:component|part|portion)|solid (?:component|part|portion) (?:is |has )?(?:new|appeared)"
+        ):
+            params["solid_component_change"] = "new"
+        elif _has(text, r"solid (?:component|part|portion) (?:\w+ ){0,2}(?:grew|grow\w*|enlarg\w*|increas\w*)"):
+            params["solid_component_change"] = "growing"
+        elif _has(text, r"solid (?:component|part|portion) (?:\w+ ){0,2}(?:stable|unchanged|same)"):
+            params["solid_component_change"] = "stable"
+    prior_cat = re.search(
+        r"(?:lung[\s-]?rads|category|cat\.?|previously|prior|was|last)\s*(?:lung[\s-]?rads\s*)?(?:category\s*)?"
+        r"(4a|4b|4x|[0-4])(?![\w.]|\s*(?:mm|cm))",
+        text,
+    )
     if follow_up:
         if _has(text, r"\bnew\b|newly"):
             params["status"] = "new"
+        elif _has(
+            text,
+            r"slow(?:ly)?[\s-]grow\w*|slow growth|gradual(?:ly)? (?:grow|increas)\w*"
+            r"|(?:grow\w*|increas\w*) (?:slowly )?over (?:several|multiple|\d+) (?:screens|years|rounds)",
+        ):
+            params["slow_growth"] = True
+            params["status"] = "growing"
         elif _has(text, r"grow|grew|enlarg|increas"):
             params["status"] = "growing"
-        elif _has(text, r"stable|unchanged|no change|smaller|decreas"):
+        elif _has(text, r"stable|unchanged|no change|smaller|decreas|persist"):
             params["status"] = "stable"
-            m = re.search(r"(?:lung[\s-]?rads|category|cat\.?)\s*(4a|4b|4x|[0-4])\b", text)
-            if m:
-                params["prior_category"] = m.group(1).upper()
         elif prior:
             params["prior_mean_diameter_mm"] = prior[0].mm
-    if _has(text, r"juxtapleural|perifissural|juxta-pleural") and _has(text, r"smooth|lentiform|triangular|oval"):
+        if prior and params.get("status") in ("growing", "stable") and "slow_growth" not in params:
+            params["prior_mean_diameter_mm"] = prior[0].mm
+            params.pop("status")  # the sizes decide growth (> 1.5 mm) and any threshold crossing
+        if prior_cat:
+            params["prior_category"] = prior_cat.group(1).upper()
+    if _has(
+        text, r"proven benign|benign (?:at|on|after|by) (?:biopsy|work[\s-]?up|resection|pet)|biopsy[\s-]proven benign"
+    ):
+        params["proven_benign"] = True
+    if _has(text, r"juxtapleural|perifissural|juxta-pleural|fissural") and _has(
+        text, r"smooth|lentiform|triangular|oval|lenticular"
+    ):
         params["juxtapleural_benign_morphology"] = True
     if _has(text, r"spiculat|lymphadenopathy|\b4x\b|suspicious features"):
         params["suspicious_features"] = True
+    if _has(
+        text,
+        r"\bs[\s-]?modifier|\b[34][ab]?s\b|significant (?:incidental|other|non-?lung|extrapulmonary) finding"
+        r"|(?:moderate|severe|heavy|extensive) coronary|coronary artery calcification|aortic aneurysm",
+    ):
+        params["s_modifier"] = True
+    return params, notes
+
+
+def _lung_cyst(text: str, params: dict[str, Any], notes: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Atypical pulmonary cysts (Lung-RADS v2022, RDES267 cyst rows): type and change since the prior screen."""
+    if _has(text, r"multilocul"):
+        params["cyst"] = "multilocular"
+    elif _has(text, r"thick[\s-]?walled|thick wall"):
+        params["cyst"] = "thick_walled"
+    elif _has(text, r"thin[\s-]?walled|thin wall"):
+        params["cyst"] = "thin_walled"
+    else:
+        params["cyst"] = "thick_walled" if _has(text, r"wall (?:thickening|nodular)") else "thin_walled"
+        notes.append(f"cyst read as {params['cyst'].replace('_', '-')}")
+    if params.get("exam") == "follow_up":
+        if _has(text, r"(?:became|become|becoming|now|turned|new(?:ly)?)\s+(?:\w+\s+)?multilocul"):
+            params["cyst_change"] = "became_multilocular"
+            params["cyst"] = "thick_walled" if _has(text, r"thick") else "thin_walled"
+        elif _has(
+            text,
+            r"wall (?:\w+ ){0,2}(?:thicken|nodular)\w*|(?:thicker|nodular|nodularity) wall"
+            r"|wall thickness (?:\w+ )?(?:grew|increas)",
+        ):
+            params["cyst_change"] = "growing_wall_or_nodularity"
+        elif _has(text, r"more locul\w*|increased loculation|denser|increased (?:density|opacity)|new opacit"):
+            params["cyst_change"] = "increased_loculation_or_density"
+        elif _has(
+            text,
+            r"cystic (?:component|part|portion) (?:\w+ ){0,2}(?:grew|grow\w*|enlarg\w*|increas\w*)"
+            r"|(?:grow\w*|enlarg\w*) cystic",
+        ):
+            params["cyst_change"] = "growing_cystic_component"
+        elif _has(text, r"stable|unchanged|no change"):
+            params["cyst_change"] = "stable"
+        elif _has(text, r"grow|grew|enlarg|increas"):
+            notes.append("'growing' cyst: say whether the cystic component or the wall/nodularity grew")
     return params, notes
 
 
@@ -719,12 +810,18 @@ _BIRADS_WORDS: tuple[tuple[str, str], ...] = (
     ("4B", r"moderate suspicion (?:for|of) malignancy|moderately suspicious"),
     ("4A", r"low suspicion (?:for|of) malignancy|mildly suspicious|slightly suspicious"),
     ("3", r"probably benign|likely benign|short[\s-]interval follow[\s-]?up"),
-    ("0", r"incomplete|needs? (?:additional|further|more) (?:imaging|views|evaluation)|additional (?:imaging|views)"
-          r"|spot compression|comparison with (?:old|prior|previous) (?:films|mammograms|studies)|recall(?:ed)?\b"
-          r"|call[\s-]?back"),
+    (
+        "0",
+        r"incomplete|needs? (?:additional|further|more) (?:imaging|views|evaluation)|additional (?:imaging|views)"
+        r"|spot compression|comparison with (?:old|prior|previous) (?:films|mammograms|studies)|recall(?:ed)?\b"
+        r"|call[\s-]?back",
+    ),
     ("1", r"\bnegative (?:mammogram|study|exam|screen)|nothing to comment|normal (?:mammogram|study|exam)"),
-    ("2", r"(?<!probably )(?<!likely )\bbenign (?:finding|findings|mass|calcifications?|cyst|lymph node)"
-          r"|definitely benign|simple cyst|oil cyst|fibroadenoma, biopsy"),
+    (
+        "2",
+        r"(?<!probably )(?<!likely )\bbenign (?:finding|findings|mass|calcifications?|cyst|lymph node)"
+        r"|definitely benign|simple cyst|oil cyst|fibroadenoma, biopsy",
+    ),
     ("4", r"suspicious (?:abnormality|finding|for malignancy|mass|calcifications?)"),
 )
 

@@ -59,7 +59,9 @@ def test_computed_answer_cites_the_calculators_section_and_reports_the_tool_resu
 
 
 def test_faithful_phrasing_is_kept(library: GuidelineLibrary) -> None:
-    phrased = "Fleischner: for this solid single 7 mm nodule, high risk: CT at 6-12 months, then CT at 18-24 months [1]."
+    phrased = (
+        "Fleischner: for this solid single 7 mm nodule, high risk: CT at 6-12 months, then CT at 18-24 months [1]."
+    )
     model = ScriptedModel([phrased])
     svc = GuidelineService(model, GenerationOptions(), library)
     answer = svc.answer(SEVEN_MM_HIGH_RISK)
@@ -78,9 +80,7 @@ def test_faithful_phrasing_is_kept(library: GuidelineLibrary) -> None:
         "",
     ],
 )
-def test_phrasing_that_changes_the_result_falls_back_to_the_template(
-    library: GuidelineLibrary, phrased: str
-) -> None:
+def test_phrasing_that_changes_the_result_falls_back_to_the_template(library: GuidelineLibrary, phrased: str) -> None:
     svc = service(library, [phrased])
     answer = svc.answer(SEVEN_MM_HIGH_RISK)
     assert answer.extra["phrasing"] == "template" and answer.extra["phrasing_problems"]
@@ -238,8 +238,16 @@ def test_audit_row_keeps_mode_template_and_chunks_but_no_text(library: Guideline
         ("TI-RADS 1.1 cm solid hypoechoic taller-than-wide irregular", "TR4: FNA recommended.", "other categories"),
         ("Bosniak: CT cystic renal mass with 2 thin septa, wall 1 mm", "Bosniak IIF, follow-up.", "other categor"),
         ("Renal mass enhances by 25 HU on CT", "ACR: 25 HU, so this is enhancing.", None),
-        ("Fleischner: solid 7 mm nodule, smoker", "Fleischner: solid single 7 mm, high risk: CT at 6 or 12 months, then CT at 18-24 months.", "ranges"),
-        ("Fleischner: solid 7 mm nodule, smoker", "Fleischner: solid single 7 mm, high risk: CT at 18-24 months, then CT at 6-12 months.", "order"),
+        (
+            "Fleischner: solid 7 mm nodule, smoker",
+            "Fleischner: solid single 7 mm, high risk: CT at 6 or 12 months, then CT at 18-24 months.",
+            "ranges",
+        ),
+        (
+            "Fleischner: solid 7 mm nodule, smoker",
+            "Fleischner: solid single 7 mm, high risk: CT at 18-24 months, then CT at 6-12 months.",
+            "order",
+        ),
         ("Fleischner: solid 7 mm nodule, smoker", "CT at 6-12 months, then CT at 18-24 months.", "guideline not named"),
         ("Renal mass enhances by 25 HU on CT", "25 HU: equivocal.", "category words missing"),
     ],
@@ -310,3 +318,27 @@ def test_evaluation_set_calculator_outputs_exact_and_right_guideline_cited(libra
         if not ok:
             wrong.append(case["id"])
     assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("question", "now", "then"),
+    [
+        ("baseline LDCT, 7.2 mm solid nodule RLL. category now, and if it's unchanged on the 6-month scan?", "3", "2"),
+        ("first screen: 11 x 9 mm solid nodule. Lung-RADS, and what does it become if stable at 3 months?", "4A", "3"),
+        ("baseline LDCT: segmental endobronchial nodule. cat now, and if it persists at 3 months?", "4A", "4B"),
+    ],
+)
+def test_two_part_question_is_answered_in_both_parts(
+    library: GuidelineLibrary, question: str, now: str, then: str
+) -> None:
+    svc = service(library, [], phrase=False)
+    out = svc.answer(question).to_json()
+    first, second = out["tool_results"]
+    assert first["output"]["category"] == now and second["output"]["category"] == then
+    assert second["scenario"].startswith("if ") and f"Lung-RADS {then}." in out["answer"]
+
+
+def test_two_part_question_that_cannot_be_computed_says_so(library: GuidelineLibrary) -> None:
+    svc = service(library, [], phrase=False)
+    out = svc.answer("cystic renal mass with 3 thin septa: Bosniak, and what if the next CT shows 6 septa?").to_json()
+    assert len(out["tool_results"]) == 1 and "not computed here" in out["answer"]

@@ -89,7 +89,9 @@ def test_calc_help_lists_inputs(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in out
 
 
-@pytest.mark.parametrize("name", ["fleischner", "lungrads", "tirads", "bosniak", "birads", "lirads", "adrenal", "renal"])
+@pytest.mark.parametrize(
+    "name", ["fleischner", "lungrads", "tirads", "bosniak", "birads", "lirads", "adrenal", "renal"]
+)
 def test_calc_help_of_every_calculator_renders(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     # Help strings with '%' (washout percentages) once crashed argparse's %-formatting.
     with pytest.raises(SystemExit) as exit_info:
