@@ -64,3 +64,22 @@ def test_password_is_not_in_the_repr() -> None:
 
 def test_empty_string_clears_an_optional_setting() -> None:
     assert load_settings(env={"RADASSIST_LLM_URL": ""}).llm_url is None
+
+
+@pytest.mark.parametrize(
+    ("env", "phrases"),
+    [
+        ({}, False),  # the embedded 135M default: phrasings rarely pass the check, so it is off
+        ({"RADASSIST_LLM_MODEL": "/models/medgemma"}, True),
+        ({"RADASSIST_LLM_URL": "http://gpu:8000"}, True),
+        ({"RADASSIST_GUIDELINE_PHRASING": "on"}, True),
+        ({"RADASSIST_LLM_URL": "http://gpu:8000", "RADASSIST_GUIDELINE_PHRASING": "off"}, False),
+    ],
+)
+def test_guideline_phrasing_follows_the_model(env: dict[str, str], phrases: bool) -> None:
+    assert load_settings(env=env).phrases_guidelines is phrases
+
+
+def test_guideline_phrasing_rejects_unknown_values() -> None:
+    with pytest.raises(ConfigurationError, match="guideline_phrasing"):
+        load_settings(env={"RADASSIST_GUIDELINE_PHRASING": "sometimes"})
