@@ -3,8 +3,6 @@
 Importing it does no work: no model, index or network is touched until a function is called.
 """
 
-from assistant.chat import Answer, ChatService, Turn
-from assistant.dictation import DraftingService
 from assistant.errors import (
     ConfigurationError,
     EngineStartError,
@@ -14,8 +12,6 @@ from assistant.errors import (
     RadassistError,
     RetrievalError,
 )
-from assistant.grounded import GroundedService
-from assistant.guideline_mode import GuidelineService
 from assistant.guidelines import (
     CALCULATORS,
     CalculatorInputError,
@@ -25,17 +21,22 @@ from assistant.guidelines import (
     extract_parameters,
 )
 from assistant.guidelines.forms import CALCULATOR_FORMS, calculator_params
-from assistant.imaging import Image, Series, Study, WindowPreset, render
-from assistant.ingest import FileOutcome, IngestResult, load_study
-from assistant.modes import Mode, choose_mode
-from assistant.profiles import ImageInput
-from assistant.report import ReportError, StudyRef, list_templates
-from assistant.report import load_template as load_report_template
-from assistant.report_export import ExportFormat, empty_sections, export_report
-from assistant.report_export import to_markdown as report_markdown
-from assistant.report_store import ReportStore
+from assistant.imaging.ingest import FileOutcome, IngestResult, load_study
+from assistant.imaging.study import Image, Series, Study, WindowPreset, render
+from assistant.modes.chat import Answer, ChatService, Turn
+from assistant.modes.grounded import GroundedService
+from assistant.modes.guideline import GuidelineService
+from assistant.modes.mode import Mode, choose_mode
+from assistant.report.draft import ReportError, StudyRef, list_templates
+from assistant.report.draft import load_template as load_report_template
+from assistant.report.drafting import DraftingService
+from assistant.report.export import ExportFormat, empty_sections, export_report
+from assistant.report.export import to_markdown as report_markdown
+from assistant.report.store import ReportStore
 from assistant.runtime import Runtime, open_runtime
-from assistant.sessions import (
+from assistant.settings import Settings, load_settings
+from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
+from assistant.store.conversations import (
     ChatEntry,
     ChatInfo,
     ChatNotFound,
@@ -44,9 +45,8 @@ from assistant.sessions import (
     SavedChat,
     SaveResult,
 )
-from assistant.settings import Settings, load_settings
-from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
-from assistant.study_chat import SimilarCase, VisionService, images_from_study
+from assistant.vision.profiles import ImageInput
+from assistant.vision.service import SimilarCase, VisionService, images_from_study
 
 NOT_FOR_CLINICAL_USE = (
     "Research prototype — not for clinical use. Every output must be checked by a qualified radiologist."

@@ -10,20 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import retrieval
-from assistant.audit import AuditLog
-from assistant.chat import Answer, ChatService, Turn
-from assistant.engine import EmbeddedEngine, EngineSpec
 from assistant.errors import ConfigurationError
-from assistant.grounded import GroundedService
-from assistant.guideline_mode import GuidelineService
-from assistant.llm import ChatModel, GenerationOptions, OpenAIChatClient
-from assistant.models import resolve_chat_model
-from assistant.modes import Mode, choose_mode
-from assistant.profiles import ImageInput, profile_from_settings
+from assistant.llm.client import ChatModel, GenerationOptions, OpenAIChatClient
+from assistant.llm.engine import EmbeddedEngine, EngineSpec
+from assistant.llm.model_files import resolve_chat_model
+from assistant.modes.chat import Answer, ChatService, Turn
+from assistant.modes.grounded import GroundedService
+from assistant.modes.guideline import GuidelineService
+from assistant.modes.mode import Mode, choose_mode
+from assistant.modes.sources import GuidelineLibrary, PriorReports
 from assistant.settings import Settings
-from assistant.similar_cases import SimilarCaseLibrary
-from assistant.sources import GuidelineLibrary, PriorReports
-from assistant.study_chat import ImageLike, SimilarCase, VisionService
+from assistant.store.audit import AuditLog
+from assistant.vision.profiles import ImageInput, profile_from_settings
+from assistant.vision.service import ImageLike, SimilarCase, VisionService
+from assistant.vision.similar_cases import SimilarCaseLibrary
 
 logger = logging.getLogger(__name__)
 

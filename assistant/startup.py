@@ -20,7 +20,7 @@ from enum import StrEnum
 from assistant.errors import LLMUnavailableError, RadassistError
 from assistant.runtime import Progress, Runtime, open_runtime
 from assistant.settings import Settings
-from assistant.study_chat import VisionService
+from assistant.vision.service import VisionService
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assistant.modes import Mode
+from assistant.modes.mode import Mode
 from assistant.runtime import open_runtime
 from assistant.settings import load_settings
 from bench.report import write_section

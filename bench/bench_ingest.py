@@ -35,8 +35,8 @@ def _baseline(paths: list[Path]) -> None:
 
 
 def _ingest(paths: list[Path]) -> None:
-    from assistant.deid import Pseudonymizer
-    from assistant.ingest import load_study
+    from assistant.imaging.deid import Pseudonymizer
+    from assistant.imaging.ingest import load_study
 
     keys = Pseudonymizer(SALT)
     for path in paths:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---:|---:|---:|---:|",
             f"| baseline: `pydicom.dcmread` + `pixel_array` | {base:.3f} | {len(paths) / base:.1f} | "
             f"{total_mb / base:.1f} | 1.00 |",
-            f"| `assistant.ingest.load_study` | {ours:.3f} | {len(paths) / ours:.1f} | {total_mb / ours:.1f} | "
+            f"| `assistant.imaging.ingest.load_study` | {ours:.3f} | {len(paths) / ours:.1f} | {total_mb / ours:.1f} | "
             f"{ours / base:.2f} |",
             "",
             f"Goal: ratio ≤ 1.30 — {'met' if ours / base <= 1.3 else 'NOT met'}.",

@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from assistant.engine import free_port
-from assistant.llm import ChatMessage, GenerationOptions, OpenAIChatClient, Role
-from assistant.models import DEFAULT_MODEL_NAME, find_default_gguf, prepare_model
+from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient, Role
+from assistant.llm.engine import free_port
+from assistant.llm.model_files import DEFAULT_MODEL_NAME, find_default_gguf, prepare_model
 from assistant.runtime import create_engine
 from assistant.settings import load_settings
 from bench.report import write_section

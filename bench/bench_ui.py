@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from assistant import load_settings, open_runtime
-from assistant.engine import free_port
+from assistant.llm.engine import free_port
 
 QUESTIONS = [
     "What does a ground-glass nodule on chest CT mean?",

@@ -31,7 +31,7 @@ QUESTION = "Describe the findings."
 
 
 def _renderings(n: int) -> list[np.ndarray]:
-    from assistant.ingest import load_study
+    from assistant.imaging.ingest import load_study
 
     paths = sorted(VQA_IMAGES.glob("*.jpg"))[:n]
     studies = [load_study([p], SALT).study for p in paths]
@@ -40,7 +40,7 @@ def _renderings(n: int) -> list[np.ndarray]:
 
 def bench_encoder(renderings: list[np.ndarray]) -> dict[str, float]:
 
-    from assistant.vision import EncoderSpec, ImageEncoder
+    from assistant.vision.encoder import EncoderSpec, ImageEncoder
 
     encoder = ImageEncoder(EncoderSpec("ViT-B-16"))
     encoder.load()
@@ -59,10 +59,10 @@ def bench_follow_up(runs: int) -> dict[str, float]:
     """ms of vision work for a follow-up turn whose image is cached (LLaVA-7B-sized embeddings)."""
     import torch
 
-    from assistant.profiles import BUILTIN_PROFILES
-    from assistant.projector import projector_from_state_dict
-    from assistant.study_chat import ImageRef, ImageTurn, VisionService
-    from assistant.vision import EncoderSpec, ImageEncoder
+    from assistant.vision.encoder import EncoderSpec, ImageEncoder
+    from assistant.vision.profiles import BUILTIN_PROFILES
+    from assistant.vision.projector import projector_from_state_dict
+    from assistant.vision.service import ImageRef, ImageTurn, VisionService
 
     g = torch.Generator().manual_seed(0)
     projector = projector_from_state_dict({
@@ -95,8 +95,8 @@ def _tiny_llava(folder: Path) -> Path:
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from assistant.convert import convert_llava_checkpoint
-    from assistant.models import DEFAULT_MODEL_NAME, find_default_gguf, prepare_model
+    from assistant.llm.model_files import DEFAULT_MODEL_NAME, find_default_gguf, prepare_model
+    from assistant.vision.convert import convert_llava_checkpoint
 
     tok_dir = prepare_model(find_default_gguf(), folder / "models" / DEFAULT_MODEL_NAME)
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
@@ -121,14 +121,14 @@ def _tiny_llava(folder: Path) -> Path:
         "mm_vision_tower": "openai/clip-vit-base-patch16", "mm_vision_select_layer": -2, "image_aspect_ratio": "pad",
     }  # fmt: skip
     (src / "config.json").write_text(json.dumps(cfg))
-    from assistant.vision import EncoderSpec
+    from assistant.vision.encoder import EncoderSpec
 
     spec = EncoderSpec("ViT-B-16", select_layer=-2)  # random weights: the hub's OpenAI weights are not here
     return convert_llava_checkpoint(src, folder / "tiny-llava", encoder=spec).model_dir
 
 
 def _first_token_s(client: Any, messages: list[Any]) -> float:
-    from assistant.llm import GenerationOptions
+    from assistant.llm.client import GenerationOptions
 
     start = time.perf_counter()
     stream = client.stream_chat(messages, GenerationOptions(max_tokens=4, temperature=0.0))
@@ -140,10 +140,10 @@ def _first_token_s(client: Any, messages: list[Any]) -> float:
 
 
 def bench_end_to_end(renderings: list[np.ndarray], runs: int) -> dict[str, float]:
-    from assistant.engine import EmbeddedEngine, EngineSpec
-    from assistant.llm import ChatMessage, OpenAIChatClient, Role
-    from assistant.profiles import BUILTIN_PROFILES, load_bundle
-    from assistant.study_chat import VisionService
+    from assistant.llm.client import ChatMessage, OpenAIChatClient, Role
+    from assistant.llm.engine import EmbeddedEngine, EngineSpec
+    from assistant.vision.profiles import BUILTIN_PROFILES, load_bundle
+    from assistant.vision.service import VisionService
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = _tiny_llava(Path(tmp))

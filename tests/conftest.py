@@ -36,7 +36,7 @@ def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def default_model_dir(session_data_dir: Path) -> Path:
     """SmolLM2-135M-Instruct converted from the wheel's GGUF by the product's own code."""
-    from assistant.models import DEFAULT_MODEL_NAME, find_default_gguf, prepare_model
+    from assistant.llm.model_files import DEFAULT_MODEL_NAME, find_default_gguf, prepare_model
 
     return prepare_model(find_default_gguf(), session_data_dir / "models" / DEFAULT_MODEL_NAME)
 

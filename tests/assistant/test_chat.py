@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.audit import AuditLog
-from assistant.chat import ChatService, Turn
 from assistant.errors import LLMUnavailableError, RadassistError
-from assistant.llm import GenerationOptions, Role
+from assistant.llm.client import GenerationOptions, Role
+from assistant.modes.chat import ChatService, Turn
+from assistant.store.audit import AuditLog
 from tests.support.scripted import ScriptedModel
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import cli_index
+from assistant.cli import index as cli_index
 from assistant.errors import RetrievalError
 from assistant.settings import Settings, load_settings
 

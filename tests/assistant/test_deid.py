@@ -15,11 +15,11 @@ import pydicom
 import pytest
 from pydicom.datadict import tag_for_keyword
 
-from assistant import deid
-from assistant.deid import Pseudonymizer, age_group, clean_text, collect_identifiers, deidentify, header_rows
 from assistant.errors import ConfigurationError
-from assistant.imaging import PatientSex
-from assistant.ingest import load_study
+from assistant.imaging import deid
+from assistant.imaging.deid import Pseudonymizer, age_group, clean_text, collect_identifiers, deidentify, header_rows
+from assistant.imaging.ingest import load_study
+from assistant.imaging.study import PatientSex
 from assistant.settings import Settings
 from tests.assistant.ingest_fixtures import PHI, SALT, UID_PREFIX, leaked, plant_phi, read, to_bytes, write
 

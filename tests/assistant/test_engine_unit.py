@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.engine import EmbeddedEngine, EngineSpec, diagnose_start_failure, engine_environment
+from assistant.llm.engine import EmbeddedEngine, EngineSpec, diagnose_start_failure, engine_environment
 
 
 @pytest.mark.parametrize(

@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 
 import retrieval
-from assistant.audit import AuditLog
-from assistant.chat import Turn
 from assistant.errors import LLMUnavailableError
-from assistant.guideline_mode import (
+from assistant.guidelines import calculate, extract_parameters
+from assistant.llm.client import GenerationOptions
+from assistant.modes.chat import Turn
+from assistant.modes.guideline import (
     GuidelineService,
     check_phrasing,
     extraction_schema,
     is_knowledge_question,
     unused_words,
 )
-from assistant.guidelines import calculate, extract_parameters
-from assistant.llm import GenerationOptions
-from assistant.sources import GuidelineLibrary
+from assistant.modes.sources import GuidelineLibrary
+from assistant.store.audit import AuditLog
 from tests.support.scripted import ScriptedModel
 
 EVAL_SET = Path(__file__).resolve().parents[1] / "data" / "guideline_questions.jsonl"

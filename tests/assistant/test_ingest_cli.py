@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from assistant.cli_ingest import register
+from assistant.cli.ingest import register
 from assistant.errors import IngestError
 from assistant.settings import Settings
 from tests.assistant.ingest_fixtures import leaked, plant_phi, read, wheel_file, write

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.imaging import Modality, PhotometricInterpretation, Window
-from assistant.ingest import IngestResult, load_study
+from assistant.imaging.ingest import IngestResult, load_study
+from assistant.imaging.study import Modality, PhotometricInterpretation, Window
 from tests.assistant.ingest_fixtures import SALT, SHARED_DICOM, inventory, wheel_file
 
 ROWS = inventory()

@@ -10,7 +10,8 @@ from PIL import Image as PILImage
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from assistant.imaging import (
+from assistant.imaging.ingest import load_study
+from assistant.imaging.study import (
     Image,
     PhotometricInterpretation,
     VoiLut,
@@ -24,7 +25,6 @@ from assistant.imaging import (
     render,
     representative_indices,
 )
-from assistant.ingest import load_study
 from tests.assistant.ingest_fixtures import SALT, read, wheel_file, write
 
 

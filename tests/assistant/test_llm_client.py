@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from assistant.errors import LLMUnavailableError
-from assistant.llm import ChatMessage, GenerationOptions, OpenAIChatClient, Role, complete
+from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient, Role, complete
 
 
 def sse(*events: object, done: bool = True) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import ModelPreparationError
-from assistant.models import MANIFEST, manifest_is_valid, prepare_model, resolve_chat_model
+from assistant.llm.model_files import MANIFEST, manifest_is_valid, prepare_model, resolve_chat_model
 
 
 class Interrupted(Exception):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.sessions import ChatEntry, ChatSessionStore, ChatStoreError, SaveResult, chat_title
+from assistant.store.conversations import ChatEntry, ChatSessionStore, ChatStoreError, SaveResult, chat_title
 
 DIALOGUE = [
     ChatEntry("assistant", "Loaded 1 image(s) in 1 series: CT (1 image).", note="Study loaded"),
@@ -94,7 +94,7 @@ def test_a_killed_process_keeps_every_saved_turn(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite3"
     script = (
         "import os, sys\n"
-        "from assistant.sessions import ChatEntry, ChatSessionStore\n"
+        "from assistant.store.conversations import ChatEntry, ChatSessionStore\n"
         "s = ChatSessionStore(sys.argv[1])\n"
         "cid = s.save(None, [ChatEntry('user', 'q1')]).chat_id\n"
         "s.save(cid, [ChatEntry('user', 'q1'), ChatEntry('assistant', 'a1'), ChatEntry('user', 'q2')])\n"
@@ -110,8 +110,8 @@ def test_a_killed_process_keeps_every_saved_turn(tmp_path: Path) -> None:
 
 
 def test_the_database_is_owner_only_whichever_store_creates_it(tmp_path: Path) -> None:
-    from assistant.audit import AuditLog, AuditRecord
-    from assistant.report_store import ReportStore
+    from assistant.report.store import ReportStore
+    from assistant.store.audit import AuditLog, AuditRecord
 
     audit_db, report_db = tmp_path / "a.sqlite3", tmp_path / "r.sqlite3"
     AuditLog(audit_db).record(AuditRecord("chat", "t@1", "m", (), 1, 1, "ok"))

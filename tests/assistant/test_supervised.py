@@ -67,7 +67,7 @@ def test_no_orphan_is_left(tmp_path: Path, how: str, extra: tuple[str, ...]) -> 
 
 
 def test_child_exit_status_is_passed_on(tmp_path: Path) -> None:
-    from assistant.engine import start_supervised
+    from assistant.llm.engine import start_supervised
 
     with open(tmp_path / "log", "ab") as log:
         proc = start_supervised("json.tool", ["/nonexistent/file.json"], log, env=None)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from assistant.engine import free_port
+from assistant.llm.engine import free_port
 from tests.support.http import wait_http
 from tests.ui.synthetic import PATIENT_ID, PATIENT_NAME, write_ct_series
 

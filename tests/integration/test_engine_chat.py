@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.engine import EmbeddedEngine, EngineSpec
 from assistant.errors import EngineStartError, LLMUnavailableError
-from assistant.llm import ChatMessage, GenerationOptions, OpenAIChatClient, Role
+from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient, Role
+from assistant.llm.engine import EmbeddedEngine, EngineSpec
 from assistant.runtime import create_engine
 from tests.conftest import engine_settings_for
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.guideline_mode import extraction_schema
-from assistant.llm import ChatMessage, GenerationOptions, OpenAIChatClient, Role, complete
+from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient, Role, complete
+from assistant.modes.guideline import extraction_schema
 
 pytestmark = pytest.mark.engine
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.report_store import ReportStore
+from assistant.report.store import ReportStore
 from retrieval.reports import PriorReport, SyntheticPatients, read_reports
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from assistant import cli_report
+from assistant.cli import report as cli_report
 from assistant.settings import Settings, load_settings
 
 

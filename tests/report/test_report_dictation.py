@@ -8,7 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.dictation import (
+from assistant.errors import LLMUnavailableError
+from assistant.llm.client import OpenAIChatClient
+from assistant.report.draft import Origin, Section, load_template, render_text
+from assistant.report.drafting import (
     DraftingService,
     PlacementError,
     Placer,
@@ -16,10 +19,7 @@ from assistant.dictation import (
     placement_schema,
     split_dictation,
 )
-from assistant.errors import LLMUnavailableError
-from assistant.llm import OpenAIChatClient
-from assistant.report import Origin, Section, load_template, render_text
-from assistant.report_store import MessageStatus, ReportStore
+from assistant.report.store import MessageStatus, ReportStore
 from tests.support.scripted import ScriptedModel
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dictation_placement.jsonl"

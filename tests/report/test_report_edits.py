@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from assistant.dictation import DraftingService, facts_kept
-from assistant.report import Origin, Section
-from assistant.report_store import ReportStore
+from assistant.report.draft import Origin, Section
+from assistant.report.drafting import DraftingService, facts_kept
+from assistant.report.store import ReportStore
 from tests.support.scripted import ScriptedModel
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.dictation import DraftingService, Placer
-from assistant.engine import EmbeddedEngine
-from assistant.llm import ChatMessage, GenerationOptions, OpenAIChatClient
-from assistant.report import load_template, render_text
-from assistant.report_store import MessageStatus, ReportStore
+from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient
+from assistant.llm.engine import EmbeddedEngine
+from assistant.report.draft import load_template, render_text
+from assistant.report.drafting import DraftingService, Placer
+from assistant.report.store import MessageStatus, ReportStore
 from assistant.runtime import create_engine
 from tests.conftest import engine_settings_for
 from tests.support.scripted import ScriptedModel

@@ -8,11 +8,11 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from assistant.dictation import DraftingService
-from assistant.ingest import load_study
-from assistant.report import StudyRef, render_text
-from assistant.report_export import ExportError, export_report, sr_text
-from assistant.report_store import ReportStore
+from assistant.imaging.ingest import load_study
+from assistant.report.draft import StudyRef, render_text
+from assistant.report.drafting import DraftingService
+from assistant.report.export import ExportError, export_report, sr_text
+from assistant.report.store import ReportStore
 from assistant.settings import load_settings
 
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
-from assistant.dictation import DraftingService, PriorReports, most_recent_prior
-from assistant.report import Origin, Section, StudyRef
-from assistant.report_store import ReportStore
+from assistant.report.draft import Origin, Section, StudyRef
+from assistant.report.drafting import DraftingService, PriorReports, most_recent_prior
+from assistant.report.store import ReportStore
 from retrieval.reports import PriorReport
 
 

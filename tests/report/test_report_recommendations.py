@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from assistant.dictation import DraftingService, recommendation_text
 from assistant.guidelines import calculate
-from assistant.report import Origin, Section
-from assistant.report_store import ReportStore
+from assistant.report.draft import Origin, Section
+from assistant.report.drafting import DraftingService, recommendation_text
+from assistant.report.store import ReportStore
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assistant.dictation import DraftingService
-from assistant.report import render_text
-from assistant.report_store import MessageStatus, ReportStore
+from assistant.report.draft import render_text
+from assistant.report.drafting import DraftingService
+from assistant.report.store import MessageStatus, ReportStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,8 +35,8 @@ def test_a_killed_process_loses_nothing_it_had_saved(tmp_path: Path) -> None:
     db = tmp_path / "radassist.sqlite3"
     script = (
         "import os, sys\n"
-        "from assistant.report_store import ReportStore\n"
-        "from assistant.dictation import DraftingService\n"
+        "from assistant.report.store import ReportStore\n"
+        "from assistant.report.drafting import DraftingService\n"
         f"store = ReportStore({str(db)!r})\n"
         "service = DraftingService(store)\n"
         "rid = service.create('cxr', report_id='r-killed').report.report_id\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.report import (
+from assistant.report.draft import (
     Origin,
     ReportError,
     Section,

@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.engine import start_supervised, stop_supervised
+from assistant.llm.engine import start_supervised, stop_supervised
 
 pids = Path(sys.argv[1])
 log = open(pids.with_suffix(".log"), "ab")  # noqa: SIM115

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from assistant.llm import ChatMessage, GenerationOptions
+from assistant.llm.client import ChatMessage, GenerationOptions
 
 
 class ScriptedModel:

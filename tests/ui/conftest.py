@@ -9,12 +9,12 @@ import pytest
 
 import retrieval
 from assistant import Runtime, load_settings
-from assistant.audit import AuditLog
-from assistant.chat import ChatService
-from assistant.grounded import GroundedService
-from assistant.guideline_mode import GuidelineService
-from assistant.llm import GenerationOptions
-from assistant.sources import GuidelineLibrary
+from assistant.llm.client import GenerationOptions
+from assistant.modes.chat import ChatService
+from assistant.modes.grounded import GroundedService
+from assistant.modes.guideline import GuidelineService
+from assistant.modes.sources import GuidelineLibrary
+from assistant.store.audit import AuditLog
 from tests.support.scripted import ScriptedModel
 
 

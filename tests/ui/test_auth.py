@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from assistant.engine import free_port
+from assistant.llm.engine import free_port
 from ui.app import create_app, prepare_temp
 
 

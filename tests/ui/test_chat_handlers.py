@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant import LLMUnavailableError
-from assistant.chat import ChatService
-from assistant.llm import GenerationOptions
+from assistant.llm.client import GenerationOptions
+from assistant.modes.chat import ChatService
 from tests.support.scripted import ScriptedModel
 from ui.app import history_to_turns, respond
 

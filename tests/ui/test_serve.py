@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from assistant.engine import free_port
+from assistant.llm.engine import free_port
 from tests.support.http import wait_http
 
 pytestmark = pytest.mark.engine

@@ -402,7 +402,7 @@ def test_a_saved_draft_reopens_after_a_restart(make_runtime: Any, series: list[P
 
 def test_with_the_runtimes_vision_service_the_study_goes_through_it(make_runtime: Any, series: list[Path]) -> None:
     from assistant import ChatService, VisionService
-    from assistant.llm import GenerationOptions
+    from assistant.llm.client import GenerationOptions
 
     runtime = make_runtime(["seen"])
     runtime.chat = ChatService(runtime.client, GenerationOptions(), runtime.audit, vision=VisionService.text_only())

@@ -43,7 +43,7 @@ def tiny_clip_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 
 @pytest.fixture(scope="session")
 def tiny_encoder_spec(tiny_clip_files: tuple[Path, Path]):  # type: ignore[no-untyped-def]
-    from assistant.vision import EncoderSpec
+    from assistant.vision.encoder import EncoderSpec
 
     config, weights = tiny_clip_files
     return EncoderSpec(model_name=TINY_CLIP_NAME, pretrained=str(weights), config_path=str(config))
@@ -51,7 +51,7 @@ def tiny_encoder_spec(tiny_clip_files: tuple[Path, Path]):  # type: ignore[no-un
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_encoder_spec):  # type: ignore[no-untyped-def]
-    from assistant.vision import ImageEncoder
+    from assistant.vision.encoder import ImageEncoder
 
     encoder = ImageEncoder(tiny_encoder_spec)
     encoder.load()
@@ -117,7 +117,7 @@ def tiny_llava_source(
 @pytest.fixture(scope="session")
 def tiny_llava_dir(tiny_llava_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint converted by the product's own converter."""
-    from assistant.convert import convert_llava_checkpoint
+    from assistant.vision.convert import convert_llava_checkpoint
 
     dst = tmp_path_factory.mktemp("converted") / "tiny-llava"
     convert_llava_checkpoint(tiny_llava_source, dst, dtype="bfloat16")
@@ -126,7 +126,7 @@ def tiny_llava_dir(tiny_llava_source: Path, tmp_path_factory: pytest.TempPathFac
 
 def serve_tiny_llava(model: Path, data: Path, *extra_args: str) -> Iterator[str]:
     """A real ``vllm serve`` of the converted tiny LLaVA with ``extra_args``; yields its URL, stops it after."""
-    from assistant.engine import EmbeddedEngine, EngineSpec
+    from assistant.llm.engine import EmbeddedEngine, EngineSpec
 
     spec = EngineSpec(
         model=str(model),

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from assistant.embedding_cache import EmbeddingCache, image_key, serialize_embeds
 from assistant.errors import ConfigurationError, LLMUnavailableError, RadassistError
-from assistant.llm import Role
-from assistant.profiles import BUILTIN_PROFILES, TEXT_ONLY_NOTE, ImageInput, load_bundle, profile_from_settings
-from assistant.projector import projector_from_state_dict
-from assistant.study_chat import (
+from assistant.llm.client import Role
+from assistant.vision.cache import EmbeddingCache, image_key, serialize_embeds
+from assistant.vision.profiles import BUILTIN_PROFILES, TEXT_ONLY_NOTE, ImageInput, load_bundle, profile_from_settings
+from assistant.vision.projector import projector_from_state_dict
+from assistant.vision.service import (
     ImageRef,
     ImageTurn,
     SimilarCaseIndex,
@@ -68,7 +68,7 @@ def test_same_picture_twice_in_one_message_is_encoded_once(embeds_service: Visio
 
 
 def test_text_only_sends_no_image_and_says_so(shared_dir: Path) -> None:
-    from assistant.ingest import load_study
+    from assistant.imaging.ingest import load_study
 
     study = load_study([shared_dir / "data/dicom/pydicom_data/RG1_UNCI.dcm"], SALT).study
     assert study is not None
@@ -171,7 +171,7 @@ def test_similar_cases_come_from_a_faiss_index_of_real_images(
     service = VisionService(BUILTIN_PROFILES["text-only"], encoder=tiny_encoder)
     index = SimilarCaseIndex.build(service, cases, SALT)
     assert len(index.cases) == 6  # the unreadable case is skipped with a warning
-    from assistant.ingest import load_study
+    from assistant.imaging.ingest import load_study
 
     study = load_study([images[2]], SALT).study
     assert study is not None

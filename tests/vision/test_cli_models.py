@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import cli_models
+from assistant.cli import models as cli_models
 from assistant.settings import load_settings
 
 
@@ -35,7 +35,7 @@ def test_models_convert_prints_the_serve_command(
 def test_models_convert_with_a_chat_template_file(tiny_llava_source: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from assistant.convert import VICUNA_V1_TEMPLATE
+    from assistant.vision.convert import VICUNA_V1_TEMPLATE
 
     template = tmp_path / "vicuna.jinja"
     template.write_text(VICUNA_V1_TEMPLATE)

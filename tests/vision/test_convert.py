@@ -80,8 +80,8 @@ def test_converted_folder_loads_in_transformers_with_the_same_language_model(
 
 
 def test_bundle_holds_encoder_spec_and_projector(tiny_llava_dir: Path, tiny_clip_files: tuple[Path, Path]) -> None:
-    from assistant.profiles import load_bundle
-    from assistant.projector import load_projector
+    from assistant.vision.profiles import load_bundle
+    from assistant.vision.projector import load_projector
 
     bundle = load_bundle(tiny_llava_dir)
     assert bundle.llm_hidden_size == TINY_LLM_HIDDEN
@@ -124,7 +124,7 @@ def _copy_with_config(src: Path, dst: Path, **changes: object) -> Path:
 def test_convert_rejects_checkpoints_it_cannot_serve(
     tiny_llava_source: Path, tmp_path: Path, changes: dict[str, object], message: str
 ) -> None:
-    from assistant.convert import convert_llava_checkpoint
+    from assistant.vision.convert import convert_llava_checkpoint
 
     src = _copy_with_config(tiny_llava_source, tmp_path / "src", **changes)
     with pytest.raises(ModelPreparationError, match=message):
@@ -134,7 +134,7 @@ def test_convert_rejects_checkpoints_it_cannot_serve(
 
 
 def test_convert_refuses_to_overwrite_without_asking(tiny_llava_source: Path, tmp_path: Path) -> None:
-    from assistant.convert import convert_llava_checkpoint
+    from assistant.vision.convert import convert_llava_checkpoint
 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from assistant.errors import ConfigurationError, ModelPreparationError
-from assistant.vision import EncoderSpec, ImageEncoder, expand_to_square, to_rgb_pil
+from assistant.vision.encoder import EncoderSpec, ImageEncoder, expand_to_square, to_rgb_pil
 from tests.vision.conftest import TINY_CLIP_CONFIG, TINY_IMAGE_TOKENS, TINY_VISION_WIDTH, random_rendering
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from assistant.llm import ChatMessage, GenerationOptions, OpenAIChatClient, Role
-from assistant.profiles import BUILTIN_PROFILES, load_bundle
-from assistant.study_chat import ImageRef, ImageTurn, VisionChatModel, VisionService, images_from_study
+from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient, Role
+from assistant.vision.profiles import BUILTIN_PROFILES, load_bundle
+from assistant.vision.service import ImageRef, ImageTurn, VisionChatModel, VisionService, images_from_study
 from tests.conftest import TINY_ENGINE_LIMITS
 from tests.vision.conftest import TINY_IMAGE_TOKENS, serve_tiny_llava
 
@@ -31,7 +31,7 @@ def service(tiny_llava_dir: Path) -> VisionService:
 @pytest.fixture(scope="module")
 def chest(shared_dir: Path) -> ImageRef:
     """A real CR chest radiograph, ingested and de-identified by the product."""
-    from assistant.ingest import load_study
+    from assistant.imaging.ingest import load_study
 
     study = load_study([shared_dir / "data/dicom/pydicom_data/RG1_UNCI.dcm"], SALT).study
     assert study is not None
@@ -41,7 +41,7 @@ def chest(shared_dir: Path) -> ImageRef:
 @pytest.fixture(scope="module")
 def head_ct(shared_dir: Path) -> ImageRef:
     """A real CT slice (VQA-RAD JPEG), ingested by the product."""
-    from assistant.ingest import load_study
+    from assistant.imaging.ingest import load_study
 
     images = sorted((shared_dir / "data/vqa_rad/images").glob("*.jpg"))
     study = load_study([images[0]], SALT).study

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from assistant.errors import ModelPreparationError
-from assistant.projector import load_projector, projector_from_state_dict
+from assistant.vision.projector import load_projector, projector_from_state_dict
 from tests.vision.conftest import projector_weights
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from assistant import cli_index
+from assistant.cli import index as cli_index
 from assistant.errors import ConfigurationError, RetrievalError
-from assistant.ingest import load_study
+from assistant.imaging.ingest import load_study
 from assistant.runtime import open_runtime
 from assistant.settings import Settings, load_settings
-from assistant.similar_cases import CURRENT, SimilarCaseLibrary, read_index_meta
-from assistant.study_chat import ImageRef, images_from_study
+from assistant.vision.service import ImageRef, images_from_study
+from assistant.vision.similar_cases import CURRENT, SimilarCaseLibrary, read_index_meta
 from tests.support.openai_stub import OpenAIStub
 from tests.vision.conftest import TINY_CLIP_NAME
 
@@ -197,7 +197,7 @@ def test_an_index_from_another_encoder_is_refused_when_there_is_no_corpus_to_reb
 def test_an_embeds_profile_shares_its_bundle_encoder_with_the_similar_cases(
     tmp_path: Path, tiny_llava_dir: Path, corpus: Path, corpus_images: list[Path]
 ) -> None:
-    from assistant.study_chat import VisionService
+    from assistant.vision.service import VisionService
 
     settings = load_settings(env={}, data_dir=tmp_path / "data", vision_profile="llava-embeds",
                              vision_bundle=str(tiny_llava_dir), vision_teaching_corpus=str(corpus))  # fmt: skip

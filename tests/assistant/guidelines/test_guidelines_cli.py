@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import cli_calc
+from assistant.cli import calc as cli_calc
 from assistant.settings import Settings
 
 
@@ -103,7 +103,7 @@ def test_calc_help_of_every_calculator_renders(name: str, capsys: pytest.Capture
 def test_calc_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     # `radassist calc ... | head -c1`: the reader goes away; no traceback on stderr.
     script = (
-        "import sys; from assistant.cli import main; "
+        "import sys; from assistant.cli.main import main; "
         "sys.exit(main(['calc', 'fleischner', '--composition', 'solid', '--size-mm', '7', '--risk', 'high']))"
     )
     proc = subprocess.Popen(

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from assistant.dbfile import SQLiteStore, transaction
 from assistant.errors import RadassistError
+from assistant.store.db import SQLiteStore, transaction
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.dbfile import owner_only
+from assistant.store.db import owner_only
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

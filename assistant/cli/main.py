@@ -19,7 +19,12 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _registrars() -> list[Register]:
-    from assistant import cli_calc, cli_chat, cli_index, cli_ingest, cli_models, cli_report
+    from assistant.cli import calc as cli_calc
+    from assistant.cli import chat as cli_chat
+    from assistant.cli import index as cli_index
+    from assistant.cli import ingest as cli_ingest
+    from assistant.cli import models as cli_models
+    from assistant.cli import report as cli_report
 
     return [
         cli_chat.register,

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
-from assistant.dbfile import SQLiteStore, transaction
 from assistant.errors import RadassistError
-from assistant.report import Report, ReportError, Version
+from assistant.report.draft import Report, ReportError, Version
+from assistant.store.db import SQLiteStore, transaction
 
 logger = logging.getLogger(__name__)
 

@@ -14,17 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import retrieval
-from assistant.audit import AuditLog, AuditRecord
-from assistant.chat import Answer, Turn, validate_question
 from assistant.errors import RadassistError
-from assistant.llm import ChatMessage, ChatModel, GenerationOptions, Role, complete
-from assistant.sources import (
+from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role, complete
+from assistant.modes.chat import Answer, Turn, validate_question
+from assistant.modes.sources import (
     GuidelineLibrary,
     PriorReports,
     citation,
     render_sources,
     resolve_citations,
 )
+from assistant.store.audit import AuditLog, AuditRecord
 from prompts import load_template, render
 
 logger = logging.getLogger(__name__)

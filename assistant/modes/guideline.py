@@ -26,10 +26,7 @@ from enum import Enum
 from typing import Any
 
 import retrieval
-from assistant.audit import AuditLog, AuditRecord
-from assistant.chat import Answer, Turn, validate_question
 from assistant.errors import LLMUnavailableError
-from assistant.grounded import GroundedService
 from assistant.guidelines import (
     CALCULATORS,
     CalculatorInputError,
@@ -41,8 +38,11 @@ from assistant.guidelines import (
     extract_parameters,
 )
 from assistant.guidelines.extract import find_sizes
-from assistant.llm import ChatMessage, ChatModel, GenerationOptions, Role, complete
-from assistant.sources import GuidelineLibrary, citation, resolve_citations
+from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role, complete
+from assistant.modes.chat import Answer, Turn, validate_question
+from assistant.modes.grounded import GroundedService
+from assistant.modes.sources import GuidelineLibrary, citation, resolve_citations
+from assistant.store.audit import AuditLog, AuditRecord
 from prompts import load_template, render
 
 logger = logging.getLogger(__name__)

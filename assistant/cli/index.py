@@ -256,7 +256,7 @@ def _stderr(message: str) -> None:
 
 def _build_images(args: argparse.Namespace, settings: Settings) -> int:
     """Encode the corpus's images with the configured encoder and commit the index (replacing the old one)."""
-    from assistant.similar_cases import build_similar_index
+    from assistant.vision.similar_cases import build_similar_index
 
     if args.input is None:
         raise RetrievalError("--input FILE is required for the images corpus (JSONL of case_id, image, report)")
@@ -270,7 +270,7 @@ def _build_images(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _images_stats(path: Path) -> dict[str, Any] | None:
-    from assistant.similar_cases import read_index_meta
+    from assistant.vision.similar_cases import read_index_meta
 
     meta = read_index_meta(path)
     if meta is None:
@@ -281,8 +281,8 @@ def _images_stats(path: Path) -> dict[str, Any] | None:
 
 def _search_images(args: argparse.Namespace, settings: Settings) -> int:
     """The teaching cases most like the ``--image`` files (built first when the configured corpus needs it)."""
-    from assistant.cli_chat import load_images
-    from assistant.similar_cases import SimilarCaseLibrary
+    from assistant.cli.chat import load_images
+    from assistant.vision.similar_cases import SimilarCaseLibrary
 
     if not args.image or args.query or args.batch:
         raise RetrievalError("the images index is searched with --image PATH (no text query, no --batch)")

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from assistant.embedding_cache import CachedEmbedding, EmbeddingCache, image_key
 from assistant.errors import ConfigurationError, LLMUnavailableError, RadassistError, RetrievalError
-from assistant.imaging import Image, Series, Study
-from assistant.llm import ChatMessage, ChatModel, GenerationOptions, Role
-from assistant.profiles import (
+from assistant.imaging.study import Image, Series, Study
+from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role
+from assistant.vision.cache import CachedEmbedding, EmbeddingCache, image_key
+from assistant.vision.encoder import ImageEncoder
+from assistant.vision.profiles import (
     BUILTIN_PROFILES,
     ImageInput,
     ModelProfile,
@@ -34,13 +35,12 @@ from assistant.profiles import (
     load_bundle,
     profile_from_settings,
 )
-from assistant.vision import ImageEncoder
 
 if TYPE_CHECKING:
     import torch
 
-    from assistant.projector import Projector
     from assistant.settings import Settings
+    from assistant.vision.projector import Projector
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class VisionService:
         if self._projector is None:
             if self.bundle is None:
                 raise ConfigurationError("no projector is configured (set RADASSIST_VISION_BUNDLE)")
-            from assistant.projector import load_projector
+            from assistant.vision.projector import load_projector
 
             self._projector = load_projector(self.bundle.projector_file, kind=self.bundle.projector_type)
         self._check_sizes(self._projector)
@@ -436,7 +436,7 @@ class SimilarCase:
 
 def deidentified_report(text: str) -> str:
     """Report text through ingest's free-text scrub (dates, e-mails, phone and ID-like numbers), line by line."""
-    from assistant.deid import clean_text
+    from assistant.imaging.deid import clean_text
 
     lines = (clean_text(line) for line in text.splitlines())
     return "\n".join(line for line in lines if line)
@@ -499,7 +499,7 @@ class SimilarCaseIndex:
 
         Report text goes through :func:`deidentified_report`; ``skipped`` counts the cases left out.
         """
-        from assistant.ingest import load_study
+        from assistant.imaging.ingest import load_study
 
         kept: list[TeachingCase] = []
         renderings: list[np.ndarray] = []

@@ -1,6 +1,6 @@
 """Similar teaching cases: a configured corpus of de-identified images with reports, and its index on disk.
 
-The index (:class:`~assistant.study_chat.SimilarCaseIndex`: pooled open_clip embeddings in an exact FAISS index)
+The index (:class:`~assistant.vision.service.SimilarCaseIndex`: pooled open_clip embeddings in an exact FAISS index)
 lives under ``<data_dir>/index/images`` as version folders and a ``CURRENT`` pointer that is switched atomically,
 like the text indexes. Its meta file records the image encoder's fingerprint and the corpus file's SHA-256: with
 ``vision_teaching_corpus`` configured, an index that is missing, was built with another encoder or from another
@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigurationError, RetrievalError
-from assistant.profiles import BUILTIN_PROFILES, ImageInput, find_bundle, load_bundle, profile_from_settings
+from assistant.modes.sources import translated_retrieval_errors
 from assistant.settings import Settings
-from assistant.sources import translated_retrieval_errors
-from assistant.study_chat import ImageLike, SimilarCase, SimilarCaseIndex, VisionService, read_teaching_cases
-from assistant.vision import EncoderSpec, ImageEncoder
+from assistant.vision.encoder import EncoderSpec, ImageEncoder
+from assistant.vision.profiles import BUILTIN_PROFILES, ImageInput, find_bundle, load_bundle, profile_from_settings
+from assistant.vision.service import ImageLike, SimilarCase, SimilarCaseIndex, VisionService, read_teaching_cases
 
 logger = logging.getLogger(__name__)
 

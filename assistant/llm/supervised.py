@@ -1,6 +1,6 @@
 """A watchdog between the app and a long-running child such as the vLLM engine.
 
-``python -m assistant.supervised PARENT_PID MODULE [ARGS...]`` runs ``python -m MODULE ARGS`` as a child in
+``python -m assistant.llm.supervised PARENT_PID MODULE [ARGS...]`` runs ``python -m MODULE ARGS`` as a child in
 this process's group and stays beside it. It takes the whole group down (the engine and everything the engine
 started, e.g. vLLM's engine-core process) when:
 
@@ -58,7 +58,7 @@ def _describe(pid: int) -> str:
 
 def main() -> None:
     if len(sys.argv) < 3:
-        sys.exit("usage: python -m assistant.supervised PARENT_PID MODULE [ARGS...]")
+        sys.exit("usage: python -m assistant.llm.supervised PARENT_PID MODULE [ARGS...]")
     parent_pid, module, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     if os.getpgrp() != os.getpid():
         os.setpgrp()

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from assistant.errors import ConfigurationError
-from assistant.vision import EncoderSpec, to_rgb_pil
+from assistant.vision.encoder import EncoderSpec, to_rgb_pil
 
 if TYPE_CHECKING:
-    from assistant.embedding_cache import CachedEmbedding
     from assistant.settings import Settings
+    from assistant.vision.cache import CachedEmbedding
 
 logger = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest the paths, print one line per file, optionally write PNGs; 0 if all files were ingested."""
-    from assistant.imaging import parse_window
-    from assistant.ingest import load_study
+    from assistant.imaging.ingest import load_study
+    from assistant.imaging.study import parse_window
 
     window = parse_window(args.window) if args.window else None  # fail fast on a bad --window
     if window is not None and args.out is None:

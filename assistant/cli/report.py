@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from assistant.dictation import DraftingService, PriorReports, Reply, parse_intent
 from assistant.errors import ConfigurationError
-from assistant.llm import ChatModel
-from assistant.report import StudyRef, list_templates, load_template, render_text
-from assistant.report_export import ExportFormat, empty_sections, export_report, to_json
-from assistant.report_store import ReportStore
+from assistant.llm.client import ChatModel
+from assistant.report.draft import StudyRef, list_templates, load_template, render_text
+from assistant.report.drafting import DraftingService, PriorReports, Reply, parse_intent
+from assistant.report.export import ExportFormat, empty_sections, export_report, to_json
+from assistant.report.store import ReportStore
 from assistant.settings import Settings
 
 
@@ -151,7 +151,7 @@ def _needs_model(store: ReportStore, report_id: str, text: str) -> bool:
 def _new(args: argparse.Namespace, settings: Settings, store: ReportStore) -> int:
     study: StudyRef | None = None
     if args.study:
-        from assistant.ingest import load_study
+        from assistant.imaging.ingest import load_study
 
         result = load_study(args.study, settings)
         if result.study is None:

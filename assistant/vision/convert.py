@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ModelPreparationError
-from assistant.profiles import BUNDLE_DIR, BUNDLE_FILE, EMBED_DTYPES, VisionBundle
-from assistant.projector import ProjectorType, projector_from_state_dict, read_state_dict, split_projector_keys
-from assistant.vision import EncoderSpec, ImageEncoder
+from assistant.vision.encoder import EncoderSpec, ImageEncoder
+from assistant.vision.profiles import BUNDLE_DIR, BUNDLE_FILE, EMBED_DTYPES, VisionBundle
+from assistant.vision.projector import ProjectorType, projector_from_state_dict, read_state_dict, split_projector_keys
 
 if TYPE_CHECKING:
     import torch

@@ -1,6 +1,6 @@
 """Imaging domain types: studies, series and frames ready for display, with de-identified summaries.
 
-Nothing here knows pydicom: ``assistant.ingest`` builds these objects from files; the UI, the vision encoder and
+Nothing here knows pydicom: ``assistant.imaging.ingest`` builds these objects from files; the UI, the vision encoder and
 the prompt modes consume them. Monochrome frames keep their modality values (Hounsfield units for CT) so a
 frame can be re-windowed without reading the file again.
 
@@ -587,7 +587,7 @@ class Study:
 
     study_instance_uid: str  # pseudonymous
     series: tuple[Series, ...]
-    patient_key: str | None = None  # salted hash of the patient ID (assistant.deid.Pseudonymizer)
+    patient_key: str | None = None  # salted hash of the patient ID (assistant.imaging.deid.Pseudonymizer)
     study_description: str | None = None  # cleaned of identifiers
     study_date: date | None = None  # shifted consistently per patient (PS3.15 E.3.6); never in summary()
     patient_sex: PatientSex = PatientSex.UNKNOWN

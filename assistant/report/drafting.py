@@ -28,7 +28,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from assistant.audit import AuditLog, AuditRecord
 from assistant.errors import LLMUnavailableError, RadassistError
 from assistant.guidelines import (
     CalculatorInputError,
@@ -39,8 +38,8 @@ from assistant.guidelines import (
     extract_parameters,
 )
 from assistant.guidelines.extract import find_sizes
-from assistant.llm import ChatMessage, ChatModel, GenerationOptions, Role
-from assistant.report import (
+from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role
+from assistant.report.draft import (
     Change,
     Origin,
     PriorRef,
@@ -57,7 +56,8 @@ from assistant.report import (
     load_template,
     undo_target,
 )
-from assistant.report_store import MessageStatus, ReportStore
+from assistant.report.store import MessageStatus, ReportStore
+from assistant.store.audit import AuditLog, AuditRecord
 from prompts import PromptTemplate, render
 from prompts import load_template as load_prompt
 from retrieval.reports import PriorReport

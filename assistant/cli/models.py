@@ -59,8 +59,8 @@ def _progress(message: str) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from assistant.convert import convert_llava_checkpoint, encoder_spec_for, read_llava_config
     from assistant.errors import ConfigurationError
+    from assistant.vision.convert import convert_llava_checkpoint, encoder_spec_for, read_llava_config
 
     encoder = None
     if args.encoder_model or args.encoder_pretrained or args.encoder_config:
@@ -115,7 +115,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from assistant.profiles import load_bundle
+    from assistant.vision.profiles import load_bundle
 
     bundle = load_bundle(args.folder)
     data = bundle.to_json()

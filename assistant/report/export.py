@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import RadassistError
-from assistant.report import (
+from assistant.report.draft import (
     NUMBERED,
     UNCONFIRMED_MARK,
     Report,

@@ -363,7 +363,7 @@ class StudyRef:
 
     @classmethod
     def from_study(cls, study: Any) -> StudyRef:
-        """From an ingested ``assistant.imaging.Study`` (its UIDs are already pseudonymous)."""
+        """From an ingested ``assistant.imaging.study.Study`` (its UIDs are already pseudonymous)."""
         instances: list[InstanceRef] = []
         modality = body_part = None
         for series in study.series:

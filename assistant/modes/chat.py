@@ -8,10 +8,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.audit import AuditLog, AuditRecord
 from assistant.errors import RadassistError
-from assistant.llm import ChatMessage, ChatModel, GenerationOptions, Role
-from assistant.study_chat import Attachment, ImageLike, ImageTurn, VisionChatModel, VisionService
+from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role
+from assistant.store.audit import AuditLog, AuditRecord
+from assistant.vision.service import Attachment, ImageLike, ImageTurn, VisionChatModel, VisionService
 from prompts import load_template, render
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Study ingest: DICOM files, folders, zip archives and PNG/JPEG pictures → de-identified domain objects.
 
-pydicom is confined to this module and ``assistant.deid``: what leaves is ``assistant.imaging`` types.
+pydicom is confined to this module and ``assistant.imaging.deid``: what leaves is ``assistant.imaging.study`` types.
 
 Public names
 ------------
@@ -16,7 +16,7 @@ Public names
   ``NotAnImageError``, ``TruncatedFileError``, ``NoPixelDataError``, ``InvalidHeaderError``,
   ``PixelDataLengthError``, ``UnsupportedTransferSyntaxError``, ``PixelDecodeError``, ``ImageTooLargeError``,
   ``ArchiveError``.
-- Re-exported from ``assistant.imaging``: ``render``, ``Study``, ``Series``, ``Image``, ``Window``,
+- Re-exported from ``assistant.imaging.study``: ``render``, ``Study``, ``Series``, ``Image``, ``Window``,
   ``WindowPreset``, ``parse_window``.
 
 Pixel pipeline per frame: decode (pydicom decoder plugins: native, deflate, RLE, JPEG baseline/extended/
@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from assistant import deid
-from assistant.deid import Pseudonymizer
 from assistant.errors import IngestError
-from assistant.imaging import (
+from assistant.imaging import deid
+from assistant.imaging.deid import Pseudonymizer
+from assistant.imaging.study import (
     BurnedInAnnotation,
     Image,
     Modality,

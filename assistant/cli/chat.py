@@ -11,14 +11,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from assistant.chat import Answer
 from assistant.errors import ConfigurationError, IngestError, RadassistError
-from assistant.ingest import load_study
-from assistant.modes import Mode, choose_mode
+from assistant.imaging.ingest import load_study
+from assistant.modes.chat import Answer
+from assistant.modes.mode import Mode, choose_mode
 from assistant.runtime import Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
 from assistant.startup import RuntimeStarter
-from assistant.study_chat import ImageRef, SimilarCase, images_from_study
+from assistant.vision.service import ImageRef, SimilarCase, images_from_study
 
 FRONTEND_GROUP = "radassist.frontends"
 

@@ -1,6 +1,6 @@
 """The embedded LLM engine: a real ``vllm serve`` started as a supervised child on 127.0.0.1.
 
-The engine runs under :mod:`assistant.supervised`, in its own process group, so it stops with the app
+The engine runs under :mod:`assistant.llm.supervised`, in its own process group, so it stops with the app
 whatever way the app ends. Its output goes to a log file under the data dir; a start that fails names the
 cause and that log file instead of hanging.
 """
@@ -89,9 +89,9 @@ def engine_environment(base: dict[str, str], cache_dir: Path, cpu_threads: str) 
 def start_supervised(
     module: str, args: Sequence[str], log: IO[bytes], env: dict[str, str] | None
 ) -> subprocess.Popen[bytes]:
-    """Run ``python -m module args`` under the watchdog of :mod:`assistant.supervised`."""
+    """Run ``python -m module args`` under the watchdog of :mod:`assistant.llm.supervised`."""
     return subprocess.Popen(
-        [sys.executable, "-m", "assistant.supervised", str(os.getpid()), module, *args],
+        [sys.executable, "-m", "assistant.llm.supervised", str(os.getpid()), module, *args],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -1,0 +1,1 @@
+"""Command line: one module per command; main builds the parser and is the edge where errors become messages."""

@@ -1,0 +1,1 @@
+"""Studies in: ingest (DICOM and pictures), de-identification, the frozen study types."""

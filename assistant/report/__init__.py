@@ -1,0 +1,1 @@
+"""Report drafting: draft types and templates, dictation placement, store and export."""

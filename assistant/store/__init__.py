@@ -1,0 +1,1 @@
+"""What radassist keeps: the one database module, the audit trail and saved conversations."""
