@@ -24,6 +24,7 @@ import pytest
 
 from assistant.llm.engine import free_port
 from tests.support.http import wait_http
+from tests.support.paths import REPO
 from tests.ui.synthetic import PATIENT_ID, PATIENT_NAME, write_ct_series
 
 pytestmark = pytest.mark.engine
@@ -33,7 +34,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
+ARTIFACTS = REPO / "test-artifacts" / "e2e"
 # A loaded 2-core machine: generous, but every wait is for a condition, never a fixed sleep.
 STEP_MS = int(os.environ.get("RADASSIST_E2E_STEP_MS", "120000"))
 

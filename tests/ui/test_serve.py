@@ -13,6 +13,7 @@ import pytest
 
 from assistant.llm.engine import free_port
 from tests.support.http import wait_http
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.engine
 
@@ -55,7 +56,7 @@ def test_serve_refuses_a_public_address_without_opt_in(radassist_bin: Path, cli_
 
 
 def test_no_share_link_anywhere_in_the_ui() -> None:
-    ui = Path(__file__).resolve().parents[2] / "ui"
+    ui = REPO / "ui"
     for path in ui.rglob("*.py"):
         assert "share=True" not in path.read_text(encoding="utf-8").replace(" ", ""), path
     assert os.environ.get("GRADIO_SHARE", "").lower() not in ("1", "true")

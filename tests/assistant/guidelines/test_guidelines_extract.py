@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from assistant.guidelines import NotApplicableError, calculate, extract_parameters
 from assistant.guidelines.extract import detect_calculator, find_sizes
+from tests.support.paths import TEST_DATA
 
-EVAL_SET = Path(__file__).resolve().parents[2] / "data" / "guideline_questions.jsonl"
+EVAL_SET = TEST_DATA / "guideline_questions.jsonl"
 
 
 def _cases() -> list[dict[str, Any]]:

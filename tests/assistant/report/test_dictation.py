@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,9 +19,10 @@ from assistant.report.drafting import (
     split_dictation,
 )
 from assistant.report.store import MessageStatus, ReportStore
+from tests.support.paths import TEST_DATA
 from tests.support.scripted import ScriptedModel
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "dictation_placement.jsonl"
+DATA = TEST_DATA / "dictation_placement.jsonl"
 
 
 def _cases() -> list[dict[str, object]]:

@@ -22,9 +22,10 @@ from assistant.modes.guideline import (
 )
 from assistant.modes.sources import GuidelineLibrary
 from assistant.store.audit import AuditLog
+from tests.support.paths import TEST_DATA
 from tests.support.scripted import ScriptedModel
 
-EVAL_SET = Path(__file__).resolve().parents[1] / "data" / "guideline_questions.jsonl"
+EVAL_SET = TEST_DATA / "guideline_questions.jsonl"
 SEVEN_MM_HIGH_RISK = "Single solid 7 mm nodule in a high-risk smoker - follow-up?"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import ModelPreparationError
-from tests.vision.conftest import TINY_IMAGE_TOKENS, TINY_LLM_HIDDEN, TINY_VISION_WIDTH
+from tests.assistant.vision.conftest import TINY_IMAGE_TOKENS, TINY_LLM_HIDDEN, TINY_VISION_WIDTH
 
 
 def _tensors(folder: Path) -> dict[str, object]:

@@ -26,7 +26,7 @@ from assistant.vision.service import (
     images_from_study,
     translate_server_error,
 )
-from tests.vision.conftest import TINY_IMAGE_TOKENS, TINY_LLM_HIDDEN, projector_weights, random_rendering
+from tests.assistant.vision.conftest import TINY_IMAGE_TOKENS, TINY_LLM_HIDDEN, projector_weights, random_rendering
 
 SALT = b"radassist-vision-test-salt"
 

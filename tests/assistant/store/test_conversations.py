@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.store.conversations import ChatEntry, ChatSessionStore, ChatStoreError, SaveResult, chat_title
+from tests.support.paths import REPO
 
 DIALOGUE = [
     ChatEntry("assistant", "Loaded 1 image(s) in 1 series: CT (1 image).", note="Study loaded"),
@@ -101,7 +102,7 @@ def test_a_killed_process_keeps_every_saved_turn(tmp_path: Path) -> None:
         "print(cid, flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = REPO
     out = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True, text=True, cwd=root)
     assert out.returncode == -9, out.stderr
     chat_id = out.stdout.strip()

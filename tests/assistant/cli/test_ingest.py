@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from assistant.cli.ingest import register
 from assistant.errors import IngestError
 from assistant.settings import Settings
-from tests.assistant.ingest_fixtures import leaked, plant_phi, read, wheel_file, write
+from tests.assistant.imaging.ingest_fixtures import leaked, plant_phi, read, wheel_file, write
 
 
 def _run(argv: list[str], data_dir: Path) -> int:

@@ -9,7 +9,7 @@ import torch
 
 from assistant.errors import ModelPreparationError
 from assistant.vision.projector import load_projector, projector_from_state_dict
-from tests.vision.conftest import projector_weights
+from tests.assistant.vision.conftest import projector_weights
 
 
 def _reference_mlp(state: dict, x: torch.Tensor) -> torch.Tensor:

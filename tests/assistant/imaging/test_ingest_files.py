@@ -9,7 +9,7 @@ import pytest
 
 from assistant.imaging.ingest import IngestResult, load_study
 from assistant.imaging.study import Modality, PhotometricInterpretation, Window
-from tests.assistant.ingest_fixtures import SALT, SHARED_DICOM, inventory, wheel_file
+from tests.assistant.imaging.ingest_fixtures import SALT, SHARED_DICOM, inventory, wheel_file
 
 ROWS = inventory()
 

@@ -22,8 +22,8 @@ from assistant.runtime import open_runtime
 from assistant.settings import Settings, load_settings
 from assistant.vision.service import ImageRef, images_from_study
 from assistant.vision.similar_cases import CURRENT, SimilarCaseLibrary, read_index_meta
+from tests.assistant.vision.conftest import TINY_CLIP_NAME
 from tests.support.openai_stub import OpenAIStub
-from tests.vision.conftest import TINY_CLIP_NAME
 
 PHI_LINE = "Seen 2021-03-04, MRN 12345678, call +1 555 123 4567."
 

@@ -12,7 +12,8 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 SHARED_DICOM = REPO / ".." / "shared" / "data" / "dicom"
 SALT = b"radassist-test-salt-0123456789"
 

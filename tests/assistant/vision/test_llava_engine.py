@@ -11,8 +11,8 @@ import pytest
 from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient, Role
 from assistant.vision.profiles import BUILTIN_PROFILES, load_bundle
 from assistant.vision.service import ImageRef, ImageTurn, VisionChatModel, VisionService, images_from_study
+from tests.assistant.vision.conftest import TINY_IMAGE_TOKENS, serve_tiny_llava
 from tests.conftest import TINY_ENGINE_LIMITS
-from tests.vision.conftest import TINY_IMAGE_TOKENS, serve_tiny_llava
 
 pytestmark = pytest.mark.engine
 

@@ -25,7 +25,7 @@ from assistant.imaging.study import (
     render,
     representative_indices,
 )
-from tests.assistant.ingest_fixtures import SALT, read, wheel_file, write
+from tests.assistant.imaging.ingest_fixtures import SALT, read, wheel_file, write
 
 
 def _first_image(path: Path) -> Image:

@@ -21,7 +21,7 @@ from assistant.imaging.deid import Pseudonymizer, age_group, clean_text, collect
 from assistant.imaging.ingest import load_study
 from assistant.imaging.study import PatientSex
 from assistant.settings import Settings
-from tests.assistant.ingest_fixtures import PHI, SALT, UID_PREFIX, leaked, plant_phi, read, to_bytes, write
+from tests.assistant.imaging.ingest_fixtures import PHI, SALT, UID_PREFIX, leaked, plant_phi, read, to_bytes, write
 
 
 @pytest.fixture()

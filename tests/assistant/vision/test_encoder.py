@@ -7,7 +7,7 @@ import pytest
 
 from assistant.errors import ConfigurationError, ModelPreparationError
 from assistant.vision.encoder import EncoderSpec, ImageEncoder, expand_to_square, to_rgb_pil
-from tests.vision.conftest import TINY_CLIP_CONFIG, TINY_IMAGE_TOKENS, TINY_VISION_WIDTH, random_rendering
+from tests.assistant.vision.conftest import TINY_CLIP_CONFIG, TINY_IMAGE_TOKENS, TINY_VISION_WIDTH, random_rendering
 
 
 def test_encoder_is_lazy(tiny_encoder_spec: EncoderSpec) -> None:

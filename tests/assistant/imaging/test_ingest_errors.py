@@ -16,7 +16,7 @@ from pydicom.uid import MPEG2MPML
 
 from assistant.errors import IngestError
 from assistant.imaging.ingest import IngestLimits, IngestResult, load_study
-from tests.assistant.ingest_fixtures import SALT, SHARED_DICOM, read, to_bytes, wheel_file, write
+from tests.assistant.imaging.ingest_fixtures import SALT, SHARED_DICOM, read, to_bytes, wheel_file, write
 
 
 def _only(result: IngestResult) -> tuple[str, str]:

@@ -9,8 +9,7 @@ from pathlib import Path
 from assistant.report.draft import render_text
 from assistant.report.drafting import DraftingService
 from assistant.report.store import MessageStatus, ReportStore
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_a_draft_and_its_history_survive_a_restart(tmp_path: Path) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import SHARED
+
 pytestmark = pytest.mark.engine
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
 CHEST_CR = SHARED / "data" / "dicom" / "pydicom_data" / "RG1_UNCI.dcm"
 
 
