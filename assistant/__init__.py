@@ -29,11 +29,11 @@ from assistant.modes.guideline import GuidelineService
 from assistant.modes.mode import Mode, choose_mode
 from assistant.report.draft import ReportError, StudyRef, list_templates
 from assistant.report.draft import load_template as load_report_template
-from assistant.report.drafting import DraftingService
 from assistant.report.export import ExportFormat, empty_sections, export_report
 from assistant.report.export import to_markdown as report_markdown
+from assistant.report.service import DraftingService
 from assistant.report.store import ReportStore
-from assistant.runtime import Runtime, open_runtime
+from assistant.runtime import AnswerEvent, AskContext, Runtime, open_runtime
 from assistant.settings import Settings, load_settings
 from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
 from assistant.store.conversations import (
@@ -102,6 +102,8 @@ __all__ = [
     "ModelPreparationError",
     "RadassistError",
     "RetrievalError",
+    "AnswerEvent",
+    "AskContext",
     "Runtime",
     "RuntimeNotReady",
     "RuntimeStarter",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import retrieval
 from assistant.errors import ConfigurationError
@@ -82,6 +84,52 @@ class Runtime:
         """
         return self.similar.search(images, k, progress)
 
+    def stream(
+        self,
+        question: str,
+        *,
+        mode: Mode | str = Mode.AUTO,
+        history: Sequence[Turn] = (),
+        context: AskContext | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """The one answering path of every front end: pick the mode, dispatch, stream, finish.
+
+        Yields an ``AnswerEvent`` of kind ``mode`` first (the mode chosen), then ``note``s (e.g. "the pixels were
+        not analysed"), ``delta``s of text while a chat answer streams, and last one ``answer`` with the whole
+        :class:`Answer` (every mode). ``auto``: study Q&A when images are attached, grounded with a patient key,
+        guideline mode for guideline-shaped questions, else chat. ``progress`` hears about one-off preparation
+        (the guideline index's first build).
+        """
+        ctx = context or AskContext()
+        chosen = choose_mode(question, mode, patient_key=ctx.patient_key, has_images=bool(ctx.images))
+        yield AnswerEvent("mode", mode=chosen)
+        if chosen is Mode.CHAT:
+            started = time.monotonic()
+            messages, attachment = self.chat.prepare(question, history, ctx.images)
+            if attachment is not None and attachment.note:
+                yield AnswerEvent("note", mode=chosen, text=attachment.note)
+            pieces: list[str] = []
+            for piece in self.chat.stream_messages(messages, attachment):
+                pieces.append(piece)
+                yield AnswerEvent("delta", mode=chosen, text=piece)
+            extra: dict[str, Any] = {"mode": chosen.value}
+            if attachment is not None:
+                extra["image_input"] = attachment.image_input.value
+            answer = Answer("".join(pieces).strip(), self.chat.model.model_id, (), time.monotonic() - started, extra)
+            yield AnswerEvent("answer", mode=chosen, answer=answer)
+            return
+        if not self.library.loaded:
+            self.prepare_guidelines(progress)
+        if chosen is Mode.GUIDELINE:
+            answer = self.guidelines.answer(question, history)
+        else:
+            answer = self.grounded.answer(question, ctx.patient_key, history)
+        extra = {"mode": chosen.value, **answer.extra}
+        if ctx.images:  # these modes compute from the text: the images were not sent to the model
+            extra["image_input"] = ImageInput.NONE.value
+        yield AnswerEvent("answer", mode=chosen, answer=dataclasses.replace(answer, extra=extra))
+
     def answer(
         self,
         question: str,
@@ -89,19 +137,36 @@ class Runtime:
         history: Sequence[Turn] = (),
         patient_key: str | None = None,
         images: Sequence[ImageLike] = (),
+        progress: Progress | None = None,
     ) -> Answer:
-        """Answer in ``mode`` (``auto``: study Q&A when images are attached, guideline mode for
-        guideline-shaped questions, else chat). ``extra["image_input"]`` says whether the model saw the images."""
-        chosen = choose_mode(question, mode, patient_key=patient_key, has_images=bool(images))
-        if chosen is Mode.CHAT:
-            return self.chat.answer(question, history, images)
-        if chosen is Mode.GUIDELINE:
-            answer = self.guidelines.answer(question, history)
-        else:
-            answer = self.grounded.answer(question, patient_key, history)
-        if images:  # these modes compute from the text: the images were not sent to the model
-            answer = dataclasses.replace(answer, extra={**answer.extra, "image_input": ImageInput.NONE.value})
-        return answer
+        """The whole answer at once (built on :meth:`stream`); ``extra["image_input"]`` says whether the model saw
+        the images."""
+        final: Answer | None = None
+        context = AskContext(images=tuple(images), patient_key=patient_key)
+        for event in self.stream(question, mode=mode, history=history, context=context, progress=progress):
+            if event.answer is not None:
+                final = event.answer
+        if final is None:  # unreachable: stream always ends with an answer or raises
+            raise RuntimeError("the answer stream ended without an answer")
+        return final
+
+
+@dataclass(frozen=True)
+class AskContext:
+    """What the caller has beside the question: the images on screen (in order) and the patient's key."""
+
+    images: Sequence[ImageLike] = ()
+    patient_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    """One step of an answer stream: ``mode`` (chosen), ``note``, ``delta`` (text) or ``answer`` (finished)."""
+
+    kind: str
+    mode: Mode | None = None
+    text: str = ""
+    answer: Answer | None = None
 
 
 def index_dir(settings: Settings, corpus: str) -> Path:

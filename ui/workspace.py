@@ -22,6 +22,7 @@ from PIL import Image as PILImage
 from assistant import (
     NOT_FOR_CLINICAL_USE,
     Answer,
+    AskContext,
     CalculatorInputError,
     ChatEntry,
     ChatNotFound,
@@ -39,7 +40,6 @@ from assistant import (
     StudyRef,
     Turn,
     VisionService,
-    choose_mode,
     empty_sections,
     export_report,
     images_from_study,
@@ -67,6 +67,8 @@ STUDY_QA = "Study Q&A"
 GUIDELINE = "Guideline lookup"
 REPORT = "Report draft"
 MODES = (STUDY_QA, GUIDELINE, REPORT)
+# The page's labels as answering modes, mapped once (the report draft is the report panel's own turn).
+UI_MODES = {STUDY_QA: Mode.AUTO, GUIDELINE: Mode.GUIDELINE}
 
 # Window choices of the viewer: the file's own window ("default"), the usual CT presets, or a custom one.
 WINDOWS = ("default", "lung", "mediastinum", "abdomen", "liver", "bone", "brain", "custom")
@@ -474,23 +476,25 @@ class Workspace:
             yield history, *rest
             return
         history.append({"role": "assistant", "content": ""})
+        context = AskContext(images=tuple(images_from_study(s.study)) if s.study is not None else ())
+        text = ""
         try:
-            chosen = Mode.GUIDELINE if mode == GUIDELINE else choose_mode(question, Mode.AUTO)
-            if chosen is Mode.GUIDELINE:
-                history[-1]["content"] = "⏳ Looking up the guideline…"
-                yield history, gr.skip(), gr.skip(), gr.skip()
-                if progress is not None:
-                    progress(None, desc="guideline lookup")
-                answer = self.runtime.guidelines.answer(question, turns)
-                history[-1]["content"] = answer.text
-                s.citations = [dict(c) for c in answer.citations]
-                yield history, self.sources_update(s), gr.skip(), gr.skip()
-                return
-            text = ""
-            for piece in self._chat_stream(question, turns, s):
-                text += piece
-                history[-1]["content"] = text
-                yield history, gr.skip(), gr.skip(), gr.skip()
+            # Runtime.stream picks the mode and dispatches (the same path as `radassist ask`); this only renders.
+            for event in self.runtime.stream(question, mode=UI_MODES[mode], history=turns, context=context):
+                if event.kind == "mode" and event.mode in (Mode.GUIDELINE, Mode.GROUNDED):
+                    history[-1]["content"] = "⏳ Looking up the guideline…"
+                    yield history, gr.skip(), gr.skip(), gr.skip()
+                    if progress is not None:
+                        progress(None, desc="guideline lookup")
+                elif event.kind == "delta":
+                    text += event.text
+                    history[-1]["content"] = text
+                    yield history, gr.skip(), gr.skip(), gr.skip()
+                elif event.answer is not None and event.mode is not Mode.CHAT:
+                    history[-1]["content"] = event.answer.text
+                    s.citations = [dict(c) for c in event.answer.citations]
+                    yield history, self.sources_update(s), gr.skip(), gr.skip()
+                    return
             if not text.strip():
                 history[-1]["content"] = "⚠️ The model returned an empty answer; try again or rephrase."
                 yield history, gr.skip(), gr.skip(), gr.skip()
@@ -500,18 +504,6 @@ class Workspace:
                 shown = ""
             history[-1]["content"] = (shown + "\n\n" if shown else "") + error_text(exc)
             yield history, gr.skip(), gr.skip(), gr.skip()
-
-    def _chat_stream(self, question: str, turns: Sequence[Turn], s: Session) -> Iterator[str]:
-        """Study Q&A: the question with the study's de-identified description (text-only), streamed and audited."""
-        if s.study is not None:
-            images = images_from_study(s.study)
-            # The chat's vision service sends embeds / pixels / text-only, as the profile says (audited with keys).
-            if isinstance(getattr(self.runtime.chat, "vision", None), VisionService):
-                yield from self.runtime.chat.stream(question, turns, images)
-                return
-            # No vision service: the de-identified labels and the plain statement that pixels were not analysed.
-            question = self.vision.attach(images).text(question)
-        yield from self.runtime.chat.stream(question, turns)
 
     def answer_api(self, message: str) -> Iterator[str]:
         """The /chat API endpoint: one question, no study, the answer streamed (for scripts and benchmarks).

@@ -14,8 +14,8 @@ from typing import Any
 from assistant.errors import ConfigurationError, IngestError, RadassistError
 from assistant.imaging.ingest import load_study
 from assistant.modes.chat import Answer
-from assistant.modes.mode import Mode, choose_mode
-from assistant.runtime import Runtime, check_bind_host, open_runtime
+from assistant.modes.mode import Mode
+from assistant.runtime import AskContext, Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
 from assistant.startup import RuntimeStarter
 from assistant.vision.service import ImageRef, SimilarCase, images_from_study
@@ -105,8 +105,10 @@ def _read_batch(path: Path) -> Iterator[tuple[Any, str | None, str | None]]:
             yield None, None, f"line {number} is not valid JSON"
             continue
         if not isinstance(item, dict) or not isinstance(item.get("question"), str):
-            yield (item.get("id") if isinstance(item, dict) else None), None, (
-                f'line {number} needs a string "question"'
+            yield (
+                (item.get("id") if isinstance(item, dict) else None),
+                None,
+                (f'line {number} needs a string "question"'),
             )
             continue
         yield item.get("id"), item["question"], None
@@ -123,29 +125,27 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     mode, patient = Mode(args.mode), args.patient
     if patient and mode not in (Mode.AUTO, Mode.GROUNDED):
         raise ConfigurationError("--patient is only used by --mode grounded")
-    questions = [q for _, q, _ in items if q is not None] if args.batch else [args.question]
     images = load_images(args.image, settings)  # before the engine starts: a bad file fails fast
-    modes = {choose_mode(q, mode, patient_key=patient, has_images=bool(images)) for q in questions}
     with open_runtime(settings, progress=progress or _quiet) as runtime:
-        if modes & {Mode.GUIDELINE, Mode.GROUNDED}:
-            runtime.prepare_guidelines(_stderr_progress)  # built on first use; a one-off, so always shown
         # Looked up before the answer (an embeds model then reuses the encoded images), shown after it.
         similar, similar_error = _similar_cases(runtime, images, args.similar)
         status = 1 if similar_error else 0  # the answer is still given when only the similar cases failed
         if args.batch:
             return max(_ask_batch(runtime, items, mode, patient, images, similar), status)
-        if modes == {Mode.CHAT} and not args.json:
-            messages, attachment = runtime.chat.prepare(args.question, images=images)
-            if attachment is not None and attachment.note:
-                _stderr_progress(attachment.note)
-            for piece in runtime.chat.stream_messages(messages, attachment):
-                sys.stdout.write(piece)
+        context = AskContext(images=tuple(images), patient_key=patient)
+        answer: Answer | None = None
+        streamed = False
+        # Runtime.stream picks the mode and dispatches; this front end only renders what it yields.
+        for event in runtime.stream(args.question, mode=mode, context=context, progress=_stderr_progress):
+            if event.kind == "note" and not args.json:
+                _stderr_progress(event.text)
+            elif event.kind == "delta" and not args.json:
+                sys.stdout.write(event.text)
                 sys.stdout.flush()
-            sys.stdout.write("\n")
-            if similar:
-                print(f"\n{_similar_text(similar)}")
-            return status
-        answer = runtime.answer(args.question, mode, patient_key=patient, images=images)
+                streamed = True
+            elif event.answer is not None:
+                answer = event.answer
+        assert answer is not None  # Runtime.stream ends with the answer or raises
         if args.json:
             record = answer.to_json()
             if similar is not None:
@@ -153,6 +153,10 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
             if similar_error is not None:
                 record["similar_cases_error"] = similar_error
             print(json.dumps(record, ensure_ascii=False))
+        elif streamed:
+            sys.stdout.write("\n")
+            if similar:
+                print(f"\n{_similar_text(similar)}")
         else:
             print(_plain_text(answer) + (f"\n\n{_similar_text(similar)}" if similar else ""))
         return status
@@ -223,7 +227,11 @@ def _ask_batch(
         record: dict[str, Any] = {"id": item_id}
         if question is not None:
             try:
-                record.update(runtime.answer(question, mode, patient_key=patient, images=images).to_json())
+                record.update(
+                    runtime.answer(
+                        question, mode, patient_key=patient, images=images, progress=_stderr_progress
+                    ).to_json()
+                )
                 if similar is not None:
                     record["similar_cases"] = [case.to_json() for case in similar]
             except RadassistError as exc:

@@ -15,6 +15,7 @@ from assistant.modes.grounded import GroundedService
 from assistant.modes.guideline import GuidelineService
 from assistant.modes.sources import GuidelineLibrary
 from assistant.store.audit import AuditLog
+from assistant.vision.service import VisionService
 from tests.support.scripted import ScriptedModel
 
 
@@ -40,7 +41,7 @@ def scripted_runtime(
         engine=None,
         client=model,  # type: ignore[arg-type]  # same interface as the HTTP client
         audit=audit,
-        chat=ChatService(model, options, audit),
+        chat=ChatService(model, options, audit, VisionService.from_settings(cfg)),
         library=library,
         guidelines=GuidelineService(model, options, library, audit, phrase=False, resolve=False),
         grounded=GroundedService(model, options, library, None, audit),
