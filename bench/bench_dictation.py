@@ -25,8 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from assistant.report.dictation import Placer, split_dictation
 from assistant.report.draft import load_template
-from assistant.report.drafting import Placer, split_dictation
 from assistant.runtime import open_runtime
 from assistant.settings import load_settings
 from bench.report import write_section

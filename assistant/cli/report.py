@@ -16,8 +16,10 @@ from typing import Any
 from assistant.errors import ConfigurationError
 from assistant.llm.client import ChatModel
 from assistant.report.draft import StudyRef, list_templates, load_template, render_text
-from assistant.report.drafting import DraftingService, PriorReports, Reply, parse_intent
+from assistant.report.edits import parse_intent
 from assistant.report.export import ExportFormat, empty_sections, export_report, to_json
+from assistant.report.priors import InMemoryPriors
+from assistant.report.service import DraftingService, Reply
 from assistant.report.store import ReportStore
 from assistant.settings import Settings
 
@@ -165,7 +167,7 @@ def _new(args: argparse.Namespace, settings: Settings, store: ReportStore) -> in
         import retrieval
 
         synthetic = retrieval.SyntheticPatients(n_patients=args.synthetic_patients) if args.synthetic_patients else None
-        priors = PriorReports(retrieval.read_reports(args.priors, synthetic=synthetic))
+        priors = InMemoryPriors(retrieval.read_reports(args.priors, synthetic=synthetic))
     reply = DraftingService(store, priors=priors).create(args.template, study, args.id)
     print(reply.report.report_id)
     print(reply.text, file=sys.stderr)

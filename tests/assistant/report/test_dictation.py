@@ -9,15 +9,10 @@ import pytest
 
 from assistant.errors import LLMUnavailableError
 from assistant.llm.client import OpenAIChatClient
+from assistant.report.dictation import PlacementError, Placer, placement_schema, split_dictation
 from assistant.report.draft import Origin, Section, load_template, render_text
-from assistant.report.drafting import (
-    DraftingService,
-    PlacementError,
-    Placer,
-    parse_intent,
-    placement_schema,
-    split_dictation,
-)
+from assistant.report.edits import parse_intent
+from assistant.report.service import DraftingService
 from assistant.report.store import MessageStatus, ReportStore
 from tests.support.paths import TEST_DATA
 from tests.support.scripted import ScriptedModel

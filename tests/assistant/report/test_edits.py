@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from assistant.report.draft import Origin, Section
-from assistant.report.drafting import DraftingService, facts_kept
+from assistant.report.edits import facts_kept
+from assistant.report.service import DraftingService
 from assistant.report.store import ReportStore
 from tests.support.scripted import ScriptedModel
 

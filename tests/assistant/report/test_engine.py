@@ -14,8 +14,9 @@ import pytest
 
 from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient
 from assistant.llm.engine import EmbeddedEngine
+from assistant.report.dictation import Placer
 from assistant.report.draft import load_template, render_text
-from assistant.report.drafting import DraftingService, Placer
+from assistant.report.service import DraftingService
 from assistant.report.store import MessageStatus, ReportStore
 from assistant.runtime import create_engine
 from tests.conftest import engine_settings_for

@@ -10,8 +10,8 @@ import pytest
 
 from assistant.imaging.ingest import load_study
 from assistant.report.draft import StudyRef, render_text
-from assistant.report.drafting import DraftingService
 from assistant.report.export import ExportError, export_report, sr_text
+from assistant.report.service import DraftingService
 from assistant.report.store import ReportStore
 from assistant.settings import load_settings
 

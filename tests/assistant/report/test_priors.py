@@ -6,7 +6,8 @@ import datetime as dt
 from collections import Counter
 
 from assistant.report.draft import Origin, Section, StudyRef
-from assistant.report.drafting import DraftingService, PriorReports, most_recent_prior
+from assistant.report.priors import InMemoryPriors, most_recent_prior
+from assistant.report.service import DraftingService
 from assistant.report.store import ReportStore
 from retrieval.reports import PriorReport
 
@@ -20,7 +21,7 @@ def test_comparison_comes_from_the_right_patient_only(store: ReportStore, iu_rep
     key = _patient_with_several(iu_reports)
     own = sorted((r for r in iu_reports if r.patient_key == key), key=lambda r: r.study_date)
     study_date = own[-1].study_date  # the "current" study is the patient's latest: its prior is the one before
-    service = DraftingService(store, priors=PriorReports(iu_reports))
+    service = DraftingService(store, priors=InMemoryPriors(iu_reports))
     reply = service.create("cxr", StudyRef("2.25.1", key, "CR", "CHEST", study_date=study_date))
     report = reply.report
     expected = max((r for r in own if r.study_date < study_date), key=lambda r: (r.study_date, r.report_id))
@@ -34,19 +35,19 @@ def test_comparison_comes_from_the_right_patient_only(store: ReportStore, iu_rep
 
 
 def test_no_patient_key_means_no_prior(iu_reports: list[PriorReport]) -> None:
-    assert most_recent_prior(PriorReports(iu_reports), None, None) is None
-    assert most_recent_prior(PriorReports(iu_reports), "demo-nobody", None) is None
+    assert most_recent_prior(InMemoryPriors(iu_reports), None, None) is None
+    assert most_recent_prior(InMemoryPriors(iu_reports), "demo-nobody", None) is None
 
 
 def test_a_new_patient_gets_no_comparison(store: ReportStore, iu_reports: list[PriorReport]) -> None:
-    service = DraftingService(store, priors=PriorReports(iu_reports))
+    service = DraftingService(store, priors=InMemoryPriors(iu_reports))
     reply = service.create("cxr", StudyRef("2.25.2", "demo-not-in-the-file", "CR", "CHEST"))
     assert reply.report.prior is None and "No prior report" in reply.text
     assert [s.text for s in reply.report.part(Section.COMPARISON).statements] == ["None."]
 
 
-def _nodule_prior() -> PriorReports:
-    return PriorReports(
+def _nodule_prior() -> InMemoryPriors:
+    return InMemoryPriors(
         [
             PriorReport(
                 "old-1",

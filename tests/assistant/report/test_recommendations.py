@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from assistant.guidelines import calculate
+from assistant.report.derive import recommendation_text
 from assistant.report.draft import Origin, Section
-from assistant.report.drafting import DraftingService, recommendation_text
+from assistant.report.service import DraftingService
 from assistant.report.store import ReportStore
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from assistant.report.draft import render_text
-from assistant.report.drafting import DraftingService
+from assistant.report.service import DraftingService
 from assistant.report.store import MessageStatus, ReportStore
 from tests.support.paths import REPO
 
@@ -35,7 +35,7 @@ def test_a_killed_process_loses_nothing_it_had_saved(tmp_path: Path) -> None:
     script = (
         "import os, sys\n"
         "from assistant.report.store import ReportStore\n"
-        "from assistant.report.drafting import DraftingService\n"
+        "from assistant.report.service import DraftingService\n"
         f"store = ReportStore({str(db)!r})\n"
         "service = DraftingService(store)\n"
         "rid = service.create('cxr', report_id='r-killed').report.report_id\n"
