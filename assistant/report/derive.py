@@ -117,8 +117,9 @@ def derive(report: Report, template: ReportTemplate) -> Derived:
         params = dict(extraction.params)
         if name == "lungrads":
             params = _lungrads_with_prior(params, statement, changes)
-        # With the prior's size the calculator derives the status (growing/stable) itself.
-        missing = [m for m in extraction.missing if not (m == "status" and "prior_mean_diameter_mm" in params)]
+        # With the prior's size the calculator derives growth, threshold crossings and what it still needs
+        # (e.g. the prior category of a stable nodule) itself: its own ask-back is used below.
+        missing = [] if "prior_mean_diameter_mm" in params else list(extraction.missing)
         if missing:
             questions += [f"{statement.text} — {q}" for q in extraction.questions]
             continue
