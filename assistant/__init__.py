@@ -23,7 +23,8 @@ from assistant.guidelines import (
 from assistant.guidelines.forms import CALCULATOR_FORMS, calculator_params
 from assistant.imaging.ingest import FileOutcome, IngestResult, load_study
 from assistant.imaging.study import Image, Series, Study, WindowPreset, render
-from assistant.modes.chat import Answer, ChatService, Turn
+from assistant.modes.answer import Answer, Turn
+from assistant.modes.chat import ChatService
 from assistant.modes.grounded import GroundedService
 from assistant.modes.guideline import GuidelineService
 from assistant.modes.mode import Mode, choose_mode

@@ -6,6 +6,9 @@ turn these into messages. Messages never carry PHI.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class RadassistError(Exception):
     """Base error: ``str(err)`` is a short, specific message fit for the user."""
@@ -33,3 +36,14 @@ class ModelPreparationError(RadassistError):
 
 class RetrievalError(RadassistError):
     """The knowledge base or prior-report index cannot be built, loaded or searched."""
+
+
+@contextmanager
+def translated_retrieval_errors() -> Iterator[None]:
+    """Turn the retrieval layer's errors into the assistant's own (same message, safe to show)."""
+    import retrieval  # the boundary: errors.py itself depends on nothing at import time
+
+    try:
+        yield
+    except retrieval.RetrievalError as exc:
+        raise RetrievalError(str(exc)) from exc

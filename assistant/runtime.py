@@ -16,7 +16,8 @@ from assistant.errors import ConfigurationError
 from assistant.llm.client import ChatModel, GenerationOptions, OpenAIChatClient
 from assistant.llm.engine import EmbeddedEngine, EngineSpec
 from assistant.llm.model_files import resolve_chat_model
-from assistant.modes.chat import Answer, ChatService, Turn
+from assistant.modes.answer import Answer, Turn
+from assistant.modes.chat import ChatService
 from assistant.modes.grounded import GroundedService
 from assistant.modes.guideline import GuidelineService
 from assistant.modes.mode import Mode, choose_mode

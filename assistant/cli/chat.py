@@ -13,7 +13,7 @@ from typing import Any
 
 from assistant.errors import ConfigurationError, IngestError, RadassistError
 from assistant.imaging.ingest import load_study
-from assistant.modes.chat import Answer
+from assistant.modes.answer import Answer
 from assistant.modes.mode import Mode
 from assistant.runtime import AskContext, Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings

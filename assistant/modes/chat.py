@@ -5,50 +5,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from assistant.errors import RadassistError
 from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role
+from assistant.modes.answer import Answer, Turn, validate_question
 from assistant.store.audit import AuditLog, AuditRecord
 from assistant.vision.service import Attachment, ImageLike, ImageTurn, VisionChatModel, VisionService
 from prompts import load_template, render
 
 logger = logging.getLogger(__name__)
-
-MAX_QUESTION_CHARS = 8000
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One exchange of the conversation so far."""
-
-    question: str
-    answer: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A finished answer, as ``radassist ask --json`` prints it."""
-
-    text: str
-    model: str
-    citations: tuple[dict[str, Any], ...] = ()
-    latency_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"answer": self.text, "citations": list(self.citations), "model": self.model, **self.extra}
-
-
-def validate_question(question: str) -> str:
-    """The question stripped; a clear error when it is empty or too long."""
-    text = question.strip()
-    if not text:
-        raise RadassistError("the question is empty")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise RadassistError(f"the question is too long ({len(text)} characters; at most {MAX_QUESTION_CHARS})")
-    return text
 
 
 class ChatService:
@@ -88,9 +53,7 @@ class ChatService:
         turns = [ImageTurn(t.question, t.answer) for t in history]
         return self.vision.messages(question, images, turns, system=render(self.template, {}))
 
-    def stream(
-        self, question: str, history: Sequence[Turn] = (), images: Sequence[ImageLike] = ()
-    ) -> Iterator[str]:
+    def stream(self, question: str, history: Sequence[Turn] = (), images: Sequence[ImageLike] = ()) -> Iterator[str]:
         """Yield the answer's pieces as the model produces them."""
         messages, attachment = self.prepare(question, history, images)
         yield from self.stream_messages(messages, attachment)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import retrieval
 from assistant.errors import RadassistError
 from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role, complete
-from assistant.modes.chat import Answer, Turn, validate_question
+from assistant.modes.answer import Answer, Turn, validate_question
 from assistant.modes.sources import (
     GuidelineLibrary,
     PriorReports,

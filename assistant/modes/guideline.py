@@ -39,7 +39,7 @@ from assistant.guidelines import (
 )
 from assistant.guidelines.extract import find_sizes
 from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role, complete
-from assistant.modes.chat import Answer, Turn, validate_question
+from assistant.modes.answer import Answer, Turn, validate_question
 from assistant.modes.grounded import GroundedService
 from assistant.modes.sources import GuidelineLibrary, citation, resolve_citations
 from assistant.store.audit import AuditLog, AuditRecord

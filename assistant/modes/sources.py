@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import retrieval
-from assistant.errors import RetrievalError
+from assistant.errors import RetrievalError, translated_retrieval_errors
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +24,6 @@ Progress = Callable[[str], None]
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 # What could close or open a delimited source block from inside a source's text.
 _TAG = re.compile(r"<\s*(/?)\s*(sources?)\b", re.I)
-
-
-@contextmanager
-def translated_retrieval_errors() -> Iterator[None]:
-    """Turn the retrieval layer's errors into the assistant's own (same message, safe to show)."""
-    try:
-        yield
-    except retrieval.RetrievalError as exc:
-        raise RetrievalError(str(exc)) from exc
 
 
 def citation(hit: retrieval.Hit) -> dict[str, Any]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from assistant.store.db import owner_only
+from assistant.store.db import SQLiteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -23,7 +21,7 @@ CREATE TABLE IF NOT EXISTS audit (
     latency_ms INTEGER NOT NULL,
     output_chars INTEGER NOT NULL,
     outcome TEXT NOT NULL
-)
+);
 """
 
 
@@ -41,47 +39,39 @@ class AuditRecord:
     ts: float = 0.0
 
 
-class AuditLog:
-    """Append-only audit rows in ``path`` (SQLite); safe to share between threads."""
+class AuditLog(SQLiteStore):
+    """Append-only audit rows in the local database (the shared :mod:`assistant.store.db` connection rules:
+    owner-only file, WAL, ``synchronous=FULL``, busy timeout); safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            owner_only(self.path)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(_SCHEMA)
-        return self._conn
+    SCHEMA = _SCHEMA
+    WHAT = "audit trail"
 
     def record(self, rec: AuditRecord) -> None:
         """Append one row."""
         with self._lock:
-            self._connection().execute(
-                "INSERT INTO audit (ts, mode, template, model, chunk_ids, latency_ms, output_chars, outcome)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (rec.ts or time.time(), rec.mode, rec.template, rec.model, json.dumps(list(rec.chunk_ids)),
-                 rec.latency_ms, rec.output_chars, rec.outcome),
-            )  # fmt: skip
+            try:
+                self._connection().execute(
+                    "INSERT INTO audit (ts, mode, template, model, chunk_ids, latency_ms, output_chars, outcome)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (rec.ts or time.time(), rec.mode, rec.template, rec.model, json.dumps(list(rec.chunk_ids)),
+                     rec.latency_ms, rec.output_chars, rec.outcome),
+                )  # fmt: skip
+            except sqlite3.Error as exc:
+                raise self.ERROR(f"cannot write to the audit trail {self.path}: {exc}") from exc
 
     def recent(self, limit: int = 50) -> Sequence[AuditRecord]:
         """The newest rows first."""
         with self._lock:
-            rows = self._connection().execute(
-                "SELECT mode, template, model, chunk_ids, latency_ms, output_chars, outcome, ts"
-                " FROM audit ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [
-            AuditRecord(m, t, mo, tuple(json.loads(c)), lat, oc, out, ts) for m, t, mo, c, lat, oc, out, ts in rows
-        ]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            try:
+                rows = (
+                    self._connection()
+                    .execute(
+                        "SELECT mode, template, model, chunk_ids, latency_ms, output_chars, outcome, ts"
+                        " FROM audit ORDER BY id DESC LIMIT ?",
+                        (limit,),
+                    )
+                    .fetchall()
+                )
+            except sqlite3.Error as exc:
+                raise self.ERROR(f"cannot read the audit trail {self.path}: {exc}") from exc
+        return [AuditRecord(m, t, mo, tuple(json.loads(c)), lat, oc, out, ts) for m, t, mo, c, lat, oc, out, ts in rows]

@@ -28,8 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import ConfigurationError, RetrievalError
-from assistant.modes.sources import translated_retrieval_errors
+from assistant.errors import ConfigurationError, RetrievalError, translated_retrieval_errors
 from assistant.settings import Settings
 from assistant.vision.encoder import EncoderSpec, ImageEncoder
 from assistant.vision.profiles import BUILTIN_PROFILES, ImageInput, find_bundle, load_bundle, profile_from_settings

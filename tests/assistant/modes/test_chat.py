@@ -6,7 +6,8 @@ import pytest
 
 from assistant.errors import LLMUnavailableError, RadassistError
 from assistant.llm.client import GenerationOptions, Role
-from assistant.modes.chat import ChatService, Turn
+from assistant.modes.answer import Turn
+from assistant.modes.chat import ChatService
 from assistant.store.audit import AuditLog
 from tests.support.scripted import ScriptedModel
 

@@ -12,7 +12,7 @@ import retrieval
 from assistant.errors import LLMUnavailableError
 from assistant.guidelines import calculate, extract_parameters
 from assistant.llm.client import GenerationOptions
-from assistant.modes.chat import Turn
+from assistant.modes.answer import Turn
 from assistant.modes.guideline import (
     GuidelineService,
     check_phrasing,
