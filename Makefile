@@ -13,7 +13,8 @@ browser:
 run: setup
 	$(VENV)/bin/radassist serve
 
-test: setup browser
+# Lint (ruff + mypy) first: CI runs this target, so the tooling carries the design.
+test: setup browser lint
 	$(PY) -m pytest -q
 
 lint: setup
