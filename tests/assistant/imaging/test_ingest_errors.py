@@ -15,7 +15,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML
 
 from assistant.errors import IngestError
-from assistant.imaging.ingest import IngestLimits, IngestResult, load_study
+from assistant.imaging.ingest import IngestResult, load_study
+from assistant.imaging.records import IngestLimits
 from tests.assistant.imaging.ingest_fixtures import SALT, SHARED_DICOM, read, to_bytes, wheel_file, write
 
 
@@ -266,7 +267,7 @@ def test_mutated_real_files_raise_only_ingest_errors(tmp_path: Path) -> None:
 
 
 def test_ingest_error_is_a_radassist_error() -> None:
-    from assistant.imaging.ingest import NotAnImageError
+    from assistant.imaging.records import NotAnImageError
 
     assert issubclass(NotAnImageError, IngestError)
 
