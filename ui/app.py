@@ -14,16 +14,11 @@ import gradio as gr
 
 from assistant import NOT_FOR_CLINICAL_USE, ChatService, Runtime, RuntimeStarter
 from ui import calculators
-from ui.session import Session, browser_secret, close_session, gradio_cache_dir, sessions_root
-from ui.workspace import (
-    AUTO_TEMPLATE,
-    MODES,
-    STUDY_QA,
-    WINDOWS,
-    Workspace,
-    error_text,
-    history_to_turns,
-)
+from ui.messages import error_text, history_to_turns
+from ui.report_panel import AUTO_TEMPLATE, report_html, report_templates
+from ui.session import browser_secret, close_session, gradio_cache_dir, sessions_root
+from ui.viewer import WINDOWS, ViewerOutputs
+from ui.workspace import MODES, STUDY_QA, OpenedChat, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +127,14 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
                                 )  # fmt: skip
                 with gr.Column(visible=False) as report_panel:
                     with gr.Row():
-                        template = gr.Dropdown(ws.report_templates(), value=AUTO_TEMPLATE, label="Template",
+                        template = gr.Dropdown(report_templates(), value=AUTO_TEMPLATE, label="Template",
                                                elem_id="ra-template")  # fmt: skip
                         new_report = gr.Button("New draft", size="sm", elem_id="ra-new-report")
                         undo_report = gr.Button("Undo", size="sm", elem_id="ra-undo-report")
                     with gr.Row():
                         saved = gr.Dropdown([], label="Saved drafts (kept across restarts)", elem_id="ra-saved")
                         open_saved = gr.Button("Open", size="sm", elem_id="ra-open-saved")
-                    report_view = gr.HTML(ws.report_html(Session(folder=sessions_root(ws.data_dir))),
-                                          elem_id="ra-report")  # fmt: skip
+                    report_view = gr.HTML(report_html(ws.store, None), elem_id="ra-report")
                     report_status = gr.Markdown("", elem_id="ra-report-status")
                     with gr.Row():
                         export_md = gr.Button("Export MD", size="sm", elem_id="ra-export-md")
@@ -150,7 +144,10 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
                     with gr.Accordion("Version history", open=False):
                         versions = gr.Markdown("", elem_id="ra-versions")
 
-        viewer_outputs = [image, series, slider, caption, banner, metadata]
+        viewer = ViewerOutputs(
+            image=image, series=series, slider=slider, caption=caption, banner=banner, metadata=metadata
+        )
+        viewer_outputs = list(viewer.as_outputs())
         answer_outputs = [chatbot, sources, report_view, versions]
 
         # ---------------------------------------------------------------- chat events
@@ -220,7 +217,12 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         sources.change(ws.show_source, [sources, session], source_text, api_visibility="private")
 
         # ---------------------------------------------------------------- saved conversations
-        opened_outputs = [chatbot, session, sources, source_text, chat_status, report_view, versions, *viewer_outputs]
+        opened_outputs = list(
+            OpenedChat(
+                history=chatbot, session=session, sources=sources, source_text=source_text, status=chat_status,
+                report=report_view, versions=versions, viewer=viewer,
+            ).as_outputs()
+        )  # fmt: skip
 
         def reopen(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
             opened = ws.open_chat(chat_id, state, owner_of(request, browser))

@@ -7,24 +7,19 @@ unexpected, logged with its traceback); nothing here logs PHI: only counts, timi
 from __future__ import annotations
 
 import html
-import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
-import numpy as np
-from PIL import Image as PILImage
 
 from assistant import (
     NOT_FOR_CLINICAL_USE,
-    Answer,
     AskContext,
     CalculatorInputError,
-    ChatEntry,
     ChatNotFound,
     ChatSessionStore,
     DraftingService,
@@ -35,20 +30,30 @@ from assistant import (
     ReportStore,
     Runtime,
     RuntimeStarter,
-    SavedChat,
     StartupState,
     StudyRef,
-    Turn,
     VisionService,
-    empty_sections,
     export_report,
     images_from_study,
     list_templates,
     load_study,
-    render,
-    report_markdown,
 )
-from ui import calculators
+from ui import calculators, report_panel, viewer
+from ui.messages import (
+    History,
+    Message,
+    Progress,
+    citation_label,
+    entries_history,
+    error_text,
+    history_entries,
+    history_to_turns,
+    is_note,
+    message_text,
+    note,
+    upload_paths,
+)
+from ui.report_panel import AUTO_TEMPLATE
 from ui.session import (
     Session,
     gradio_cache_dir,
@@ -56,12 +61,9 @@ from ui.session import (
     sessions_root,
     sweep,
 )
+from ui.viewer import ViewerOutputs, view_outputs
 
 logger = logging.getLogger(__name__)
-
-Message = dict[str, Any]
-History = list[Message]
-Progress = Callable[..., Any]
 
 STUDY_QA = "Study Q&A"
 GUIDELINE = "Guideline lookup"
@@ -70,12 +72,7 @@ MODES = (STUDY_QA, GUIDELINE, REPORT)
 # The page's labels as answering modes, mapped once (the report draft is the report panel's own turn).
 UI_MODES = {STUDY_QA: Mode.AUTO, GUIDELINE: Mode.GUIDELINE}
 
-# Window choices of the viewer: the file's own window ("default"), the usual CT presets, or a custom one.
-WINDOWS = ("default", "lung", "mediastinum", "abdomen", "liver", "bone", "brain", "custom")
-AUTO_TEMPLATE = "auto (from the study)"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-GENERIC_ERROR = "⚠️ Unexpected internal error; details are in the server log."
-NOTE_TITLE = "Study loaded"
 
 _ANALYSED = {
     ImageInput.EMBEDS: "analysed by the model (image embeddings)",
@@ -84,86 +81,31 @@ _ANALYSED = {
 }
 
 
-def error_text(exc: BaseException) -> str:
-    """What the user reads for ``exc``: its own safe message, or a generic line (the traceback goes to the log)."""
-    if isinstance(exc, RadassistError):
-        return f"⚠️ {exc}"
-    logger.error("unexpected error in a UI handler", exc_info=exc)
-    return GENERIC_ERROR
+class OpenedChat(NamedTuple):
+    """What opening a saved conversation updates: the one place the order of ``open_chat``'s outputs is written."""
 
+    history: Any
+    session: Any
+    sources: Any
+    source_text: Any
+    status: Any
+    report: Any
+    versions: Any
+    viewer: ViewerOutputs
 
-def message_text(content: Any) -> str | None:
-    """The text of a chat message's content (a string, or Gradio 6's list of parts); None for files only."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        return " ".join(texts) if texts else None
-    return None
+    def as_outputs(self) -> tuple[Any, ...]:
+        """The fields in the order app.py wires them, the viewer's components spread at the end."""
+        *head, view = self
+        return (*head, *view.as_outputs())
 
-
-def is_note(message: Message) -> bool:
-    """Messages the app adds (ingest summaries) carry a metadata title; they are not part of the dialogue."""
-    metadata = message.get("metadata") or {}
-    return bool(isinstance(metadata, dict) and metadata.get("title"))
-
-
-def history_to_turns(history: Sequence[Message]) -> list[Turn]:
-    """Gradio's message list → (question, answer) turns; notes, unfinished and non-text turns are dropped."""
-    turns: list[Turn] = []
-    pending: str | None = None
-    for message in history:
-        if is_note(message):
-            continue
-        content = message_text(message.get("content"))
-        if content is None:
-            continue
-        if message.get("role") == "user":
-            pending = content
-        elif message.get("role") == "assistant" and pending is not None:
-            turns.append(Turn(pending, content))
-            pending = None
-    return turns
-
-
-def upload_paths(files: Sequence[Any]) -> list[str]:
-    """Paths of a multimodal textbox's files (strings, or dicts with a "path")."""
-    out = []
-    for item in files or ():
-        path = item.get("path") if isinstance(item, dict) else getattr(item, "path", item)
-        if path:
-            out.append(str(path))
-    return out
-
-
-def citation_label(number: int, cite: dict[str, Any]) -> str:
-    return f"[{number}] {cite.get('title', 'source')} — {cite.get('section', '')}"
-
-
-def history_entries(history: Sequence[Message]) -> list[ChatEntry]:
-    """The chat's messages as the conversation store keeps them (text only; notes keep their title)."""
-    entries = []
-    for message in history:
-        text = message_text(message.get("content"))
-        role = message.get("role")
-        if text is None or role not in ("user", "assistant"):
-            continue
-        if role == "assistant" and not is_note(message) and (not text.strip() or text.startswith("⏳")):
-            continue  # a progress line or an answer that never came: not part of the dialogue
-        note = (message.get("metadata") or {}).get("title") if is_note(message) else None
-        entries.append(ChatEntry(str(role), text, str(note) if note else None))
-    return entries
-
-
-def entries_history(saved: SavedChat) -> History:
-    """A saved conversation back as the chat's messages."""
-    history: History = []
-    for entry in saved.entries:
-        message: Message = {"role": entry.role, "content": entry.text}
-        if entry.note:
-            message["metadata"] = {"title": entry.note}
-        history.append(message)
-    return history
+    @classmethod
+    def skipped(cls, session: Any, status: Any = None) -> OpenedChat:
+        """Nothing opened: only the session (and a status line, if given) change."""
+        return cls(
+            history=gr.skip(), session=session, sources=gr.skip(), source_text=gr.skip(),
+            status=gr.skip() if status is None else status, report=gr.skip(), versions=gr.skip(),
+            viewer=ViewerOutputs.skip(),
+        )  # fmt: skip
 
 
 class Workspace:
@@ -261,7 +203,7 @@ class Workspace:
             history.append({"role": "user", "content": text})
         if paths or text:
             self.save_chat(history, s)
-        return ({"text": "", "files": []}, history, s, *self.view_outputs(s))
+        return ({"text": "", "files": []}, history, s, *view_outputs(s).as_outputs())
 
     def ingest(self, paths: list[str], s: Session, progress: Progress | None = None) -> Message:
         """Load the uploaded files as the session's study; the uploads are deleted afterwards."""
@@ -271,7 +213,7 @@ class Workspace:
         try:
             result = load_study(paths, self.settings)
         except Exception as exc:  # the loader reports per file; anything else is a message, not a crash
-            return self._note(error_text(exc))
+            return note(error_text(exc))
         finally:
             remove_uploads(paths, gradio_cache_dir(self.data_dir))
         if progress is not None:
@@ -302,103 +244,9 @@ class Workspace:
             lines.append(f"- … and {len(result.errors) - 10} more file(s) could not be read.")
         if result.study is not None and self.image_input is ImageInput.NONE:
             lines.append("The model is text-only: it will see the de-identified metadata, not the pixels.")
-        return self._note("\n".join(lines))
-
-    @staticmethod
-    def _note(text: str) -> Message:
-        return {"role": "assistant", "content": text, "metadata": {"title": NOTE_TITLE}}
+        return note("\n".join(lines))
 
     # ------------------------------------------------------------------------------------------ viewer
-
-    def view_outputs(self, s: Session) -> tuple[Any, ...]:
-        """(image path, series choice, slice slider, caption, banner, metadata) for the session's study."""
-        study = s.study
-        if study is None:
-            return (
-                None,
-                gr.update(choices=[], value=None, visible=False),
-                gr.update(minimum=1, maximum=2, value=1, visible=False),
-                "No study loaded: attach DICOM files, a zip of a series, or a PNG/JPEG to the message box.",
-                gr.update(value="", visible=False),
-                None,
-            )
-        series = study.series[s.series_index]
-        labels = self.series_labels(s)
-        frames = series.frame_count
-        image_path, caption = self.render_current(s)
-        return (
-            image_path,
-            gr.update(choices=labels, value=labels[s.series_index], visible=len(labels) > 1),
-            gr.update(minimum=1, maximum=max(frames, 2), value=s.slice_index + 1, step=1, visible=frames > 1),
-            caption,
-            self.banner(s),
-            study.summary(),
-        )
-
-    @staticmethod
-    def series_labels(s: Session) -> list[str]:
-        if s.study is None:
-            return []
-        return [
-            f"{i + 1}: "
-            + " ".join(filter(None, (x.modality.value, x.series_description or x.body_part_examined)))
-            + f" ({x.frame_count})"
-            for i, x in enumerate(s.study.series)
-        ]
-
-    def banner(self, s: Session) -> Any:
-        """A warning when the file says its pixels carry burned-in annotations (or may, for pictures)."""
-        if s.study is None:
-            return gr.update(value="", visible=False)
-        flag = s.study.burned_in_annotation.value
-        if flag == "YES":
-            text = (
-                "⚠️ **Burned-in annotation**: this file says its pixels carry burned-in text, which may identify "
-                "the patient. De-identification cannot remove it from the image."
-            )
-        elif any(x.source in ("png", "jpeg") for x in s.study.series):
-            text = "⚠️ Pictures (PNG/JPEG) may carry burned-in text that de-identification cannot remove."
-        else:
-            return gr.update(value="", visible=False)
-        return gr.update(value=text, visible=True)
-
-    def window_spec(self, window: str, center: float | None, width: float | None) -> Any:
-        if window in (None, "", "default"):
-            return None
-        if window == "custom":
-            if center is None or width is None:
-                raise RadassistError("enter a window centre and width (e.g. -600 and 1500)")
-            return (float(center), float(width))
-        return window
-
-    def render_current(self, s: Session) -> tuple[str | None, str]:
-        """Write the current frame with the current window as a PNG in the session folder; (path, caption)."""
-        assert s.study is not None  # noqa: S101 - callers check; not an input validation
-        series = s.study.series[s.series_index]
-        image = series.images[s.slice_index]
-        spec: Any = s.window
-        if isinstance(spec, str) and spec.startswith("custom:"):
-            c, w = spec.split(":", 1)[1].split("/")
-            spec = (float(c), float(w))
-        elif spec == "default":
-            spec = None
-        pixels = render(image, spec)  # (rows, cols) or (rows, cols, 3) uint8
-        for old in s.folder.glob("view-*.png"):
-            old.unlink(missing_ok=True)
-        path = s.file(".png", "view-")
-        PILImage.fromarray(np.ascontiguousarray(pixels)).save(path)
-        window = image.resolve_window(spec)
-        if image.is_color or window is None:
-            wtext = "colour" if image.is_color else "no window"
-        else:
-            described = window.describe()
-            if "center" in described:
-                wtext = f"W {described['width']} / L {described['center']} ({described['name']})"
-            else:
-                wtext = str(described.get("name", "VOI LUT"))
-        caption = f"Series {s.series_index + 1}/{len(s.study.series)} · image {s.slice_index + 1}/{series.frame_count}"
-        caption += f" · {wtext} · {image.columns}×{image.rows}"
-        return str(path), caption
 
     def change_view(
         self, session: Session | None, series_label: str | None, slice_number: float | None, window: str,
@@ -409,31 +257,14 @@ class Workspace:
         if s.study is None:
             return None, "No study loaded."
         try:
-            labels = self.series_labels(s)
-            if series_label in labels:
-                index = labels.index(series_label)
-                if index != s.series_index:
-                    s.series_index, s.slice_index = index, 0
-            frames = s.study.series[s.series_index].frame_count
-            if slice_number is not None:
-                s.slice_index = min(max(int(slice_number) - 1, 0), frames - 1)
-            spec = self.window_spec(window, center, width)
-            if isinstance(spec, tuple):
-                s.study.series[s.series_index].images[s.slice_index].resolve_window(spec)  # validates
-                s.window = f"custom:{spec[0]}/{spec[1]}"
-            else:
-                s.window = spec or "default"
-            return self.render_current(s)
+            return viewer.apply_view(s, series_label, slice_number, window, center, width)
         except Exception as exc:
             return gr.skip(), error_text(exc)
 
     def change_series(self, session: Session | None, series_label: str | None, window: str) -> tuple[Any, ...]:
         """Another series: first frame, slider resized. Returns (image, caption, slider)."""
         image, caption = self.change_view(session, series_label, None, window)
-        s = self.session(session)
-        frames = s.study.series[s.series_index].frame_count if s.study else 1
-        slider = gr.update(minimum=1, maximum=max(frames, 2), value=s.slice_index + 1, visible=frames > 1)
-        return image, caption, slider
+        return image, caption, viewer.slice_slider(self.session(session))
 
     # ------------------------------------------------------------------------------------------ answering
 
@@ -561,7 +392,7 @@ class Workspace:
             path.unlink(missing_ok=True)
         box = gr.update(value={"text": "", "files": []}, submit_btn=True, stop_btn=False)
         hidden = gr.update(value=None, visible=False)
-        return ([], box, s, self.sources_update(s), "", hidden, *self.view_outputs(s))
+        return ([], box, s, self.sources_update(s), "", hidden, *view_outputs(s).as_outputs())
 
     def export_chat(self, history: History | None, session: Session | None) -> tuple[str | None, str]:
         """The conversation as a Markdown file in the session folder. Returns (file, status)."""
@@ -676,18 +507,16 @@ class Workspace:
     def open_chat(self, chat_id: str | None, session: Session | None, owner: str = "") -> tuple[Any, ...]:
         """Reopen a saved conversation: its messages, sources and draft; study files are not kept (attach again).
 
-        Returns (history, session, sources, source text, status, report, versions, *viewer outputs).
+        Returns :class:`OpenedChat`'s fields as outputs.
         """
         s = self.session(session)
         s.owner = owner
         if not chat_id:
-            return (gr.skip(), s, gr.skip(), gr.skip(), "⚠️ Choose a saved conversation to open.", gr.skip(),
-                    gr.skip(), *[gr.skip()] * 6)  # fmt: skip
+            return OpenedChat.skipped(s, "⚠️ Choose a saved conversation to open.").as_outputs()
         try:
             saved = self.chats.load(chat_id, owner)
         except RadassistError as exc:
-            return (gr.skip(), s, gr.skip(), gr.skip(), error_text(exc), gr.skip(), gr.skip(),
-                    *[gr.skip()] * 6)  # fmt: skip
+            return OpenedChat.skipped(s, error_text(exc)).as_outputs()
         s.clear_study()
         s.similar_key = None
         s.chat_generation += 1
@@ -698,10 +527,11 @@ class Workspace:
         status = f"Reopened “{saved.info.title}” ({saved.info.messages} messages)."
         if any(e.note for e in saved.entries):
             status += " Study images are not kept between sessions: attach the study again to ask about it."
-        return (
-            entries_history(saved), s, self.sources_update(s), "", status,
-            self.report_html(s), self.report_versions(s), *self.view_outputs(s),
-        )  # fmt: skip
+        draft = self._draft_view(s)
+        return OpenedChat(
+            history=entries_history(saved), session=s, sources=self.sources_update(s), source_text="", status=status,
+            report=draft.report, versions=draft.versions, viewer=view_outputs(s),
+        ).as_outputs()  # fmt: skip
 
     def delete_chat(self, chat_id: str | None, session: Session | None, owner: str = "") -> tuple[Any, str]:
         """Delete a saved conversation (the one on screen stays on screen, saved again as new if continued).
@@ -722,7 +552,7 @@ class Workspace:
     def restore(self, last_chat: str | None, session: Session | None, owner: str = "") -> tuple[Any, ...]:
         """Page load: list the owner's conversations and reopen the one this browser had open (if still there).
 
-        Returns (conversation list, *open_chat outputs)."""
+        Returns (conversation list, *:class:`OpenedChat` outputs)."""
         s = self.session(session)
         s.owner = owner
         try:
@@ -735,10 +565,9 @@ class Workspace:
                 opened = self.open_chat(last_chat, s, owner)
                 if s.chat_id == last_chat:
                     return (self.chat_list_update(s), *opened)
-            return (self.chat_list_update(s), gr.skip(), s, *[gr.skip()] * 11)
+            return (self.chat_list_update(s), *OpenedChat.skipped(s).as_outputs())
         except Exception as exc:  # the page still works; the chat status says what failed
-            skips = [gr.skip()] * 8
-            return (gr.skip(), gr.skip(), s, gr.skip(), gr.skip(), error_text(exc), *skips)
+            return (gr.skip(), *OpenedChat.skipped(s, error_text(exc)).as_outputs())
 
     # ------------------------------------------------------------------------------------------ sources
 
@@ -784,8 +613,10 @@ class Workspace:
     def drafting(self) -> DraftingService:
         return DraftingService(self.store, self.runtime.client, audit=self.runtime.audit)
 
-    def report_templates(self) -> list[str]:
-        return [AUTO_TEMPLATE, *list_templates()]
+    def draft_choices(self) -> list[str]:
+        """Saved drafts, newest first (they survive restarts: SQLite under the data dir)."""
+        drafts = sorted(self.store.drafts(), key=lambda d: d.updated_at, reverse=True)
+        return [f"{d.report_id} · {d.template} · v{d.current_version}" for d in drafts[:50]]
 
     def new_report(self, session: Session | None, template: str | None) -> tuple[Any, ...]:
         """A new draft from the template (or the study's). Returns (session, report, versions, status)."""
@@ -799,12 +630,7 @@ class Workspace:
         except Exception as exc:
             return s, gr.skip(), gr.skip(), error_text(exc)
         s.report_id = reply.report.report_id
-        return s, self.report_html(s), self.report_versions(s), reply.text
-
-    def draft_choices(self) -> list[str]:
-        """Saved drafts, newest first (they survive restarts: SQLite under the data dir)."""
-        drafts = sorted(self.store.drafts(), key=lambda d: d.updated_at, reverse=True)
-        return [f"{d.report_id} · {d.template} · v{d.current_version}" for d in drafts[:50]]
+        return s, *self._draft_view(s), reply.text
 
     def open_report(self, session: Session | None, choice: str | None) -> tuple[Any, ...]:
         """Reopen a saved draft. Returns (session, report, versions, status)."""
@@ -813,7 +639,11 @@ class Workspace:
         if not report_id or not self.store.exists(report_id):
             return s, gr.skip(), gr.skip(), "⚠️ Choose a saved draft to open."
         s.report_id = report_id
-        return s, self.report_html(s), self.report_versions(s), f"Opened draft {report_id}."
+        return s, *self._draft_view(s), f"Opened draft {report_id}."
+
+    def _draft_view(self, s: Session) -> report_panel.DraftView:
+        """The report panel's view of the session's open draft."""
+        return report_panel.draft_view(self.store, s.report_id)
 
     def ensure_report(self, s: Session, template: str | None = None) -> str | None:
         if s.report_id is None or not self.store.exists(s.report_id):
@@ -836,7 +666,7 @@ class Workspace:
         except Exception as exc:
             shown = error_text(exc)
         history = [*history, {"role": "assistant", "content": shown}]
-        return history, gr.skip(), self.report_html(s), self.report_versions(s)
+        return history, gr.skip(), *self._draft_view(s)
 
     def report_action(self, session: Session | None, command: str) -> tuple[Any, ...]:
         """A button that sends a fixed command ("undo", "accept all"). Returns (report, versions, status)."""
@@ -848,50 +678,7 @@ class Workspace:
             status = reply.text
         except Exception as exc:
             status = error_text(exc)
-        return self.report_html(s), self.report_versions(s), status
-
-    def report_html(self, s: Session) -> str:
-        """The live draft: sections in order, unconfirmed statements highlighted, missing sections named."""
-        if s.report_id is None or not self.store.exists(s.report_id):
-            return "<p class='ra-muted'>No draft yet: switch to Report draft and dictate, or press New draft.</p>"
-        current = self.store.current(s.report_id)
-        report = current.report
-        out = [f"<div class='ra-report'><h3>{html.escape(report.title)}</h3>"]
-        out.append(
-            f"<p class='ra-muted'>Draft {html.escape(report.report_id)} · {html.escape(report.template_ref)} · "
-            f"version {current.number} · {len(report.unconfirmed)} unconfirmed</p>"
-        )
-        heading = None
-        for part in report.parts:
-            section_heading = part.section.heading
-            if section_heading != heading:
-                out.append(f"<h4>{html.escape(section_heading)}</h4>")
-                heading = section_heading
-            if not part.statements:
-                if part.slot.startswith("findings."):
-                    continue
-                out.append("<p class='ra-muted'>—</p>")
-                continue
-            label = f"<b>{html.escape(part.title)}:</b> " if part.slot.startswith("findings.") else ""
-            spans = []
-            for st in part.statements:
-                cls = "ra-confirmed" if st.confirmed else "ra-unconfirmed"
-                tip = f"{st.origin.value}{'' if st.confirmed else ', unconfirmed'}"
-                cite = f" <span class='ra-cite'>[{html.escape(st.citation)}]</span>" if st.citation else ""
-                spans.append(f"<span class='{cls}' title='{html.escape(tip)}'>{html.escape(st.text)}</span>{cite}")
-            out.append(f"<p>{label}{' '.join(spans)}</p>")
-        if missing := empty_sections(report):
-            out.append(f"<p class='ra-muted'>Missing: {html.escape(', '.join(missing))}</p>")
-        if report.questions:
-            out.append(f"<p class='ra-muted'>Open: {html.escape(' '.join(report.questions))}</p>")
-        out.append("</div>")
-        return "\n".join(out)
-
-    def report_versions(self, s: Session) -> str:
-        if s.report_id is None or not self.store.exists(s.report_id):
-            return ""
-        versions = self.store.history(s.report_id)
-        return "\n".join(f"- v{v.number} · {v.action} · {v.summary}" for v in reversed(versions[-20:]))
+        return (*self._draft_view(s), status)
 
     def export_report(self, session: Session | None, fmt: str) -> tuple[str | None, str]:
         """The draft as Markdown, JSON or DICOM SR in the session folder. Returns (file, status)."""
@@ -907,13 +694,6 @@ class Workspace:
             return None, error_text(exc)
         return str(path), f"Exported version {current.number} as {kind.value}."
 
-    def report_preview_markdown(self, s: Session) -> str:
-        """The draft as the Markdown export shows it."""
-        if s.report_id is None:
-            return ""
-        current = self.store.current(s.report_id)
-        return report_markdown(current.report, current.number)
-
     # ------------------------------------------------------------------------------------------ modes
 
     def switch_mode(self, mode: str, session: Session | None) -> tuple[Any, ...]:
@@ -921,7 +701,7 @@ class Workspace:
         s = self.session(session)
         report_html, versions, drafts = gr.skip(), gr.skip(), gr.skip()
         if mode == REPORT:
-            report_html, versions = self.report_html(s), self.report_versions(s)
+            report_html, versions = self._draft_view(s)
             drafts = gr.update(choices=self.draft_choices(), value=None)
         return (
             s,
@@ -936,17 +716,3 @@ class Workspace:
     def close(self) -> None:
         self.store.close()
         self.chats.close()
-
-
-def summary_json(s: Session) -> str:
-    """The de-identified study summary as JSON text (for exports and tests)."""
-    return json.dumps(s.study.summary() if s.study else {}, indent=1)
-
-
-def answer_markdown(answer: Answer) -> str:
-    """An answer with its numbered sources underneath (as the CLI prints them)."""
-    lines = [answer.text]
-    if answer.citations:
-        lines += ["", "Sources:"]
-        lines += [f"[{n}] {c.get('title')} ({c.get('section')})" for n, c in enumerate(answer.citations, 1)]
-    return "\n".join(lines)

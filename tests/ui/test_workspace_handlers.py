@@ -15,8 +15,10 @@ from PIL import Image as PILImage
 from assistant import LLMUnavailableError, calculate
 from tests.ui.synthetic import PATIENT_ID, PATIENT_NAME, write_ct_series
 from ui import calculators
+from ui.messages import history_to_turns
 from ui.session import Session, close_session, gradio_cache_dir, sweep
-from ui.workspace import GUIDELINE, REPORT, STUDY_QA, Workspace, history_to_turns
+from ui.viewer import series_labels
+from ui.workspace import GUIDELINE, REPORT, STUDY_QA, Workspace
 
 PHI = (PATIENT_NAME, PATIENT_ID, "ACC-PHI-77", "19600101", "SYNTHETIC")
 SEVEN_MM = "Single solid 7 mm nodule in a high-risk smoker - follow-up?"
@@ -100,7 +102,7 @@ def test_window_presets_custom_windows_and_the_slice_slider_render_again(make_ru
     assert caption.startswith("⚠️") and "width" in caption
     missing, caption = ws.change_view(s, None, 3, "custom", None, None)
     assert caption.startswith("⚠️ enter a window centre and width")
-    image, caption, slider = ws.change_series(s, ws.series_labels(s)[0], "bone")
+    image, caption, slider = ws.change_series(s, series_labels(s)[0], "bone")
     assert "image 3/6" in caption and "(bone)" in caption and slider["maximum"] == 6
 
 
