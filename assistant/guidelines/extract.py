@@ -206,8 +206,28 @@ def extract_parameters(question: str) -> Extraction:
         )
     parser = _PARSERS[name]
     params, notes = parser(text)
+    bounded = params.pop(_BOUNDED, None)
+    if bounded is not None and _range_is_ambiguous(name, params, *bounded[:2]):
+        param, _, said = bounded
+        del params[param]
+        notes.append(f"'{said}' spans more than one category of this guideline: the size is needed")
     missing, questions = _missing(name, params)
     return Extraction(name, params, missing, questions, tuple(notes))
+
+
+def _range_is_ambiguous(name: str, params: dict[str, Any], param: str, far: float) -> bool:
+    """True when the two ends of a comparator's range ("under 10 mm": ~10 and 1 mm) give different categories."""
+    from assistant.guidelines import CALCULATORS  # late import: the registry imports this module
+
+    outcomes = []
+    for value in (params[param], far):
+        trial = {**params, param: value}
+        try:
+            result = CALCULATORS[name](**trial)
+            outcomes.append((result.category, result.section_id))
+        except (CalculatorInputError, TypeError) as exc:
+            outcomes.append((type(exc).__name__, getattr(exc, "parameter", "")))
+    return outcomes[0] != outcomes[1]
 
 
 def _missing(name: str, params: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -297,10 +317,11 @@ def find_sizes(text: str) -> list[Size]:
 
 # Comparators written before a size ("all under 6 mm", "< 6 mm", "up to 4 mm", "at least 8 mm").
 _BOUNDS: tuple[tuple[str, str], ...] = (
+    # "nodules up to 8 mm" is the radiology idiom for "the largest measures 8 mm": a size, not a range.
+    ("max", r"up to|largest|maximum(?: of)?|max\.?"),
     (
         "le",
-        r"<=|=<|up to|at most|no (?:more|larger|bigger|greater) than|not (?:more|larger|bigger) than"
-        r"|not exceeding|maximum(?: of)?|max\.?",
+        r"<=|=<|at most|no (?:more|larger|bigger|greater) than|not (?:more|larger|bigger) than|not exceeding",
     ),
     ("ge", r">=|=>|at least|no (?:less|smaller) than|not (?:less|smaller) than|minimum(?: of)?|min\.?"),
     ("lt", r"<|under|below|less than|smaller than|beneath|sub-?"),
@@ -381,13 +402,26 @@ def _split_sizes(text: str) -> tuple[list[Size], list[Size], list[Size]]:
     return main, solid, prior
 
 
-_BOUND_WORDS = {"lt": "under", "le": "up to", "ge": "at least", "gt": "over"}
+_BOUND_WORDS = {"lt": "under", "le": "at most", "ge": "at least", "gt": "over", "max": "up to"}
 
 
-def _main_size(sizes: list[Size], step_mm: float, notes: list[str], *, largest: bool = False) -> float:
-    """The size that decides the category: the largest mention, comparators applied (and said in a note)."""
+_BOUNDED = "_bounded"  # params key (removed before returning): which size came from a comparator, and its far end
+
+
+def _main_size(
+    sizes: list[Size], step_mm: float, notes: list[str], *, largest: bool = False,
+    params: dict[str, Any] | None = None, param: str = "", per_mm: float = 1.0,
+) -> float:  # fmt: skip
+    """The size that decides the category: the largest mention, comparators applied (and said in a note).
+
+    With ``params``/``param``, a size read from a comparator is recorded with the other end of the range it
+    allows ("under 10 mm": 1 mm; "at least 8 mm": three times 8), so that an ambiguous range is asked back.
+    """
     picked = max(sizes, key=lambda s: s.largest(step_mm) if largest else s.value(step_mm))
     value = picked.largest(step_mm) if largest else picked.value(step_mm)
+    if params is not None and picked.bound not in (None, "max"):
+        far = 1.0 if picked.bound in ("lt", "le") else min(picked.mm * 3, 300.0)
+        params[_BOUNDED] = (param, round(far * per_mm, 3), f"{_BOUND_WORDS[picked.bound]} {picked.mm:g} mm")
     if picked.bound in ("lt", "gt"):
         notes.append(
             f"'{_BOUND_WORDS[picked.bound]} {picked.mm:g} mm' read as {value:g} mm "
@@ -396,7 +430,9 @@ def _main_size(sizes: list[Size], step_mm: float, notes: list[str], *, largest: 
     elif picked.bound == "ge":
         notes.append(f"'at least {picked.mm:g} mm' read as {value:g} mm; if it is larger, the category may be higher")
     elif picked.bound == "le":
-        notes.append(f"'up to {picked.mm:g} mm' read as {value:g} mm, the largest size it allows")
+        notes.append(f"'at most {picked.mm:g} mm' read as {value:g} mm, the largest size it allows")
+    elif picked.bound == "max":
+        notes.append(f"'up to {picked.mm:g} mm' read as the largest nodule, {value:g} mm")
     return value
 
 
@@ -490,7 +526,7 @@ def _fleischner(text: str) -> tuple[dict[str, Any], list[str]]:
         params["volume_mm3"] = float(vol.group(1))
     elif main:
         # Fleischner rounds to whole millimetres, so "under 6 mm" is at most 5 mm.
-        params["size_mm"] = _main_size(main, 1.0, notes)
+        params["size_mm"] = _main_size(main, 1.0, notes, params=params, param="size_mm")
     if solid:
         params["solid_component_mm"] = solid[0].value(1.0)
     risk = _risk(text, notes)
@@ -555,7 +591,7 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     main, solid, prior = _split_sizes(text)
     if main:
         # Lung-RADS measures to a tenth of a millimetre, so "under 6 mm" is at most 5.9 mm.
-        params["mean_diameter_mm"] = _main_size(main, 0.1, notes)
+        params["mean_diameter_mm"] = _main_size(main, 0.1, notes, params=params, param="mean_diameter_mm")
     if len(solid) >= 2 and follow_up:
         # "solid part 2 mm ... now the solid part is 5 mm": the earlier mention is the prior screen's.
         params["prior_solid_component_mm"] = solid[0].value(0.1)
@@ -708,7 +744,8 @@ def _tirads(text: str) -> tuple[dict[str, Any], list[str]]:
     main, _, _ = _split_sizes(text)
     if main:
         # TI-RADS thresholds use the maximum dimension (in cm, to a millimetre).
-        params["max_diameter_cm"] = round_half_up(_main_size(main, 1.0, notes, largest=True) / 10, 3)
+        size = _main_size(main, 1.0, notes, largest=True, params=params, param="max_diameter_cm", per_mm=0.1)
+        params["max_diameter_cm"] = round_half_up(size / 10, 3)
     m = re.search(r"(?:previously|prior|was)\s*tr\s?([1-5])", text)
     if m:
         params["prior_level"] = int(m.group(1))
@@ -844,7 +881,7 @@ def _lirads(text: str) -> tuple[dict[str, Any], list[str]]:
     if main:
         # LI-RADS v2018: size is the largest outer-edge-to-outer-edge dimension, never a mean of axes
         # ("22 x 15 mm" is 22 mm) - guideline_facts section 9.
-        params["size_mm"] = _main_size(main, 1.0, notes, largest=True)
+        params["size_mm"] = _main_size(main, 1.0, notes, largest=True, params=params, param="size_mm")
     if _has(text, r"(?<!non)(?<!non-)(?<!non )\brim (?:aphe|arterial|enhancement)|targetoid"):
         params["aphe"] = "rim"
     else:
@@ -869,7 +906,8 @@ def _adrenal(text: str) -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = []
     main, _, _ = _split_sizes(text)
     if main:
-        params["size_cm"] = round_half_up(_main_size(main, 1.0, notes, largest=True) / 10, 3)
+        size = _main_size(main, 1.0, notes, largest=True, params=params, param="size_cm", per_mm=0.1)
+        params["size_cm"] = round_half_up(size / 10, 3)
     hu = re.search(r"(-?\d+(?:\.\d+)?)\s*hu\b", text)
     if hu:
         params["unenhanced_hu"] = float(hu.group(1))

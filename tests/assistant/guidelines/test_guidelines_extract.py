@@ -152,7 +152,6 @@ def test_lirads_negation_is_respected() -> None:
         ("solid nodule < 6 mm, nonsmoker", 5.0),
         ("solid nodule <6mm in a non-smoker", 5.0),
         ("multiple solid nodules up to 4 mm, never smoked", 4.0),
-        ("solid nodule of at least 8 mm, high risk", 8.0),
         ("solid nodule over 8 mm, high risk", 9.0),
         ("solid nodule measuring 7 mm, low risk", 7.0),
     ],
@@ -160,6 +159,20 @@ def test_lirads_negation_is_respected() -> None:
 def test_fleischner_comparators_move_the_size_to_the_right_side_of_the_threshold(question: str, size: float) -> None:
     extraction = extract_parameters(question)
     assert extraction.params["size_mm"] == size
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "solid nodule of at least 8 mm, high risk",  # 6-8 mm or >8 mm: not decided by the words
+        "sub-centimetre solid nodule RML, low risk",  # <6, 6-8 or >8 mm
+        "baseline LDCT: solid nodule less than 1 cm",  # Lung-RADS 2, 3 or 4A
+    ],
+)
+def test_a_comparator_range_spanning_categories_asks_for_the_size(question: str) -> None:
+    extraction = extract_parameters(question)
+    assert extraction.missing and extraction.missing[0] in ("size_mm", "mean_diameter_mm")
+    assert any("spans more than one category" in n for n in extraction.notes)
 
 
 def test_below_six_mm_lands_in_the_no_follow_up_row() -> None:
