@@ -94,7 +94,7 @@ _GUIDELINE_NAMES: tuple[tuple[str, str], ...] = (
     ("renal", r"renal mass|kidney mass|renal lesion|solid renal"),
 )
 _LUNG = (
-    r"nodule|\bggns?\b|\bggos?\b|ground[\s-]glass|part[\s-]solid|subsolid|sub-solid|\brul\b|\brml\b|\brll\b|\blul\b"
+    r"nodule|\bnods?\b|\bggns?\b|\bggos?\b|\bpggns?\b|ground[\s-]glass|part[\s-]solid|subsolid|sub-solid|\brul\b|\brml\b|\brll\b|\blul\b"
     r"|\blll\b|lingula|lung|pulmonary"
 )
 
@@ -143,6 +143,9 @@ def detect_calculator(text: str) -> str | None:
         return "fleischner"  # "does Fleischner apply to a screening CT?" is a Fleischner question
     if len(explicit) == 1:
         return explicit[0]
+    if not explicit and re.search(_LUNG, low) and re.search(_SCREENING_CUES, low) and not re.search(_NOT_LUNG, low):
+        # "baseline", "annual screen", "4A": words of lung cancer screening, which Fleischner excludes.
+        return "lungrads"
     if (explicit == [] or explicit == ["bosniak"]) and re.search(r"renal|kidney", low) and _unenhanced_only(low):
         # "80 HU on non-contrast CT" is the mass's attenuation, not an enhancement: a Bosniak question
         # (homogeneous >= 70 HU unenhanced: class II), never the enhancement rule.
@@ -181,6 +184,11 @@ def _unenhanced_only(low: str) -> bool:
     )
 
 
+_SCREENING_CUES = (
+    r"\bbaseline\b|\bbl\b|initial screen|first screen|annual|screening|\bscreen\b|year-\d screen"
+    r"|\b(?:cat(?:egory)?\.?\s*)?4[abx]\b|\bcat(?:egory)?\.?\s*[0-4]\b|\b3-month (?:ldct|ct|f/?u)"
+)
+_NOT_LUNG = r"breast|mammo|thyroid|liver|hepat|renal|kidney|adrenal|bi[\s-]?rads"
 _EXPLICIT = {
     "lungrads": r"lung[\s-]?rads|lungrads|\bldct\b|lung (?:cancer )?screening|low[\s-]dose",
     "fleischner": r"fleischner|fleishner",
@@ -206,12 +214,16 @@ def extract_parameters(question: str) -> Extraction:
         )
     parser = _PARSERS[name]
     params, notes = parser(text)
+    asks = params.pop(_ASK, [])
     bounded = params.pop(_BOUNDED, None)
     if bounded is not None and _range_is_ambiguous(name, params, *bounded[:2]):
         param, _, said = bounded
         del params[param]
         notes.append(f"'{said}' spans more than one category of this guideline: the size is needed")
     missing, questions = _missing(name, params)
+    for parameter, question in asks:
+        if parameter not in missing:
+            missing, questions = (*missing, parameter), (*questions, question)
     return Extraction(name, params, missing, questions, tuple(notes))
 
 
@@ -307,6 +319,8 @@ def find_sizes(text: str) -> list[Size]:
         if re.match(r"\s*(?:3|\^3|cubed)", text[m.end() :]):
             continue  # a volume such as '120 mm3'
         mm = round(_to_mm(m.group(1), m.group(2)), 3)
+        if re.search(r"(?:^|[\s(:,])-\s?$", text[max(0, m.start() - 2) : m.start()]):
+            mm = -mm  # "-4 mm": kept negative, so the calculator refuses it instead of reading 4 mm
         sizes.append(Size(mm, (mm,), m.start(), m.end()))
     for m in _SUBCENTIMETRE.finditer(text):
         if not any(a <= m.start() < b for a, b in taken):
@@ -362,7 +376,7 @@ def _affirmed(text: str, pattern: str) -> bool | None:
 
 def _age(text: str) -> int | None:
     m = re.search(
-        r"\b(\d{1,3})\s*(?:-\s*)?(?:yo\b|y/o|y\.o\.|years?[\s-]old|year[\s-]old|yrs?\b|[mf]\b)", text
+        r"\b(\d{1,3})\s*(?:-\s*)?(?:yo\b|y/o|y\.o\.|years?[\s-]old|year[\s-]old|yrs?[\s-]old|[mf]\b)", text
     ) or re.search(r"\bage[ds]?\s*(\d{1,3})\b", text)
     return int(m.group(1)) if m else None
 
@@ -388,23 +402,60 @@ def _component_or_prior(text: str, size: Size) -> str:
     return "size"
 
 
+_OTHER_FINDING = re.compile(
+    r"\s*(?:\w+\s+){0,2}?(?:aaa\b|aneurysm|aorta|aortic|lymph node|node\b|adenopathy|effusion|hernia|liver|kidney"
+    r"|renal|adrenal|thyroid)"
+)
+
+
 def _split_sizes(text: str) -> tuple[list[Size], list[Size], list[Size]]:
     main: list[Size] = []
     solid: list[Size] = []
     prior: list[Size] = []
+    chain = _growth_chain(text)
     for size in find_sizes(text):
+        if _OTHER_FINDING.match(text, size.end) and len(find_sizes(text)) > 1:
+            continue  # "10 mm nodule, plus a 5.5 cm AAA": the aneurysm is not the nodule
+        if chain and size.start in chain[1:-1]:
+            continue  # the middle of "5.2 -> 5.9 -> 6.5 mm"
+        if chain and size.start == chain[0] and len(chain) > 1:
+            continue  # the first value of a chain: its previous-scan value is recorded below
         kind = _component_or_prior(text, size)
         (solid if kind == "solid" else prior if kind == "prior" else main).append(size)
-    # "grew from 5 to 7 mm": the 'to' value is current, the earlier bare number is prior.
+    # "grew from 5 to 7 mm" / "6.5 -> 9.0 mm": the last value is current, the first is the prior.
     m = re.search(rf"from {_NUM}\s*(?:mm|cm)?\s*to {_NUM}\s*{_UNIT}", text)
     if m and not prior:
         prior.append(Size(_to_mm(m.group(1), m.group(3)), (), m.start(), m.start()))
+    values = _chain_values(text)
+    if len(values) >= 2 and not prior:
+        # The previous scan is the prior of the growth definition (> 1.5 mm within 12 months).
+        prior.append(Size(values[-2], (values[-2],), chain[-2], chain[-2]))
     return main, solid, prior
+
+
+_ARROW_CHAIN = re.compile(rf"{_NUM}(?:\s*(?:mm|cm))?(?:\s*(?:->|→|=>)\s*{_NUM}(?:\s*(?:mm|cm))?){{1,}}")
+
+
+def _growth_chain(text: str) -> list[int]:
+    """Start offsets of the numbers of 'a -> b -> c mm' (sizes on successive scans), when the chain has units."""
+    m = _ARROW_CHAIN.search(text)
+    if not m or not re.search(r"mm|cm", m.group(0)):
+        return []
+    return [n.start() + m.start() for n in re.finditer(r"\d+(?:\.\d+)?", m.group(0))]
+
+
+def _chain_values(text: str) -> list[float]:
+    m = _ARROW_CHAIN.search(text)
+    if not m or not re.search(r"mm|cm", m.group(0)):
+        return []
+    scale = 10.0 if re.search(r"cm", m.group(0)) and not re.search(r"mm", m.group(0)) else 1.0
+    return [float(n) * scale for n in re.findall(r"\d+(?:\.\d+)?", m.group(0))]
 
 
 _BOUND_WORDS = {"lt": "under", "le": "at most", "ge": "at least", "gt": "over", "max": "up to"}
 
 
+_ASK = "_ask"  # params key (removed before returning): inputs the calculator would default but the words leave open
 _BOUNDED = "_bounded"  # params key (removed before returning): which size came from a comparator, and its far end
 
 
@@ -476,7 +527,8 @@ _LOW_RISK = re.compile(
 _HIGH_RISK = re.compile(
     r"high[\s-]risk|\b(?:ex-?|former |current |heavy |active )?smok(?:er|ers|ing|es|ed)\b|pack[\s-]?years?"
     r"|\bpy\b|\bpk[\s-]?yrs?\b|\d+\s*p/?y\b|asbestos|radon|uranium|family history|emphysema|fibrosis"
-    r"|carcinogen|\bcopd\b"
+    r"|carcinogen|\bcopd\b|(?:mum|mom|mother|father|dad|sister|brother|sibling|parent)\b[^.;]{0,30}lung (?:ca\b|cancer)"
+    r"|upper[\s-]lobe|\brul\b|\blul\b|apical|apex|\bppd\b|pack a day|cigarettes?"
 )
 
 
@@ -554,7 +606,11 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = []
     # "and if it persists at 3 months?" is a question about later, not a finding now (guideline_mode answers it).
     text = re.sub(r"\b(?:and |what )?(?:\w+ ){0,4}?if\b[^?.;]*", " ", text)
-    if _has(text, r"incomplete|not fully (?:evaluable|imaged)|cannot be evaluated|prior (?:ct )?being located"):
+    if _has(
+        text,
+        r"incomplete|not fully (?:evaluable|imaged)|cannot be evaluated|(?:prior|outside|previous) (?:\w+ ){0,2}"
+        r"(?:being (?:located|retrieved|obtained)|requested|awaited)|awaiting (?:the )?(?:prior|comparison)",
+    ):
         params["incomplete"] = True
         return params, notes
     if _has(text, r"consolidation|infecti|inflammat"):
@@ -563,20 +619,31 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     if _has(text, r"no (?:lung |pulmonary )?nodules?\b"):
         params["no_nodules"] = True
         return params, notes
-    if _has(text, r"calcified|popcorn|fat[\s-]containing|benign calcification|central calcification"):
+    # Benign calcification (complete, central, popcorn, concentric) or fat: category 1 (guideline_facts section 2).
+    # "non-calcified" and "no calcification" are not.
+    if _affirmed(
+        text,
+        r"(?<!non)(?<!non-)(?<!partially )(?<!partly )\bcalcified|popcorn|fat[\s-]containing|(?:contain\w*|with)"
+        r" (?:macroscopic |intranodular )?fat\b|macroscopic fat|intranodular fat|benign (?:pattern of )?calcification"
+        r"|central calcification|concentric calcification|laminated calcification",
+    ):
         params["benign_calcification_or_fat"] = True
         return params, notes
     follow_up = _has(
         text,
-        r"follow[\s-]?up|annual|prior|previous|compared|interval|\bnew\b|grow|enlarg|increas|stable"
-        r"|unchanged|since last|last year|repeat",
+        r"follow[\s-]?up|\bf/?u\b|annual|prior|previous|compared|interval|\bnew\b|grow|grew|enlarg|increas|stable"
+        r"|unchanged|since last|last (?:year|yr|scan|screen|ldct)|repeat|\bnow (?:measures|\d)|->|→|\d+-month (?:ldct|ct|scan)"
+        r"|year-\d screen|\bwas \d",
     )
-    if _has(text, r"baseline|initial|first (?:screen|ldct|scan)"):
+    # "baseline" decides only when nothing says the scan is a later one ("cat 3 at baseline; 6-month LDCT unchanged").
+    if _has(text, r"baseline|\bbl\b|initial|first (?:screen|ldct|scan)") and not _has(
+        text, r"unchanged|stable|grew|grow|\bnow (?:measures|\d)|->|→|\d+-month (?:ldct|ct|scan|f/?u)|\bf/?u\b|since|persist"
+    ):
         follow_up = False
     params["exam"] = "follow_up" if follow_up else "baseline"
-    if _has(text, r"endobronchial|endotracheal|airway nodule|intraluminal"):
+    if _has(text, r"endobronchial|endotracheal|airway nodule|intraluminal|(?:segmental|lobar|main) bronch"):
         params["airway"] = "subsegmental" if _has(text, r"subsegmental") else "segmental_or_proximal"
-        if _has(text, r"persist"):
+        if _has(text, r"persist|still (?:present|there|seen|visible)"):
             params["airway_persistent_at_3_months"] = True
         params.pop("exam")
         return params, notes
@@ -586,6 +653,11 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     if comp == "subsolid":
         comp = None
         notes.append("'subsolid' does not say whether the nodule is non-solid or part-solid")
+    if comp is None and _has(text, r"juxtapleural|perifissural|juxta-pleural|fissural") and _has(
+        text, r"smooth|lentiform|triangular|oval|lenticular"
+    ):
+        comp = "solid"  # juxtapleural/perifissural nodules of benign morphology are solid by definition
+        notes.append("a juxtapleural/perifissural nodule is read as solid")
     if comp:
         params["nodule_type"] = comp
     main, solid, prior = _split_sizes(text)
@@ -612,8 +684,14 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
         r"(4a|4b|4x|[0-4])(?![\w.]|\s*(?:mm|cm))",
         text,
     )
+    chain = _chain_values(text)
     if follow_up:
-        if _has(text, r"\bnew\b|newly"):
+        if len(chain) >= 3 and all(b > a for a, b in zip(chain, chain[1:], strict=False)):
+            # "5.2 -> 5.9 -> 6.5 -> 7.1 mm on consecutive screens": growth over several screens.
+            params["slow_growth"] = True
+            params["status"] = "growing"
+            notes.append(f"sizes {' -> '.join(f'{v:g}' for v in chain)} mm read as growth over several screens")
+        elif _has(text, r"\bnew(?!\s+(?:\w+\s+)?solid (?:component|part|portion))\b|newly(?! solid)"):
             params["status"] = "new"
         elif _has(
             text,
@@ -646,7 +724,7 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     if _has(
         text,
         r"\bs[\s-]?modifier|\b[34][ab]?s\b|significant (?:incidental|other|non-?lung|extrapulmonary) finding"
-        r"|(?:moderate|severe|heavy|extensive) coronary|coronary artery calcification|aortic aneurysm",
+        r"|(?:moderate|severe|heavy|extensive) coronary|coronary artery calcification|aortic aneurysm|\baaa\b",
     ):
         params["s_modifier"] = True
     return params, notes
@@ -705,17 +783,17 @@ def _tirads(text: str) -> tuple[dict[str, Any], list[str]]:
             break
     for value, pattern in (
         ("very_hypoechoic", r"very hypo|markedly hypo"),
-        ("hypoechoic", r"hypoechoic|hypo-echoic"),
-        ("isoechoic", r"isoechoic|iso-echoic"),
+        ("hypoechoic", r"hypoechoi?c|hypo-echoic|\bhypo\b"),
+        ("isoechoic", r"isoechoi?c|iso-echoic|\biso\b"),
         ("hyperechoic", r"hyperechoic|hyper-echoic"),
         ("anechoic", r"anechoic"),
     ):
         if _has(text, pattern):
             params["echogenicity"] = value
             break
-    if _affirmed(text, r"taller[\s-]than[\s-]wide") is True:
+    if _affirmed(text, r"taller[\s-]than[\s-]wide|\bttw\b") is True:
         params["shape"] = "taller_than_wide"
-    elif _has(text, r"wider[\s-]than[\s-]tall|taller[\s-]than[\s-]wide"):
+    elif _has(text, r"wider[\s-]than[\s-]tall|taller[\s-]than[\s-]wide|\bwtt\b|\bttw\b"):
         params["shape"] = "wider_than_tall"
     for value, pattern in (
         ("extrathyroidal_extension", r"extra[\s-]?thyroidal|\bete\b"),
@@ -732,15 +810,20 @@ def _tirads(text: str) -> tuple[dict[str, Any], list[str]]:
         for value, pattern in (
             ("punctate", r"punctate|microcalc"),
             ("macrocalcifications", r"macrocalc|coarse calc"),
-            ("peripheral", r"peripheral|rim calc|eggshell"),
+            ("peripheral", r"peripheral|rim calc\w*|eggshell"),
             ("comet_tail", r"comet[\s-]tail"),
         )
         if _affirmed(text, pattern)
     ]
     if foci:
         params["echogenic_foci"] = foci
-    else:
-        notes.append("no echogenic foci mentioned: scored as none")
+    elif _has(text, r"no (?:echogenic )?foci|no calc\w*|no \bef\b|no microcalc\w*|without (?:\w+ )?(?:foci|calc\w*)"
+                    r"|foci:? (?:none|absent)|no echogenic"):
+        params["echogenic_foci"] = ["none"]
+    elif params.get("composition") not in ("spongiform", "cystic") and _foci_could_change(params):
+        # Punctate foci add 3 points: not mentioning them is not the same as none, so ask when they could change
+        # the level (never assume none).
+        params[_ASK] = [("echogenic_foci", "Are there echogenic foci (none, macrocalcifications, rim, punctate)?")]
     main, _, _ = _split_sizes(text)
     if main:
         # TI-RADS thresholds use the maximum dimension (in cm, to a millimetre).
@@ -750,6 +833,21 @@ def _tirads(text: str) -> tuple[dict[str, Any], list[str]]:
     if m:
         params["prior_level"] = int(m.group(1))
     return params, notes
+
+
+def _foci_could_change(params: dict[str, Any]) -> bool:
+    """True unless the other features already decide the level whatever the foci (e.g. already TR5)."""
+    from assistant.guidelines.tirads import tirads_points, tr_level  # late: the registry imports this module
+
+    features = ("composition", "echogenicity", "shape", "margin")
+    if any(f not in params for f in features):
+        return True
+    try:
+        low = tr_level(tirads_points(*(params[f] for f in features), ["none"])[0])
+        high = tr_level(tirads_points(*(params[f] for f in features), ["punctate"])[0])
+    except CalculatorInputError:
+        return True
+    return low != high
 
 
 # ---------------------------------------------------------------- kidney, breast, liver, adrenal

@@ -47,21 +47,54 @@ CALCULATOR_FORMS: dict[str, tuple[str, list[CalculatorParam]]] = {
             CalculatorParam("long-axis-mm", "long axis in mm (with --short-axis-mm)"),
             CalculatorParam("short-axis-mm", "short axis in mm"),
             CalculatorParam("exam", "baseline or follow_up screen (default baseline)", str, ("baseline", "follow_up")),
-            CalculatorParam("status", "on follow-up: new, growing or stable", str, ("new", "growing", "stable")),
+            CalculatorParam(
+                "status",
+                "on follow-up: new, growing (> 1.5 mm) or stable (also smaller or up to 1.5 mm larger)",
+                str,
+                ("new", "growing", "stable"),
+            ),
             CalculatorParam("solid-component-mm", "solid component of a part-solid nodule, mm"),
             CalculatorParam("prior-mean-diameter-mm", "mean diameter on the prior screen, mm (derives growth)"),
             CalculatorParam(
-                "prior-category", "category of a stable nodule at the prior screen (stepped management)", str
+                "prior-solid-component-mm", "solid component on the prior screen, mm (0 = none; derives its change)"
             ),
             CalculatorParam(
+                "solid-component-change",
+                "on follow-up: the part-solid nodule's solid component is new, growing or stable",
+                str,
+                ("new", "growing", "stable"),
+            ),
+            CalculatorParam(
+                "prior-category",
+                "category of this finding at the prior screen (needed when it is stable: stepped management)",
+                str,
+            ),
+            CalculatorParam(
+                "proven-benign", "a prior category 4B lesion was proven benign after diagnostic work-up", bool
+            ),
+            CalculatorParam("slow-growth", "solid/part-solid nodule growing slowly over several screens", bool),
+            CalculatorParam(
                 "juxtapleural-benign-morphology",
-                "juxtapleural solid nodule, smooth, oval/lentiform/triangular",
+                "juxtapleural or perifissural solid nodule, smooth, oval/lentiform/triangular (baseline or new)",
                 bool,
             ),
             CalculatorParam("airway", "airway nodule location", str, ("subsegmental", "segmental_or_proximal")),
             CalculatorParam("airway-persistent-at-3-months", "airway nodule persists at the 3-month LDCT", bool),
-            CalculatorParam("cyst", "atypical cyst type", str, ("multilocular", "thick_walled")),
+            CalculatorParam("cyst", "pulmonary cyst type", str, ("thin_walled", "thick_walled", "multilocular")),
+            CalculatorParam(
+                "cyst-change",
+                "on follow-up: how the cyst changed",
+                str,
+                (
+                    "growing_cystic_component",
+                    "growing_wall_or_nodularity",
+                    "became_multilocular",
+                    "increased_loculation_or_density",
+                    "stable",
+                ),
+            ),
             CalculatorParam("suspicious-features", "additional features suspicious for cancer (4X)", bool),
+            CalculatorParam("s-modifier", "significant finding unrelated to lung cancer (S modifier)", bool),
             CalculatorParam("no-nodules", "no nodules", bool),
             CalculatorParam("benign-calcification-or-fat", "nodules with benign calcification or fat only", bool),
             CalculatorParam("incomplete", "prior CT being located or lungs not fully evaluable", bool),
@@ -115,6 +148,11 @@ CALCULATOR_FORMS: dict[str, tuple[str, list[CalculatorParam]]] = {
             CalculatorParam("t1-markedly-hyperintense", "homogeneous marked T1 hyperintensity (MRI)", bool),
             CalculatorParam("t1-heterogeneous-hyperintense", "heterogeneous T1 hyperintensity, fat-sat (MRI)", bool),
             CalculatorParam("non-enhancing", "walls/septa/nodule do not enhance", bool),
+            CalculatorParam("unenhanced-hu", "attenuation of the mass on unenhanced CT, HU (not an enhancement)"),
+            CalculatorParam("enhanced-hu", "attenuation of the mass on contrast-enhanced (portal venous) CT, HU"),
+            CalculatorParam(
+                "too-small-to-characterize", "homogeneous low-attenuation mass too small to characterise", bool
+            ),
         ],
     ),
     "birads": (
@@ -126,8 +164,10 @@ CALCULATOR_FORMS: dict[str, tuple[str, list[CalculatorParam]]] = {
     "lirads": (
         "LI-RADS v2018 CT/MRI: diagnostic category from major features",
         [
-            CalculatorParam("size-mm", "observation size, mm", float, None, True),
-            CalculatorParam("aphe", "arterial phase hyperenhancement", str, ("none", "nonrim", "rim"), True),
+            CalculatorParam("size-mm", "observation size: largest dimension, mm", float, None, True),
+            CalculatorParam(
+                "aphe", "arterial phase hyperenhancement (rim = targetoid: LR-M)", str, ("none", "nonrim", "rim"), True
+            ),
             CalculatorParam("washout", "nonperipheral washout", bool),
             CalculatorParam("capsule", "enhancing capsule", bool),
             CalculatorParam("threshold-growth", "threshold growth (>=50% in <=6 months)", bool),
@@ -149,9 +189,11 @@ CALCULATOR_FORMS: dict[str, tuple[str, list[CalculatorParam]]] = {
             ),
             CalculatorParam("cancer-history", "patient has a cancer history", bool),
             CalculatorParam("no-cancer-history", "patient has no cancer history", bool),
-            CalculatorParam("absolute-washout-pct", "absolute washout, %"),
-            CalculatorParam("relative-washout-pct", "relative washout, %"),
+            CalculatorParam("absolute-washout-pct", "absolute washout, % (thresholds unconfirmed: refused for 1-4 cm)"),
+            CalculatorParam("relative-washout-pct", "relative washout, % (thresholds unconfirmed: refused for 1-4 cm)"),
             CalculatorParam("age", "age in years", int),
+            CalculatorParam("functioning", "biochemical features of a functioning adenoma or phaeochromocytoma", bool),
+            CalculatorParam("symptomatic", "symptoms of adrenal disease (outside the incidental algorithm)", bool),
         ],
     ),
     "renal": (
@@ -161,6 +203,8 @@ CALCULATOR_FORMS: dict[str, tuple[str, list[CalculatorParam]]] = {
             CalculatorParam("hu-increase", "CT attenuation increase after contrast, HU"),
             CalculatorParam("signal-increase-pct", "MRI signal increase after contrast, %"),
             CalculatorParam("subtraction-enhancement", "enhancement visible on MRI subtraction images", bool),
+            CalculatorParam("unenhanced-hu", "CT attenuation before contrast, HU (with --enhanced-hu)"),
+            CalculatorParam("enhanced-hu", "CT attenuation after contrast, HU (with --unenhanced-hu)"),
         ],
     ),
 }

@@ -3,6 +3,15 @@
 Points per feature, TR levels and the FNA / follow-up size thresholds follow the white paper's chart as
 restated in ../shared/reference/guideline_facts.md section 4 (Radiopaedia + slideshare; radcalcs' point
 values for echogenicity are wrong and were not used).
+
+Composition rules (guideline_facts.md section 9 [C], Radiopaedia "ACR TI-RADS" and the ACR lexicon slides):
+- spongiform: no further points are added, so a spongiform nodule is TR1; if suspicious features are
+  present, the white paper says to reconsider the choice of spongiform, so such input is refused;
+- anechoic echogenicity applies only to cystic or almost completely cystic nodules.
+A total of 1 point has no TR level in the chart (TR1 is 0 points, TR2 is 2 points). The white paper notes that
+every nodule other than a 0-point one merits at least 2 points (a mixed nodule scores the echogenicity of its
+solid part); no source says what a 1-point total (e.g. cystic with a macrocalcification) means, so it is
+refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -139,6 +148,13 @@ POINTS: dict[Enum, int] = {
     EchogenicFocus.PUNCTATE: 3,
 }
 
+# Largest possible total: solid 2 + very hypoechoic 3 + taller-than-wide 3 + extrathyroidal extension 3
+# + macrocalcifications 1 + peripheral 2 + punctate 3.
+MAX_POINTS = 17
+# Input-validation bounds, not guideline facts: larger thyroid nodules or volumes are typing or unit errors.
+MAX_NODULE_MM = 200.0
+MAX_VOLUME_ML = 2000.0
+
 # TR level -> (label, FNA threshold mm, follow-up threshold mm, follow-up schedule, malignancy risk)
 _LEVELS: dict[int, tuple[str, float | None, float | None, str, str]] = {
     1: ("benign", None, None, "", "0.3%"),
@@ -169,7 +185,36 @@ def tirads_points(
         raise CalculatorInputError(
             f"echogenic_foci={[f.value for f in foci]!r}: 'none' cannot be combined with other foci"
         )
-    total = POINTS[comp] + POINTS[echo] + POINTS[shp] + POINTS[mrg] + sum(POINTS[f] for f in foci)
+    # Anechoic applies to cystic or almost completely cystic nodules only (RP-TI; ACR lexicon).
+    if echo is Echogenicity.ANECHOIC and comp is not TiComposition.CYSTIC:
+        raise CalculatorInputError(
+            f"echogenicity='anechoic' with composition={comp.value!r}: anechoic applies only to cystic or almost "
+            "completely cystic nodules; score the echogenicity of the solid component instead"
+        )
+    if comp is TiComposition.SPONGIFORM:
+        # Spongiform: no further points are added (TR1). Suspicious features mean the choice of spongiform
+        # should be reconsidered (RP-TI; ACR lexicon), so they are refused instead of being scored.
+        suspicious = [
+            label
+            for label, present in (
+                (f"echogenicity={echo.value!r}", echo in (Echogenicity.HYPOECHOIC, Echogenicity.VERY_HYPOECHOIC)),
+                ("shape='taller_than_wide'", shp is Shape.TALLER_THAN_WIDE),
+                (f"margin={mrg.value!r}", POINTS[mrg] > 0),
+                (
+                    f"echogenic_foci={[f.value for f in foci if POINTS[f] > 0]!r}",
+                    any(POINTS[f] > 0 for f in foci),
+                ),
+            )
+            if present
+        ]
+        if suspicious:
+            raise CalculatorInputError(
+                f"composition='spongiform' with {', '.join(suspicious)}: a spongiform nodule adds no further points; "
+                "with suspicious features, reconsider spongiform (re-score the composition as mixed or solid)"
+            )
+        total = 0
+    else:
+        total = POINTS[comp] + POINTS[echo] + POINTS[shp] + POINTS[mrg] + sum(POINTS[f] for f in foci)
     features: dict[str, object] = {
         "composition": comp,
         "echogenicity": echo,
@@ -181,12 +226,18 @@ def tirads_points(
 
 
 def tr_level(points: int) -> int:
-    """TR level: 0 -> TR1, 2 -> TR2, 3 -> TR3, 4-6 -> TR4, >=7 -> TR5 (1 point -> TR2, unverified)."""
-    if isinstance(points, bool) or not isinstance(points, int) or points < 0:
-        raise CalculatorInputError(f"points={points!r} must be a whole number >= 0")
+    """TR level: 0 -> TR1, 2 -> TR2, 3 -> TR3, 4-6 -> TR4, >=7 -> TR5; 1 point is refused (not in the chart)."""
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 <= points <= MAX_POINTS:
+        raise CalculatorInputError(f"points={points!r} must be a whole number from 0 to {MAX_POINTS}")
     if points == 0:
         return 1
-    if points <= 2:
+    if points == 1:
+        # The chart gives 0 points -> TR1 and 2 points -> TR2; a 1-point total is not in it.
+        raise CalculatorInputError(
+            "points=1: a total of 1 point is not in the confirmed table (TR1 is 0 points, TR2 is 2 points); "
+            "check the features (a mixed nodule scores the echogenicity of its solid component)"
+        )
+    if points == 2:
         return 2
     if points == 3:
         return 3
@@ -206,15 +257,15 @@ def significant_enlargement(
     if prior_dimensions_mm is not None or current_dimensions_mm is not None:
         if prior_dimensions_mm is None or current_dimensions_mm is None:
             raise CalculatorInputError("give both prior_dimensions_mm and current_dimensions_mm")
-        if len(prior_dimensions_mm) != len(current_dimensions_mm) or len(prior_dimensions_mm) < 2:
+        if len(prior_dimensions_mm) != len(current_dimensions_mm) or not 2 <= len(prior_dimensions_mm) <= 3:
             raise CalculatorInputError(
                 f"prior_dimensions_mm={list(prior_dimensions_mm)!r} and current_dimensions_mm="
                 f"{list(current_dimensions_mm)!r} must list the same 2 or 3 dimensions"
             )
         grown = 0
         for i, (before, after) in enumerate(zip(prior_dimensions_mm, current_dimensions_mm, strict=True)):
-            b = check_positive(before, f"prior_dimensions_mm[{i}]")
-            a = check_positive(after, f"current_dimensions_mm[{i}]")
+            b = _nodule_size(before, f"prior_dimensions_mm[{i}]", 1)
+            a = _nodule_size(after, f"current_dimensions_mm[{i}]", 1)
             # Compare with a small tolerance so 10 -> 12 mm counts as exactly 20% and 2 mm.
             if a - b >= 2 - 1e-9 and a >= b * 1.2 - 1e-9:
                 grown += 1
@@ -225,11 +276,28 @@ def significant_enlargement(
             raise CalculatorInputError("give both prior_volume_ml and current_volume_ml")
         before_v = check_positive(prior_volume_ml, "prior_volume_ml")
         after_v = check_positive(current_volume_ml, "current_volume_ml")
+        for name, volume in (("prior_volume_ml", before_v), ("current_volume_ml", after_v)):
+            if volume > MAX_VOLUME_ML:
+                raise CalculatorInputError(
+                    f"{name}={volume!r} is not a plausible nodule volume (over {MAX_VOLUME_ML:g} ml)"
+                )
         by_volume = after_v >= before_v * 1.5 - 1e-9
     return by_dims or by_volume
 
 
 T = TypeVar("T")
+
+
+def _nodule_size(value: float, argument: str, per_unit_mm: float) -> float:
+    """A positive, finite and plausible nodule diameter (the bound is input validation, not a guideline fact)."""
+    number = check_positive(value, argument)
+    if number * per_unit_mm > MAX_NODULE_MM:
+        unit = "cm" if per_unit_mm == 10 else "mm"
+        raise CalculatorInputError(
+            f"{argument}={value!r} is not a plausible thyroid nodule diameter (over {MAX_NODULE_MM / per_unit_mm:g} "
+            f"{unit}); check the units"
+        )
+    return number
 
 
 def _require(value: T | None, name: str, question: str) -> T:
@@ -266,17 +334,16 @@ def tirads(
     label, fna_mm, fu_mm, schedule, risk = _LEVELS[level]
     notes: list[str] = []
     unverified = False
-    if points == 1:
-        unverified = True
-        notes.append("A total of 1 point has no TR level in the confirmed table; treated as TR2 (not suspicious).")
+    if inputs["composition"] is TiComposition.SPONGIFORM:
+        notes.append("Spongiform composition: no further points are added (TR1).")
 
     if max_diameter_cm is not None and max_diameter_mm is not None:
         raise CalculatorInputError("give max_diameter_cm or max_diameter_mm, not both")
     size_mm: float | None = None
     if max_diameter_cm is not None:
-        size_mm = round_half_up(check_positive(max_diameter_cm, "max_diameter_cm") * 10, 3)
+        size_mm = round_half_up(_nodule_size(max_diameter_cm, "max_diameter_cm", 10) * 10, 3)
     elif max_diameter_mm is not None:
-        size_mm = check_positive(max_diameter_mm, "max_diameter_mm")
+        size_mm = _nodule_size(max_diameter_mm, "max_diameter_mm", 1)
 
     head = f"TR{level} ({label}, {points} points)."
     if fna_mm is None or fu_mm is None:

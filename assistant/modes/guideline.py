@@ -641,6 +641,10 @@ class GuidelineService:
         gaps = required_gaps(name, params)
         if gaps:
             return self._ask_back(name, gaps, tool, record, started)
+        # Inputs the parser asks for although the calculator has a default (e.g. echogenic foci): asked, not assumed.
+        still = [(p, q) for p, q in zip(extraction.missing, extraction.questions, strict=False) if p not in params]
+        if still:
+            return self._ask_back(name, still, tool, record, started)
         try:
             result = calculate(name, **params)
         except MissingParameterError as exc:

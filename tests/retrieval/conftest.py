@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from retrieval import Chunk, HashingEmbedder, KnowledgeBase, SentenceTransformerEmbedder
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 IU_REPORTS = REPO.parent / "shared" / "data" / "iu_xray" / "indiana_reports.csv"
 KB_QUERIES = REPO / "tests" / "data" / "kb_queries.jsonl"
 

@@ -19,6 +19,7 @@ from assistant.guidelines import (
     renal_enhancement,
 )
 from assistant.guidelines.common import round_half_up
+from tests.support.guideline_cases import Case, load_cases, load_sources, problems
 
 # ---------------------------------------------------------------- Bosniak
 
@@ -166,8 +167,10 @@ def test_lirads_size_boundaries_with_washout(size: float, category: str) -> None
 
 
 def test_lirads_errors() -> None:
-    with pytest.raises(NotApplicableError, match="LR-M"):
-        lirads(20, "rim")
+    # Rim APHE is a targetoid feature: LR-M (it used to be refused here; LI-RADS v2018 assigns LR-M).
+    assert lirads(20, "rim").category == "LR-M"
+    with pytest.raises(NotApplicableError, match="not at high risk"):
+        lirads(20, "nonrim", washout=True, population="not_at_risk")
     with pytest.raises(CalculatorInputError, match="size_mm"):
         lirads(-5, "nonrim")
     with pytest.raises(CalculatorInputError, match="washout"):
@@ -217,14 +220,17 @@ ADRENAL = [
         "acr-adrenal-2017/indeterminate-no-prior-imaging",
         True,
     ),
-    ({"size_cm": 4.0, "cancer_history": False}, "large mass", "acr-adrenal-2017/large-mass", True),
+    # >=4 cm without benign features, no cancer history: surgical evaluation (confirmed, guideline_facts.md s9).
     (
-        {"size_cm": 3.0, "unenhanced_hu": 30, "absolute_washout_pct": 60},
-        "benign, no follow-up",
-        "acr-adrenal-2017/benign-features",
-        True,
+        {"size_cm": 4.0, "cancer_history": False},
+        "large, surgical evaluation",
+        "acr-adrenal-2017/large-mass",
+        False,
     ),
 ]
+# The former case "3 cm, 30 HU, absolute washout 60% -> benign, no follow-up (unverified)" turned an unconfirmed
+# washout threshold into "no follow-up"; washout input is now refused (tests/assistant/guidelines/
+# test_guidelines_adrenal.py).
 
 
 @pytest.mark.parametrize(("kwargs", "category", "section", "unverified"), ADRENAL)
@@ -291,3 +297,175 @@ def test_calculate_names_unknown_calculator_and_keyword() -> None:
 )
 def test_round_half_up_is_not_bankers_rounding(value: float, digits: int, expected: float) -> None:
     assert round_half_up(value, digits) == expected
+
+
+# ---------------------------------------------------------------- Bosniak 2019: class II CT sub-types, IIF schedule
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "cls"),
+    [
+        # homogeneous -9 to 20 HU at noncontrast CT -> II (simple fluid on contrast-enhanced CT is I)
+        ({"unenhanced_hu": -9}, "II"),
+        ({"unenhanced_hu": 20}, "II"),
+        ({"enhanced_hu": -9}, "I"),
+        ({"enhanced_hu": 20}, "I"),
+        # homogeneous 21-30 HU at portal venous phase CT -> II
+        ({"enhanced_hu": 20.1}, "II"),
+        ({"enhanced_hu": 21}, "II"),
+        ({"enhanced_hu": 29.9}, "II"),
+        ({"enhanced_hu": 30}, "II"),
+        # homogeneous >=70 HU at noncontrast CT -> II (attenuation, not enhancement)
+        ({"unenhanced_hu": 70}, "II"),
+        ({"unenhanced_hu": 70.1}, "II"),
+        ({"unenhanced_hu": 80}, "II"),
+        ({"attenuation_hu": 80, "contrast": False}, "II"),
+        # renal mass protocol CT: nonenhancing (<=10 HU increase)
+        ({"unenhanced_hu": 10, "enhanced_hu": 20}, "I"),
+        ({"unenhanced_hu": 40, "enhanced_hu": 50}, "II"),
+        ({"unenhanced_hu": 19.9, "enhanced_hu": 29.9}, "II"),
+        ({"unenhanced_hu": 75, "enhanced_hu": 80}, "II"),
+        # homogeneous low-attenuation mass too small to characterise
+        ({"too_small_to_characterize": True}, "II"),
+    ],
+)
+def test_bosniak_class_ii_ct_subtypes(kwargs: dict[str, object], cls: str) -> None:
+    result = bosniak("ct", **kwargs)  # type: ignore[arg-type]
+    assert result.category == cls and not result.unverified
+    assert "no follow-up" in result.recommendation
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"unenhanced_hu": -9.1}, "unenhanced_hu"),
+        ({"unenhanced_hu": 20.1}, "unenhanced_hu"),
+        ({"unenhanced_hu": 45}, "unenhanced_hu"),
+        ({"unenhanced_hu": 69.9}, "unenhanced_hu"),
+        ({"enhanced_hu": -9.1}, "enhanced_hu"),
+        ({"enhanced_hu": 30.1}, "enhanced_hu"),
+        ({"attenuation_hu": 25}, "attenuation_hu"),  # phase not stated: only simple fluid is classifiable
+        ({"attenuation_hu": 80}, "attenuation_hu"),  # 80 HU after contrast is not a hyperdense cyst
+        ({"unenhanced_hu": 10, "enhanced_hu": 20.1}, "equivocal"),  # +10.1 HU
+        ({"unenhanced_hu": 10, "enhanced_hu": 29.9}, "equivocal"),  # +19.9 HU
+        ({"attenuation_hu": 10, "unenhanced_hu": 10}, "attenuation_hu"),
+        ({"enhanced_hu": 10, "contrast": False}, "enhanced_hu"),
+        ({"unenhanced_hu": 4000.1}, "unenhanced_hu"),
+        ({"enhanced_hu": -4000.1}, "enhanced_hu"),
+        ({"attenuation_hu": float("nan")}, "attenuation_hu"),
+        ({"wall_thickness_mm": 1e308}, "wall_thickness_mm"),
+        ({"wall_thickness_mm": float("inf")}, "wall_thickness_mm"),
+        ({"septa_count": 2, "septa_thickness_mm": 100.1}, "septa_thickness_mm"),
+        ({"protrusion_mm": float("nan"), "protrusion_margin": "obtuse"}, "protrusion_mm"),
+        ({"septa_count": 1001, "septa_thickness_mm": 1}, "septa_count"),
+        ({"homogeneous": "no", "attenuation_hu": 10}, "homogeneous"),
+    ],
+)
+def test_bosniak_refuses_unclassifiable_or_implausible_attenuation(kwargs: dict[str, object], argument: str) -> None:
+    with pytest.raises(CalculatorInputError, match=argument):
+        bosniak("ct", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("unenhanced", "enhanced"), [(10, 30), (10, 30.1), (70, 95)])
+def test_an_enhancing_homogeneous_mass_is_solid_not_bosniak(unenhanced: float, enhanced: float) -> None:
+    with pytest.raises(NotApplicableError, match="solid"):
+        bosniak("ct", unenhanced_hu=unenhanced, enhanced_hu=enhanced)
+
+
+def test_bosniak_attenuation_inputs_are_ct_only_and_missing_attenuation_is_asked() -> None:
+    with pytest.raises(CalculatorInputError, match="unenhanced_hu"):
+        bosniak("mri", unenhanced_hu=10, t2_csf_like=True)
+    with pytest.raises(CalculatorInputError, match="too_small_to_characterize"):
+        bosniak("mri", too_small_to_characterize=True)
+    with pytest.raises(MissingParameterError, match="attenuation_hu"):
+        bosniak("ct")
+
+
+def test_bosniak_iif_follow_up_schedule() -> None:
+    for kwargs in ({"wall_thickness_mm": 3}, {"septa_count": 4, "septa_thickness_mm": 2}):
+        result = bosniak("ct", **kwargs)  # type: ignore[arg-type]
+        assert result.category == "IIF"
+        assert "at 6 and 12 months, then yearly for 5 years" in result.recommendation
+    assert bosniak("ct", septa_count=3, septa_thickness_mm=2).category == "II"
+
+
+# ---------------------------------------------------------------- ACR renal 2018: attenuation vs enhancement
+
+
+@pytest.mark.parametrize(
+    ("unenhanced", "enhanced", "category"),
+    [
+        (12, 38, "enhancing"),
+        (10, 30, "enhancing"),  # +20
+        (10, 29.9, "equivocal"),  # +19.9
+        (10, 20.1, "equivocal"),  # +10.1
+        (10, 20, "non-enhancing"),  # +10
+        (20, 30, "non-enhancing"),
+        (80, 85, "non-enhancing"),  # a high attenuation is not enhancement
+    ],
+)
+def test_renal_enhancement_from_two_attenuations(unenhanced: float, enhanced: float, category: str) -> None:
+    result = renal_enhancement("ct", unenhanced_hu=unenhanced, enhanced_hu=enhanced)
+    assert result.category == category
+    assert result.inputs["hu_increase"] == pytest.approx(enhanced - unenhanced)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "argument"),
+    [
+        ({"enhanced_hu": 45}, MissingParameterError, "unenhanced_hu"),
+        ({"unenhanced_hu": 45}, MissingParameterError, "enhanced_hu"),
+        ({"hu_increase": 20, "unenhanced_hu": 10, "enhanced_hu": 30}, CalculatorInputError, "hu_increase"),
+        ({"hu_increase": 4000.1}, CalculatorInputError, "hu_increase"),
+        ({"hu_increase": float("nan")}, CalculatorInputError, "hu_increase"),
+        ({"unenhanced_hu": 30, "enhanced_hu": 9000}, CalculatorInputError, "enhanced_hu"),
+    ],
+)
+def test_renal_enhancement_ct_inputs(kwargs: dict[str, float], exc: type[Exception], argument: str) -> None:
+    with pytest.raises(exc, match=argument):
+        renal_enhancement("ct", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "result"),
+    [
+        ({"signal_increase_pct": 14.9}, "no definite enhancement"),
+        ({"signal_increase_pct": 15.0}, "enhancing"),
+        ({"signal_increase_pct": 15.1}, "enhancing"),
+        ({"signal_increase_pct": 8, "subtraction_enhancement": False}, "no definite enhancement"),
+        ({"signal_increase_pct": 8, "subtraction_enhancement": True}, "enhancing"),
+    ],
+)
+def test_renal_enhancement_mri_boundaries(kwargs: dict[str, object], result: str) -> None:
+    assert renal_enhancement("mri", **kwargs).category == result  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"signal_increase_pct": 1000.1},
+        {"signal_increase_pct": float("inf")},
+        {"signal_increase_pct": 20, "enhanced_hu": 30},
+        {"subtraction_enhancement": "yes"},
+    ],
+)
+def test_renal_enhancement_mri_rejects_bad_inputs(kwargs: dict[str, object]) -> None:
+    with pytest.raises(CalculatorInputError):
+        renal_enhancement("mri", **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- sourced case files of these calculators
+
+MY_CALCULATORS = ("lirads", "adrenal", "renal", "tirads", "bosniak")
+CASE_FILES = [c for c in load_cases() if c.file.split(".jsonl")[0] in MY_CALCULATORS]
+
+
+def test_case_files_of_these_calculators_are_large_enough() -> None:
+    assert len(CASE_FILES) >= 130
+    assert {c.calculator for c in CASE_FILES} == set(MY_CALCULATORS)
+    assert all(c.file.startswith(f"{c.calculator}.jsonl") for c in CASE_FILES)
+
+
+@pytest.mark.parametrize("case", CASE_FILES, ids=lambda c: c.id)
+def test_case_file_row_holds(case: Case) -> None:
+    assert problems(case, load_sources()) == [], f"{case.file}: {case.rule}"

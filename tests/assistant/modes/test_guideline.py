@@ -128,24 +128,24 @@ def test_question_with_every_word_read_does_not_ask_the_model(library: Guideline
     model = ScriptedModel([])
     svc = GuidelineService(model, GenerationOptions(), library)
     answer = svc.answer("TI-RADS for a solid hypoechoic thyroid nodule with smooth margins, 1.3 cm")
-    assert answer.extra["missing"] == ["shape"] and model.calls == []
+    assert answer.extra["missing"] == ["shape", "echogenic_foci"] and model.calls == []
 
 
 def test_model_fills_a_parameter_only_from_words_the_parser_did_not_read(library: GuidelineLibrary) -> None:
-    question = "Solid nodule 7 mm in a chronic cigarette user"
-    assert {"chronic", "cigarette", "user"} <= unused_words(question)
-    reply = '{"risk": {"value": "high", "evidence": "chronic cigarette user"}}'
+    question = "Solid nodule 7 mm in a chronic tobacco user"
+    assert {"chronic", "tobacco", "user"} <= unused_words(question)
+    reply = '{"risk": {"value": "high", "evidence": "chronic tobacco user"}}'
     svc = service(library, [reply], phrase=False)
     answer = svc.answer(question)
     (tool,) = answer.extra["tool_results"]
     assert tool["output"]["category"] == "solid single 6-8 mm high risk"
-    assert tool["inferred_by_model"] == {"risk": {"value": "high", "evidence": "chronic cigarette user"}}
+    assert tool["inferred_by_model"] == {"risk": {"value": "high", "evidence": "chronic tobacco user"}}
     assert "please confirm" in answer.text
 
 
 def test_model_output_that_is_not_json_is_ignored(library: GuidelineLibrary) -> None:
     svc = service(library, ['{"risk": {"value": "hi'])  # cut off at max_tokens
-    answer = svc.answer("Solid nodule 7 mm in a chronic cigarette user")
+    answer = svc.answer("Solid nodule 7 mm in a chronic tobacco user")
     assert answer.extra["missing"] == ["risk"]
 
 
