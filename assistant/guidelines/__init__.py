@@ -45,9 +45,20 @@ def calculate(name: str, **params: Any) -> GuidelineResult:
     except KeyError:
         raise CalculatorInputError(f"name={name!r} is not a calculator ({', '.join(CALCULATORS)})") from None
     try:
-        return calculator(**params)
+        result = calculator(**params)
     except TypeError as exc:  # an unknown or missing keyword: say which, in the user's terms
         raise CalculatorInputError(f"{name}: {exc}") from exc
+    if result.unverified:
+        # What no retrieved source confirms is refused, not guessed (docs/guidelines-verification.md lists these).
+        raise UnverifiedRuleError(
+            f"{result.guideline} {result.version}: the rule for these inputs is not confirmed by a source we could "
+            f"retrieve, so no category is given; see the original publication ({result.source})"
+        )
+    return result
+
+
+class UnverifiedRuleError(CalculatorInputError):
+    """The calculator's rule for these inputs comes from recall, not from a confirmed source: refused."""
 
 
 __all__ = [
@@ -59,6 +70,7 @@ __all__ = [
     "GuidelineResult",
     "MissingParameterError",
     "NotApplicableError",
+    "UnverifiedRuleError",
     "adrenal",
     "birads",
     "bosniak",

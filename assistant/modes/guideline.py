@@ -63,6 +63,7 @@ SCOPE_SECTIONS: Mapping[str, str] = {
     "fleischner": "fleischner-2017/scope",
     "lungrads": "lung-rads-2022/overview",
     "adrenal": "acr-adrenal-2017/scope",
+    "lirads": "li-rads-2018/population",
 }
 # A question that asks about the guideline itself rather than describing a finding.
 _KNOWLEDGE = re.compile(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from assistant.guidelines import NotApplicableError, calculate, extract_parameters
+from assistant.guidelines import CalculatorInputError, NotApplicableError, calculate, extract_parameters
 from assistant.guidelines.extract import detect_calculator, find_sizes
 from tests.support.paths import TEST_DATA
 
@@ -32,7 +32,11 @@ def test_evaluation_question_is_extracted_and_computed_exactly(case: dict[str, A
     assert name == case["calculator"]
     assert name is not None
     if case["expect"] == "concept":
-        return  # a question about a category: answered from its section (tests/assistant/test_guideline_mode.py)
+        return  # a question about a category: answered from its section (tests/assistant/modes/test_guideline.py)
+    if case["expect"] == "refuse":
+        with pytest.raises(CalculatorInputError):
+            calculate(name, **extraction.params)
+        return
     if case["expect"] == "missing":
         assert list(extraction.missing) == case["missing"]
         assert extraction.questions

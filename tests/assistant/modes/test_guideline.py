@@ -312,6 +312,8 @@ def test_evaluation_set_calculator_outputs_exact_and_right_guideline_cited(libra
             )
         elif case["expect"] == "missing":
             ok = out.get("missing") == case["missing"] and not out["citations"]
+        elif case["expect"] == "refuse":
+            ok = bool(output.get("error")) and not out["citations"]
         elif case["expect"] == "concept":
             ok = not out["tool_results"] and out["citations"][0]["section"].endswith(case["topic_section"])
         else:

@@ -82,7 +82,7 @@ def test_every_number_in_recommendations_is_the_calculators(
 def test_a_missing_input_is_asked_back_not_guessed(store: ReportStore) -> None:
     service = DraftingService(store)
     report_id = service.create("ct_chest").report.report_id
-    reply = service.handle(report_id, "7 mm solid nodule RUL.")
+    reply = service.handle(report_id, "7 mm solid nodule RLL.")
     assert not reply.report.part(Section.RECOMMENDATIONS).statements
     assert any("low or high risk" in q for q in reply.questions)
     reply = service.handle(report_id, "Never smoker, no risk factors.")
