@@ -91,7 +91,7 @@ _GUIDELINE_NAMES: tuple[tuple[str, str], ...] = (
         r"|liver observation",
     ),
     ("adrenal", r"adrenal"),
-    ("renal", r"renal mass|kidney mass|renal lesion|solid renal"),
+    ("renal", r"renal mass|kidney mass|renal lesion|kidney lesion|solid renal"),
 )
 _LUNG = (
     r"nodule|\bnods?\b|\bggns?\b|\bggos?\b|\bpggns?\b|ground[\s-]glass|part[\s-]solid|subsolid|sub-solid|\brul\b|\brml\b|\brll\b|\blul\b"
@@ -391,7 +391,9 @@ def _component_or_prior(text: str, size: Size) -> str:
         or re.search(r"solid (?:component|part|portion|core)\s*(?:of|measuring|=|:)?\s*$", before)
     ):
         return "solid"
-    if re.search(r"(?:previously|prior|was|from|before|last year|earlier|compared (?:with|to))\s*(?:\w+\s)?$", before):
+    if re.search(
+        r"\b(?:previously|prior|was|from|before|last year|earlier|compared (?:with|to))\s*(?:\w+\s)?$", before
+    ):
         return "prior"
     if re.match(
         r"\s*(?:\w+\s+)?(?:last year|a year ago|previously|before|earlier|at baseline|on the prior|on the previous"
@@ -408,13 +410,13 @@ _OTHER_FINDING = re.compile(
 )
 
 
-def _split_sizes(text: str) -> tuple[list[Size], list[Size], list[Size]]:
+def _split_sizes(text: str, *, lung: bool = False) -> tuple[list[Size], list[Size], list[Size]]:
     main: list[Size] = []
     solid: list[Size] = []
     prior: list[Size] = []
     chain = _growth_chain(text)
     for size in find_sizes(text):
-        if _OTHER_FINDING.match(text, size.end) and len(find_sizes(text)) > 1:
+        if lung and _OTHER_FINDING.match(text, size.end) and len(find_sizes(text)) > 1:
             continue  # "10 mm nodule, plus a 5.5 cm AAA": the aneurysm is not the nodule
         if chain and size.start in chain[1:-1]:
             continue  # the middle of "5.2 -> 5.9 -> 6.5 mm"
@@ -572,7 +574,7 @@ def _fleischner(text: str) -> tuple[dict[str, Any], list[str]]:
     if comp:
         params["composition"] = comp
     params["count"] = count
-    main, solid, _ = _split_sizes(text)
+    main, solid, _ = _split_sizes(text, lung=True)
     vol = re.search(r"(\d+(?:\.\d+)?)\s*(?:mm3|mm\^3|cubic mm|mm cubed)", text)
     if vol:
         params["volume_mm3"] = float(vol.group(1))
@@ -632,12 +634,13 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     follow_up = _has(
         text,
         r"follow[\s-]?up|\bf/?u\b|annual|prior|previous|compared|interval|\bnew\b|grow|grew|enlarg|increas|stable"
-        r"|unchanged|since last|last (?:year|yr|scan|screen|ldct)|repeat|\bnow (?:measures|\d)|->|→|\d+-month (?:ldct|ct|scan)"
-        r"|year-\d screen|\bwas \d",
+        r"|unchanged|since last|last (?:year|yr|scan|screen|ldct)|repeat|\bnow (?:measures|\d)|->|→"
+        r"|\d+-month (?:ldct|ct|scan)|year-\d screen|\bwas \d",
     )
     # "baseline" decides only when nothing says the scan is a later one ("cat 3 at baseline; 6-month LDCT unchanged").
     if _has(text, r"baseline|\bbl\b|initial|first (?:screen|ldct|scan)") and not _has(
-        text, r"unchanged|stable|grew|grow|\bnow (?:measures|\d)|->|→|\d+-month (?:ldct|ct|scan|f/?u)|\bf/?u\b|since|persist"
+        text,
+        r"unchanged|stable|grew|grow|\bnow (?:measures|\d)|->|→|\d+-month (?:ldct|ct|scan|f/?u)|\bf/?u\b|since|persist",
     ):
         follow_up = False
     params["exam"] = "follow_up" if follow_up else "baseline"
@@ -653,14 +656,16 @@ def _lungrads(text: str) -> tuple[dict[str, Any], list[str]]:
     if comp == "subsolid":
         comp = None
         notes.append("'subsolid' does not say whether the nodule is non-solid or part-solid")
-    if comp is None and _has(text, r"juxtapleural|perifissural|juxta-pleural|fissural") and _has(
-        text, r"smooth|lentiform|triangular|oval|lenticular"
+    if (
+        comp is None
+        and _has(text, r"juxtapleural|perifissural|juxta-pleural|fissural")
+        and _has(text, r"smooth|lentiform|triangular|oval|lenticular")
     ):
         comp = "solid"  # juxtapleural/perifissural nodules of benign morphology are solid by definition
         notes.append("a juxtapleural/perifissural nodule is read as solid")
     if comp:
         params["nodule_type"] = comp
-    main, solid, prior = _split_sizes(text)
+    main, solid, prior = _split_sizes(text, lung=True)
     if main:
         # Lung-RADS measures to a tenth of a millimetre, so "under 6 mm" is at most 5.9 mm.
         params["mean_diameter_mm"] = _main_size(main, 0.1, notes, params=params, param="mean_diameter_mm")
@@ -817,8 +822,11 @@ def _tirads(text: str) -> tuple[dict[str, Any], list[str]]:
     ]
     if foci:
         params["echogenic_foci"] = foci
-    elif _has(text, r"no (?:echogenic )?foci|no calc\w*|no \bef\b|no microcalc\w*|without (?:\w+ )?(?:foci|calc\w*)"
-                    r"|foci:? (?:none|absent)|no echogenic"):
+    elif _has(
+        text,
+        r"no (?:echogenic )?foci|no calc\w*|no \bef\b|no microcalc\w*|without (?:\w+ )?(?:foci|calc\w*)"
+        r"|foci:? (?:none|absent)|no echogenic",
+    ):
         params["echogenic_foci"] = ["none"]
     elif params.get("composition") not in ("spongiform", "cystic") and _foci_could_change(params):
         # Punctate foci add 3 points: not mentioning them is not the same as none, so ask when they could change
@@ -843,8 +851,9 @@ def _foci_could_change(params: dict[str, Any]) -> bool:
     if any(f not in params for f in features):
         return True
     try:
-        low = tr_level(tirads_points(*(params[f] for f in features), ["none"])[0])
-        high = tr_level(tirads_points(*(params[f] for f in features), ["punctate"])[0])
+        c, e, sh, m = (params[f] for f in features)
+        low = tr_level(tirads_points(c, e, sh, m, ["none"])[0])
+        high = tr_level(tirads_points(c, e, sh, m, ["punctate"])[0])
     except CalculatorInputError:
         return True
     return low != high
@@ -939,11 +948,15 @@ def _bosniak(text: str) -> tuple[dict[str, Any], list[str]]:
 # Descriptions of a BI-RADS assessment in words (ACR BI-RADS Atlas 5th ed., assessment categories), checked
 # in this order so that "probably benign" is not read as "benign" and "low suspicion" not as "suspicious".
 _BIRADS_WORDS: tuple[tuple[str, str], ...] = (
-    ("6", r"(?:biopsy|tissue)[\s-]proven (?:malignancy|cancer|carcinoma)|known biopsy[\s-]proven"),
+    (
+        "6",
+        r"(?:biopsy|tissue)[\s-]proven (?:malignancy|cancer|carcinoma|idc|ilc|dcis|\w+ carcinoma)"
+        r"|known biopsy[\s-]proven",
+    ),
     ("5", r"highly suggestive of malignancy|highly suspicious for malignancy|classic(?:ally)? malignant"),
-    ("4C", r"high suspicion (?:for|of) malignancy|highly suspicious\b(?! for malignancy)"),
-    ("4B", r"moderate suspicion (?:for|of) malignancy|moderately suspicious"),
-    ("4A", r"low suspicion (?:for|of) malignancy|mildly suspicious|slightly suspicious"),
+    ("4C", r"high suspicion|highly suspicious\b(?! for malignancy)"),
+    ("4B", r"moderate suspicion|moderately suspicious|intermediate suspicion"),
+    ("4A", r"low suspicion|mildly suspicious|slightly suspicious"),
     ("3", r"probably benign|likely benign|short[\s-]interval follow[\s-]?up"),
     (
         "0",
@@ -951,13 +964,17 @@ _BIRADS_WORDS: tuple[tuple[str, str], ...] = (
         r"|spot compression|comparison with (?:old|prior|previous) (?:films|mammograms|studies)|recall(?:ed)?\b"
         r"|call[\s-]?back",
     ),
-    ("1", r"\bnegative (?:mammogram|study|exam|screen)|nothing to comment|normal (?:mammogram|study|exam)"),
+    (
+        "1",
+        r"\bnegative (?:mammogram|study|exam|screen)|nothing to (?:comment|report|describe)"
+        r"|normal (?:mammogram|study|exam)",
+    ),
     (
         "2",
         r"(?<!probably )(?<!likely )\bbenign (?:finding|findings|mass|calcifications?|cyst|lymph node)"
-        r"|definitely benign|simple cyst|oil cyst|fibroadenoma, biopsy",
+        r"|definitely benign|clearly benign|simple cyst|oil cyst|fibroadenoma, biopsy",
     ),
-    ("4", r"suspicious (?:abnormality|finding|for malignancy|mass|calcifications?)"),
+    ("4", r"suspicious|needs? (?:a )?tissue diagnosis"),
 )
 
 
@@ -965,11 +982,32 @@ def _birads(text: str) -> tuple[dict[str, Any], list[str]]:
     m = re.search(r"(?:bi[\s-]?rads|birads|category|cat\.?)\s*(?:category\s*)?(4a|4b|4c|[0-6])\b", text)
     if m:
         return {"category": m.group(1).upper()}, []
+    pct = re.search(
+        r"(?:likelihood|risk|chance|probability)[^%.;]{0,40}?(-?\d+(?:\.\d+)?)\s*%"
+        r"|(-?\d+(?:\.\d+)?)\s*%[^.;]{0,30}(?:chance|likel\w*|risk|probab\w*|malignan\w*)"
+        r"|(?:~|about|approx\.?|maybe|exactly)\s*(-?\d+(?:\.\d+)?)(?:\s*-\s*\d+)?\s*%",
+        text,
+    )
+    if pct:
+        value = float(next(g for g in pct.groups() if g is not None))
+        category = _birads_from_likelihood(value)
+        return {"category": category}, [f"a likelihood of malignancy of {value:g}% read as BI-RADS {category}"]
     for category, pattern in _BIRADS_WORDS:
         found = re.search(pattern, text)
         if found and _affirmed(text, pattern):
             return {"category": category}, [f"'{found.group(0)}' read as BI-RADS {category}"]
     return {}, []
+
+
+def _birads_from_likelihood(percent: float) -> str:
+    """The BI-RADS 5th-edition band of a likelihood of malignancy (ACR atlas: 3 >0-2%, 4A >2-10%, 4B >10-50%,
+    4C >50-<95%, 5 >=95%); an impossible percentage is passed on as written, for the calculator to refuse."""
+    if not 0 < percent <= 100:
+        return f"{percent:g}%"
+    for upper, category in ((2, "3"), (10, "4A"), (50, "4B")):
+        if percent <= upper:
+            return category
+    return "4C" if percent < 95 else "5"
 
 
 def _lirads(text: str) -> tuple[dict[str, Any], list[str]]:
@@ -990,13 +1028,67 @@ def _lirads(text: str) -> tuple[dict[str, Any], list[str]]:
         if aphe is not None:
             params["aphe"] = "nonrim" if aphe else "none"
     for name, pattern in (
-        ("washout", r"wash[\s-]?out"),
+        ("washout", r"(?<!peripheral )wash[\s-]?out"),
         ("capsule", r"capsule"),
         ("threshold_growth", r"threshold growth|>=\s*50\s*% (?:growth|increase)|grew by \d+ ?%"),
     ):
         found = _affirmed(text, pattern)
         params[name] = bool(found)
+    _, _, prior = _split_sizes(text)
+    months = re.search(r"(\d+)\s*(?:months?|mo)\b(?: ago| earlier| before)?", text)
+    if prior and "size_mm" in params and months and int(months.group(1)) <= 6:
+        # LI-RADS threshold growth: size increase of >= 50% in <= 6 months (guideline_facts section 6).
+        before = prior[0].mm
+        if before > 0 and params["size_mm"] >= before * 1.5:
+            params["threshold_growth"] = True
+            notes.append(f"{before:g} -> {params['size_mm']:g} mm in {months.group(1)} months read as threshold growth")
+    targetoid = [
+        value
+        for value, pattern in (
+            ("peripheral_washout", r"peripheral wash[\s-]?out"),
+            ("delayed_central_enhancement", r"delayed central enhancement"),
+            ("targetoid_restriction", r"targetoid (?:diffusion )?restriction"),
+        )
+        if _affirmed(text, pattern)
+    ]
+    if targetoid:
+        params["lr_m_features"] = targetoid
+    if _affirmed(
+        text, r"tumou?r in (?:the )?(?:portal |hepatic )?vein|\btiv\b|enhancing (?:soft )?tissue in (?:the )?\w* ?vein"
+    ):
+        params["tumor_in_vein"] = True
+    population = _lirads_population(text)
+    if population:
+        params["population"] = population
+    age = _age(text)
+    if age is not None:
+        params["age"] = age
     return params, notes
+
+
+def _lirads_population(text: str) -> str | None:
+    """Who the patient is for LI-RADS (v2018 population): at risk, or one of the named exclusions."""
+    if _has(text, r"congenital hepatic fibrosis"):
+        return "congenital_hepatic_fibrosis"
+    if _has(
+        text,
+        r"budd[\s-]?chiari|vascular (?:cause|disorder|disease)|hepatic venous outflow|cardiac cirrhosis"
+        r"|portal vein thrombosis cirrhosis|sinusoidal obstruction",
+    ):
+        return "vascular_cirrhosis"
+    if _affirmed(text, r"cirrho\w*") is True and not _has(text, r"without cirrho|no cirrho|non-?cirrhotic"):
+        return "cirrhosis"
+    if _affirmed(text, r"\bhbv\b|hepatitis b|hep b") is True:
+        return "chronic_hbv"
+    if _has(text, r"(?:prior|previous|treated|known|history of|current) (?:\w+ )?hcc|\bhcc (?:history|survivor)"):
+        return "hcc"
+    if _has(
+        text,
+        r"no (?:known )?(?:liver disease|cirrhosis|risk factors?)|non-?cirrhotic|without cirrhosis"
+        r"|normal liver|nafld without|healthy liver",
+    ):
+        return "not_at_risk"
+    return None
 
 
 def _adrenal(text: str) -> tuple[dict[str, Any], list[str]]:
@@ -1021,26 +1113,33 @@ def _adrenal(text: str) -> tuple[dict[str, Any], list[str]]:
             break
     if _has(
         text,
-        r"stable (?:for |over |since )?(?:>=|more than |over |at least )?"
+        r"(?:stable|unchanged|same size|no change)\s*(?:for |over |since |vs\.? |versus |compared (?:with|to) )?"
+        r"(?:(?:a )?ct |the ct |prior |imaging )?(?:from |of )?(?:>=|more than |over |at least )?"
         r"(?:\d+|one|a|two|several)\+? ?(?:years?|yrs?)",
-    ):
+    ) or _stable_for_a_year(text):
         params["prior_imaging"] = "stable_1y"
-    elif _has(text, r"\bnew\b|enlarg|grow|grew|increas"):
+    elif _has(text, r"\bnew\b|enlarg|grow|grew|increas|\bwas \d+(?:\.\d+)? ?(?:cm|mm)"):
         params["prior_imaging"] = "new_or_enlarging"
     elif _has(text, r"no prior|no previous|no comparison|without prior|no old"):
         params["prior_imaging"] = "none"
     cancer = _affirmed(
         text,
-        r"(?:history of|known|prior)\s+(?:\w+\s+)?(?:cancer|malignancy|carcinoma|melanoma|lymphoma)"
-        r"|cancer history|oncologic history",
+        r"(?:history of|hx of|h/o|known|prior)\s+(?:\w+\s+)?(?:cancer|malignancy|carcinoma|melanoma|lymphoma|ca\b|rcc"
+        r"|nsclc|sclc)|cancer (?:history|hx)|oncologic history|\b(?:lung|breast|colon|renal|kidney) ca\b",
     )
     if cancer is not None:
         params["cancer_history"] = cancer
-    elif _has(text, r"no (?:known )?(?:history of )?(?:cancer|malignancy)"):
+    elif _has(text, r"no (?:known )?(?:history of |hx of )?(?:cancer|malignancy|ca\b)|no (?:cancer|onc\w*) hx"):
         params["cancer_history"] = False
+    if _has(
+        text,
+        r"hypertensive crise|palpitation|cushing\w*|hyperaldosteron\w*|conn'?s|virili[sz]|"
+        r"symptomatic|pheo\w* (?:work[\s-]?up|suspected)|catecholamine excess|hypokalaemi|hypokalemi",
+    ):
+        params["symptomatic"] = True
     for name, pattern in (
-        ("absolute_washout_pct", r"absolute (?:percentage )?washout\D{0,12}(\d+(?:\.\d+)?)\s*%"),
-        ("relative_washout_pct", r"relative (?:percentage )?washout\D{0,12}(\d+(?:\.\d+)?)\s*%"),
+        ("absolute_washout_pct", r"(?:absolute|abs\.?) (?:percentage )?washout\D{0,12}(\d+(?:\.\d+)?)\s*%"),
+        ("relative_washout_pct", r"(?:relative|rel\.?) (?:percentage )?washout\D{0,12}(\d+(?:\.\d+)?)\s*%"),
     ):
         w = re.search(pattern, text)
         if w:
@@ -1051,6 +1150,36 @@ def _adrenal(text: str) -> tuple[dict[str, Any], list[str]]:
     return params, notes
 
 
+_PRE = r"(?:pre(?:[\s-]?contrast)?|unenhanced|non[\s-]?con(?:trast)?|noncontrast|plain|native|baseline)"
+_POST = r"(?:post(?:[\s-]?contrast)?|enhanced|nephrographic|portal[\s-]?venous|\bpv\b|venous|delayed|after contrast)"
+_HU = r"(-?\d+(?:\.\d+)?)\s*(?:hu)?"
+
+
+def _hu_pair(text: str) -> tuple[float, float] | None:
+    """(unenhanced, enhanced) attenuations written as a pair: "12 HU unenhanced, 38 HU nephrographic",
+    "pre 18, post 31 HU", "8 HU -> 16 HU after contrast"."""
+    for pattern in (
+        rf"{_HU}\s*{_PRE}\W+(?:\w+\W+){{0,2}}?{_HU}\s*{_POST}",  # 12 hu unenhanced, 38 hu nephrographic
+        rf"{_PRE}\W*{_HU}\W+(?:\w+\W+){{0,2}}?{_POST}\W*{_HU}",  # pre 18, post 31 hu
+        rf"{_HU}\s*hu\s*(?:->|→|to)\s*{_HU}\s*hu\s*(?:{_POST}|after)",  # 8 hu -> 16 hu after contrast
+    ):
+        m = re.search(pattern, text)
+        if m and "hu" in m.group(0):
+            return float(m.group(1)), float(m.group(2))
+    return None
+
+
+def _stable_for_a_year(text: str) -> bool:
+    """'unchanged vs CT from 2 years ago', 'same size on CT 18 months ago': stable for at least a year."""
+    if not _has(text, r"stable|unchanged|same size|no change|not changed"):
+        return False
+    m = re.search(r"(\d+)\s*(years?|yrs?|months?|mo)\b\s*(?:ago|earlier|before|prior)", text)
+    if not m:
+        return False
+    amount = int(m.group(1))
+    return amount >= 1 if m.group(2).startswith("y") else amount >= 12
+
+
 def _renal(text: str) -> tuple[dict[str, Any], list[str]]:
     params: dict[str, Any] = {"modality": "mri" if _has(text, r"\bmri?\b|signal") else "ct"}
     notes: list[str] = []
@@ -1058,9 +1187,12 @@ def _renal(text: str) -> tuple[dict[str, Any], list[str]]:
         # Only an enhancement is an enhancement: "from 30 to 55 HU" is +25 HU; "enhances by 25 HU" is 25 HU;
         # a bare attenuation ("40 HU") is not, and then the increase is asked for (ACR renal 2018).
         span = re.search(r"from\s+(-?\d+(?:\.\d+)?)\s*(?:hu)?\s+to\s+(-?\d+(?:\.\d+)?)\s*hu\b", text)
+        pair = _hu_pair(text)
         if span:
             params["hu_increase"] = float(span.group(2)) - float(span.group(1))
             notes.append(f"enhancement read as {span.group(2)} - {span.group(1)} = {params['hu_increase']:g} HU")
+        elif pair is not None:
+            params["unenhanced_hu"], params["enhanced_hu"] = pair
         else:
             hu = re.search(
                 r"(?:enhanc\w*|increas\w*|ris\w*)\s+(?:\w+\s+){0,2}?(?:by|of)\s+(-?\d+(?:\.\d+)?)\s*hu\b"
@@ -1073,7 +1205,9 @@ def _renal(text: str) -> tuple[dict[str, Any], list[str]]:
     if pct and params["modality"] == "mri":
         params["signal_increase_pct"] = float(pct.group(1))
     if _has(text, r"subtraction"):
-        params["subtraction_enhancement"] = bool(_affirmed(text, r"enhancement on subtraction|subtraction"))
+        params["subtraction_enhancement"] = bool(_affirmed(text, r"enhancement on subtraction|subtraction")) and not (
+            _has(text, r"subtraction (?:\w+ )?(?:shows|showed|with) (?:nothing|no\b)|nothing on subtraction")
+        )
     return params, notes
 
 

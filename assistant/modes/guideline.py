@@ -68,6 +68,7 @@ SCOPE_SECTIONS: Mapping[str, str] = {
 # A question that asks about the guideline itself rather than describing a finding.
 _KNOWLEDGE = re.compile(
     r"^\s*(?:what|how|when|which|why|who|define|explain|describe|list|summari[sz]e|is there|are there|does|do|can)\b"
+    r"|[,;:]\s*(?:what|how|when|which|why)\b"
     r"|\b(?:mean|means|meaning|definition|defined?|criteria|counts? as|apply to|differ)\b"
 )
 # Words that carry no parameter value (or only name a guideline or a feature): never evidence for a value.
@@ -180,13 +181,19 @@ def is_knowledge_question(question: str, extraction: Extraction) -> bool:
     if extraction.calculator is None:
         return True
     low = question.lower()
-    if find_sizes(low) or re.search(r"\d+\s*(?:hu\b|mm3|%)", low) or _CASE.search(low):
+    if find_sizes(low) or re.search(r"\d+\s*(?:hu\b|mm3|%)", low):
         return False
     # Values the parser sets whatever the question says (a default modality, count or exam) are no finding.
     findings = {k for k, v in extraction.params.items() if v is not False and k not in ("modality", "count", "exam")}
     if extraction.complete and not required_gaps(extraction.calculator, extraction.params) and findings:
         return False
-    return bool(_KNOWLEDGE.search(low))
+    if findings and _CASE.search(low):
+        return False  # "what is the category for a new solid nodule?": a case with inputs missing, asked back
+    if _KNOWLEDGE.search(low):
+        return True
+    # "a thyroid nodule" names a case; a question with no measurement and no finding is about the guideline
+    # ("lipid-rich adenoma threshold?", "with multiple nodules, which one drives management?").
+    return not findings and not _CASE.search(low) or (not findings and low.rstrip().endswith("?"))
 
 
 # A category as users write it, per calculator: the question "what does BI-RADS 5 mean?" is answered from the
