@@ -151,8 +151,13 @@ def bosniak(
 
     protrusion = _mm(protrusion_mm, "protrusion_mm", inputs, notes)
     margin = coerce_enum(ProtrusionMargin, protrusion_margin, "protrusion_margin") if protrusion_margin else None
-    if (protrusion is None) != (margin is None):
-        raise CalculatorInputError("give protrusion_mm together with protrusion_margin (obtuse or acute)")
+    if margin is not None and protrusion is None:
+        raise CalculatorInputError("protrusion_margin was given without protrusion_mm")
+    if protrusion is not None and margin is None and protrusion < 4:
+        # Below 4 mm the margin decides (obtuse: III, acute: IV); from 4 mm both margins give IV (Bosniak 2019).
+        raise MissingParameterError(
+            "protrusion_margin", f"Does the {protrusion:g} mm protrusion have obtuse or acute margins?"
+        )
     if margin is not None:
         inputs["protrusion_margin"] = margin
     for flag, value in (
@@ -178,7 +183,7 @@ def bosniak(
     if suspicious and not contrast:
         raise CalculatorInputError("contrast=False: enhancement of walls, septa or nodules cannot be assessed")
 
-    if protrusion is not None and margin is not None and protrusion > 0:
+    if protrusion is not None and protrusion > 0:
         if margin is ProtrusionMargin.ACUTE or protrusion >= 4:
             why = (
                 "convex protrusion with acute margins"

@@ -428,6 +428,9 @@ def _split_sizes(text: str, *, lung: bool = False) -> tuple[list[Size], list[Siz
     m = re.search(rf"from {_NUM}\s*(?:mm|cm)?\s*to {_NUM}\s*{_UNIT}", text)
     if m and not prior:
         prior.append(Size(_to_mm(m.group(1), m.group(3)), (), m.start(), m.start()))
+    m = re.search(rf"\bwas {_NUM}\s*(?:mm|cm)?,?\s*(?:and )?(?:is )?now (?:measures )?{_NUM}\s*{_UNIT}", text)
+    if m and not prior:
+        prior.append(Size(_to_mm(m.group(1), m.group(3)), (), m.start(), m.start()))
     values = _chain_values(text)
     if len(values) >= 2 and not prior:
         # The previous scan is the prior of the growth definition (> 1.5 mm within 12 months).
@@ -591,12 +594,17 @@ def _fleischner(text: str) -> tuple[dict[str, Any], list[str]]:
         params["age"] = age
     if _has(
         text,
-        r"known (?:primary )?(?:\w+ )?(?:cancer|malignancy|carcinoma)"
+        r"known (?:primary )?(?:\w+ )?(?:cancer|malignancy|carcinoma|melanoma|lymphoma|sarcoma|leuka?emia|myeloma)"
+        r"|staging ct|\b(?:aml|all|cll|cml)\b (?:pt|patient)|(?:mid|on|during|receiving)[\s-]chemo|metastas"
         r"|(?<!family )history of (?:\w+ )?(?:cancer|malignancy|carcinoma"
         r"|lymphoma|melanoma)|metastatic|oncology patient|on chemo",
     ):
         params["known_cancer"] = True
-    if _has(text, r"immuno(?:suppress|compromis)\w*|transplant|\bhiv\b"):
+    if _has(
+        text,
+        r"immuno(?:suppress|compromis)\w*|transplant|\btx recipient|\bhiv\b|tacrolimus|cyclosporin|mycophenolate"
+        r"|neutropeni\w*|long[\s-]term steroids|high[\s-]dose steroids",
+    ):
         params["immunosuppressed"] = True
     if _has(text, r"screening|\bldct\b|low[\s-]dose ct"):
         params["screening"] = True
@@ -892,9 +900,15 @@ def _bosniak(text: str) -> tuple[dict[str, Any], list[str]]:
         params["wall_thickness_mm"] = 3.0
     m = re.search(
         r"\b(\d+(?![\d.]|\s*(?:mm|cm|hu)\b)|one|two|three|four|five|six|a few|few|single|many|multiple|numerous)"
-        r"\s+(?:[\w.-]+\s+){0,4}?sept(?:a|ae|um|ations?)\b",
+        r"\s+(?:[\w.()-]+\s+){0,5}?sept(?:a|ae|um|ations?)\b",
         text,
-    ) or re.search(r"\b(an?)\s+(?:[\w.-]+\s+){0,4}?sept(?:um|ation)\b", text)  # "a 6 mm thick septum": one
+    ) or re.search(r"(?<!from )(?<!of )(?<!on )\b(an?)\s+(?:[\w.-]+\s+){0,4}?sept(?:um|ation)\b", text)
+    if (
+        m is None
+        and re.search(r"\bsept(?:um|ation)\b", text)
+        and not re.search(r"\b(?:from|of|on|along)\s+(?:a|the)?\s*sept|\bno (?:\w+ )?sept", text)
+    ):
+        m = re.match(r"(an?)", "a")  # "enhancing septum measuring 3 mm": one septum
     if m:
         word = m.group(1)
         count = int(word) if word.isdigit() else _WORD_NUM.get(word, 4)
@@ -903,12 +917,12 @@ def _bosniak(text: str) -> tuple[dict[str, Any], list[str]]:
         params["septa_count"] = count
         t = re.search(
             rf"sept\w*\s*(?:\w+\s+){{0,2}}?(?:measuring|of|up to)?\s*{_NUM}\s*mm|{_NUM}\s*mm\s*(?:thick\s*)?"
-            r"(?:\w+\s+)?sept",
+            r"(?:\w+\s+)?sept|\(\s*(\d+(?:\.\d+)?)\s*mm\s*\)\s*(?:\w+\s+){0,2}sept",
             text,
         )
         if t:
-            params["septa_thickness_mm"] = float(t.group(1) or t.group(2))
-        elif _has(text, r"(?:thin|hairline)\s+(?:\w+\s+)?sept"):
+            params["septa_thickness_mm"] = float(next(g for g in t.groups() if g is not None))
+        elif _has(text, r"(?:thin|hairline)\s+(?:\w+\s+){0,3}sept"):
             params["septa_thickness_mm"] = 2.0
             notes.append("'thin' septa read as 2 mm (Bosniak 2019: thin is <=2 mm)")
         elif _has(text, r"minimally thickened\s+(?:\w+\s+)?sept"):

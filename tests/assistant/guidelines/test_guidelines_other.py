@@ -78,7 +78,7 @@ def test_bosniak_management_text() -> None:
         ({"modality": "ct", "septa_thickness_mm": 2}, "septa_thickness_mm"),
         ({"modality": "ct", "t2_csf_like": True}, "modality"),
         ({"modality": "mri", "attenuation_hu": 10}, "attenuation_hu"),
-        ({"modality": "ct", "protrusion_mm": 4}, "protrusion_margin"),
+        ({"modality": "ct", "protrusion_mm": 3}, "protrusion_margin"),
         ({"modality": "ct", "wall_thickness_mm": 5, "enhancing": False}, "enhancing"),
         ({"modality": "ct", "attenuation_hu": 45}, "attenuation_hu"),  # class II sub-types: unverified
     ],
@@ -469,3 +469,14 @@ def test_case_files_of_these_calculators_are_large_enough() -> None:
 @pytest.mark.parametrize("case", CASE_FILES, ids=lambda c: c.id)
 def test_case_file_row_holds(case: Case) -> None:
     assert problems(case, load_sources()) == [], f"{case.file}: {case.rule}"
+
+
+@pytest.mark.parametrize("margin", [None, "obtuse", "acute"])
+def test_bosniak_protrusion_of_4_mm_or_more_is_class_iv_whatever_its_margin(margin: str | None) -> None:
+    # Bosniak 2019: >= 4 mm with obtuse margins, or any size with acute margins: a 4 mm nodule needs no margin.
+    assert bosniak("ct", protrusion_mm=4, protrusion_margin=margin).category == "IV"
+
+
+def test_bosniak_protrusion_under_4_mm_asks_for_its_margin() -> None:
+    with pytest.raises(MissingParameterError, match="protrusion_margin"):
+        bosniak("ct", protrusion_mm=3.4)
