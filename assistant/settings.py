@@ -8,16 +8,20 @@ environment variables < explicit overrides from the command line. This is the on
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigurationError
 
 ENV_PREFIX = "RADASSIST_"
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # an HTTP field name (RFC 9110 5.1), hyphens only
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,30 @@ class Settings:
     port: int = 7860
     auth_user: str | None = None
     auth_password: str | None = field(default=None, repr=False)
+    # Single sign-on: the header an SSO reverse proxy sets to the logged-in user's name (e.g. Remote-User or
+    # X-Forwarded-User), honoured only on connections from auth_trusted_proxies (a comma list of IPs/CIDRs).
+    auth_proxy_header: str | None = None
+    auth_trusted_proxies: str = ""
     upload_max_age_s: float = 3600.0  # uploads, renderings and Gradio's upload cache are deleted after this
+    # Ingest budgets against decompression bombs, in DECODED bytes (rows × columns × frames × samples × bytes per
+    # sample: checked from the header before decoding, and enforced while inflating deflated DICOM and zip
+    # members). Sized for the smallest server we support, 2 cores / 8 GB with 10 users (docs/benchmarks.md,
+    # "Decompression bombs"): a bomb is refused for ~2 MiB of memory, whatever it declares, and no file can cost
+    # more than its budget allows; a legitimate file peaks at ~2× its decoded size while it ingests (measured:
+    # 512 MiB for a 256 MiB multi-frame), and a session keeps ~1.5× its study's decoded bytes (modality values +
+    # 8-bit renderings). 512 MiB per file still opens an enhanced multi-frame CT or a tomosynthesis file; 1 GiB per
+    # upload is ~2,000 CT slices. Typical studies are far below (a 300-slice CT is 150 MiB decoded, a 4-view
+    # mammogram ~110 MiB): ten users with such studies keep ~2-3 GB next to the ~4 GB embedded engine. Ten users
+    # all at the 1 GiB cap at once would not fit 8 GB: lower these for a smaller machine or more users.
+    ingest_max_file_bytes: int = 512 * 2**20
+    ingest_max_upload_bytes: int = 2**30
+    # Files per upload (zip members and folder contents included): 2,000 CT slices fill the byte budget; 5,000
+    # leaves room for small images (US, NM) while bounding the per-file overhead and a zip's table of contents.
+    ingest_max_files: int = 5_000
+    # A zip member (over 1 MiB inflated) may inflate at most this many times its compressed size: the real DICOM
+    # files in ../shared deflate 1.5-8:1, a segmentation 25:1, a synthetic test image 73:1; a zero-filled bomb
+    # ~1000:1 (deflate's ceiling is ~1032:1).
+    ingest_max_compression_ratio: int = 100
     log_level: str = "INFO"
     # Guideline mode: may the model re-phrase a computed result (checked, else the template is shown)?
     # "auto" = off for the embedded default (a 135M model whose phrasings passed the check 9.5% of the time and
@@ -81,12 +108,48 @@ class Settings:
         for name in ("llm_timeout_s", "engine_start_timeout_s", "upload_max_age_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in (
+            "ingest_max_file_bytes", "ingest_max_upload_bytes", "ingest_max_files", "ingest_max_compression_ratio",
+        ):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.vision_max_images < 1:
             raise ConfigurationError(f"vision_max_images must be at least 1, got {self.vision_max_images}")
         if self.llm_max_tokens < 1:
             raise ConfigurationError(f"llm_max_tokens must be at least 1, got {self.llm_max_tokens}")
         if (self.auth_user is None) != (self.auth_password is None):
             raise ConfigurationError("auth_user and auth_password must be set together")
+        if self.auth_proxy_header is not None and not _HEADER_NAME.fullmatch(self.auth_proxy_header):
+            raise ConfigurationError(
+                f"auth_proxy_header must be an HTTP header name such as Remote-User, got {self.auth_proxy_header!r}"
+            )
+        proxies = self.trusted_proxy_networks  # parsed here, so a typo stops the start
+        if self.auth_proxy_header and not proxies:
+            raise ConfigurationError(
+                "auth_proxy_header needs auth_trusted_proxies: the addresses the SSO proxy connects from"
+            )
+        if proxies and not self.auth_proxy_header:
+            raise ConfigurationError("auth_trusted_proxies is set but auth_proxy_header is not")
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``auth_trusted_proxies`` parsed: the networks whose connections may name the user in a header."""
+        networks = []
+        for item in (part.strip() for part in self.auth_trusted_proxies.split(",")):
+            if not item:
+                continue
+            try:
+                network = ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"auth_trusted_proxies: {item!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from exc
+            if network.prefixlen == 0:
+                raise ConfigurationError(
+                    f"auth_trusted_proxies: {item!r} trusts every address; name the proxy's own address(es)"
+                )
+            networks.append(network)
+        return tuple(networks)
 
     @property
     def uses_embedded_engine(self) -> bool:
@@ -130,6 +193,8 @@ def _coerce(name: str, raw: Any) -> Any:
             return Path(raw).expanduser()
         if name == "engine_extra_args":
             return tuple(raw.split()) if isinstance(raw, str) else tuple(str(x) for x in raw)
+        if name == "auth_trusted_proxies" and isinstance(raw, list):  # TOML may give a list
+            return ",".join(str(x) for x in raw)
         if isinstance(default, bool):
             if isinstance(raw, bool):
                 return raw

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -12,10 +16,10 @@ from assistant.errors import IngestError
 from assistant.imaging import deid
 from assistant.imaging.deid import Pseudonymizer
 from assistant.imaging.records import (
+    FileBudgetError,
     FileUnreadableError,
     Frame,
     ImageTooLargeError,
-    IngestLimits,
     InvalidHeaderError,
     NoPixelDataError,
     NotAnImageError,
@@ -25,6 +29,8 @@ from assistant.imaging.records import (
     Source,
     TruncatedFileError,
     UnsupportedTransferSyntaxError,
+    UploadBudget,
+    format_bytes,
 )
 from assistant.imaging.study import (
     BurnedInAnnotation,
@@ -153,22 +159,166 @@ def _sop_class_name(ds: Dataset) -> str | None:
     return name if name != str(uid) else None
 
 
-def _read_dicom(src: Source, force: bool) -> Dataset:
+def _read_dicom(src: Source, force: bool, budget: UploadBudget) -> Dataset:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     with src.open() as fh:
         try:
+            if _transfer_syntax_of(fh, force) == _DEFLATED:
+                return _read_deflated(fh, src.display, force, budget)
             return pydicom.dcmread(fh, force=force)
+        except IngestError:
+            raise
         except InvalidDicomError:
             raise NotAnImageError("The file is not a DICOM file or a PNG/JPEG picture.") from None
         except (EOFError, OSError) as exc:
             if isinstance(exc, OSError) and not isinstance(exc, EOFError) and src.path is not None:
                 raise FileUnreadableError("The file could not be read.") from exc
             raise TruncatedFileError("The DICOM file ends early: it is incomplete or damaged.") from None
+        except MemoryError:
+            raise ImageTooLargeError("The file is too large to read in the memory available.") from None
         except Exception:
             # from None: pydicom's message may quote header values (PHI).
             raise InvalidHeaderError("The DICOM header is damaged and cannot be read.") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Deflated Explicit VR Little Endian (PS3.5 A.5): everything after the file meta is one raw deflate stream.
+# pydicom inflates it whole before reading a single element, so a 1 MB file can become gigabytes before any
+# check runs. Here it is inflated in bounded steps: the header is read from the first inflated bytes and checked
+# against the budget, then the rest may inflate only to what that header declares, never past the file budget.
+
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+_INFLATE_STEP = 1 << 20  # inflated bytes per zlib call (max_length)
+_READ_STEP = 1 << 16  # compressed bytes read per call
+_HEADER_PEEKS = (1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24)  # inflated sizes at which the header is looked for
+_TRAILING_SLACK = 1 << 20  # elements a header's image size leaves out (padding, signatures after Pixel Data)
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # Float, Double Float and Pixel Data (PS3.6 section 6)
+
+
+def _transfer_syntax_of(fh: BinaryIO, force: bool) -> str | None:
+    """The transfer syntax in the file meta, or None; the file is rewound."""
+    # pydicom has no public reader of the meta group from a stream; _read_file_meta_info is what its own
+    # read_partial uses (pydicom 1.x-3.x), exercised by the deflate tests.
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    try:
+        read_preamble(fh, force)
+        meta = _read_file_meta_info(fh)
+        value = meta.get("TransferSyntaxUID")
+        return str(value) if value else None
+    except Exception:  # not DICOM, no meta, damaged meta: the full reader decides and reports
+        return None
+    finally:
+        fh.seek(0)
+
+
+def _read_deflated(fh: BinaryIO, display: str, force: bool, budget: UploadBudget) -> Dataset:
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+
+    preamble = read_preamble(fh, force)
+    file_meta = _read_file_meta_info(fh)
+    buffer = _inflate(fh, display, budget)
+    dataset = read_dataset(buffer, is_implicit_VR=False, is_little_endian=True)
+    ds = FileDataset(buffer, dataset, preamble, file_meta, is_implicit_VR=False, is_little_endian=True)
+    ds.set_original_encoding(False, True, dataset.original_character_set)
+    return ds
+
+
+def _inflate(fh: BinaryIO, display: str, budget: UploadBudget) -> io.BytesIO:
+    """The inflated data set (rewound), inflated in steps of ``_INFLATE_STEP``; raises as soon as it grows past a
+    limit. Written into one growing buffer, so a legitimate file is never held twice while it inflates."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # PS3.5 A.5: RFC 1951 deflate without a zlib header
+    cap = budget.limits.max_file_bytes
+    declared_cap: int | None = None
+    peeks = iter(_HEADER_PEEKS)
+    next_peek: int | None = next(peeks)
+    buffer = io.BytesIO()
+    size = 0
+    for out in _inflated_steps(fh, inflater):
+        size += len(out)
+        if declared_cap is not None and size > declared_cap:
+            raise FileBudgetError(
+                display,
+                f"was not opened: it inflates past the {format_bytes(declared_cap)} its own header declares "
+                "(a deflate bomb's shape); inflating stopped there",
+            )
+        if size > cap:
+            raise FileBudgetError(
+                display,
+                "is too large to open safely: it inflates to more than one file may",
+                "ingest_max_file_bytes",
+                cap,
+            )
+        buffer.write(out)
+        if next_peek is not None and size >= next_peek:
+            found = _peek_header(buffer.getvalue())  # a copy of at most 17 MiB: the last peek size plus one step
+            if found is None:
+                next_peek = next(peeks, None)
+                continue
+            header, pixel_at = found
+            next_peek = None
+            declared = _declared_bytes(header)
+            if declared is not None:
+                budget.check(display, declared, "declares an image of")
+                # Native pixels take at most their decoded size (PS3.5 8.1.1), plus the element's 12-byte header.
+                declared_cap = pixel_at + 12 + declared + _TRAILING_SLACK
+    if not inflater.eof:
+        raise TruncatedFileError("The DICOM file ends early: its compressed data set is incomplete.")
+    buffer.seek(0)
+    return buffer
+
+
+def _inflated_steps(fh: BinaryIO, inflater: Any) -> Iterator[bytes]:
+    """Inflated output, at most ``_INFLATE_STEP`` bytes at a time, whatever the compression ratio."""
+    try:
+        while not inflater.eof:
+            data = inflater.unconsumed_tail or fh.read(_READ_STEP)
+            if not data:
+                # Input ended: drain what zlib still holds, still in bounded steps.
+                while out := inflater.decompress(b"", _INFLATE_STEP):
+                    yield out
+                return
+            out = inflater.decompress(data, _INFLATE_STEP)
+            if out:
+                yield out
+    except zlib.error as exc:
+        raise InvalidHeaderError("The DICOM file's compressed data set is damaged and cannot be inflated.") from exc
+
+
+class _NeedMore(Exception):
+    """The inflated prefix ends before the header does."""
+
+
+class _Prefix(io.BytesIO):
+    """A prefix of an inflated data set that refuses to be read past its end (instead of returning short)."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        out = super().read(size)
+        if size is not None and size >= 0 and len(out) < size:
+            raise _NeedMore
+        return out
+
+
+def _peek_header(prefix: bytes) -> tuple[Dataset, int] | None:
+    """The top-level elements before the pixel data and where it starts, when ``prefix`` holds all of them."""
+    from pydicom.filereader import read_dataset
+
+    reached: list[bool] = []
+
+    def at_pixels(tag: Any, vr: str | None, length: int) -> bool:
+        if int(tag) in _PIXEL_TAGS:
+            reached.append(True)
+        return bool(reached)
+
+    reader = _Prefix(prefix)
+    try:
+        header = read_dataset(reader, is_implicit_VR=False, is_little_endian=True, stop_when=at_pixels)
+    except Exception:  # _NeedMore, or pydicom's OSError around it inside a sequence: read more first
+        return None
+    return (header, reader.tell()) if reached else None
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> str:
@@ -190,8 +340,8 @@ def _ensure_transfer_syntax(ds: Dataset) -> str:
     return str(uid)
 
 
-def _check_dimensions(ds: Dataset, limits: IngestLimits) -> tuple[int, int, int, int]:
-    """(frames, rows, columns, samples) from the header, validated before any decoding (bomb check)."""
+def _check_dimensions(ds: Dataset, budget: UploadBudget, display: str) -> tuple[tuple[int, int, int, int], int]:
+    """(frames, rows, columns, samples) and the decoded bytes, from the header, checked before any decoding."""
     values: dict[str, int] = {}
     for keyword in ("Rows", "Columns", "BitsAllocated"):
         value = _int(_get(ds, keyword))
@@ -210,16 +360,136 @@ def _check_dimensions(ds: Dataset, limits: IngestLimits) -> tuple[int, int, int,
         raise InvalidHeaderError(f"The DICOM image has {samples} samples per pixel; only 1 or 3 are supported.")
     if values["BitsAllocated"] not in (1, 8, 16, 32, 64):
         raise InvalidHeaderError(f"The DICOM image has an unsupported BitsAllocated of {values['BitsAllocated']}.")
+    decoded = _declared_bytes(ds)
+    if decoded is not None:  # always, once the checks above passed
+        budget.check(display, decoded)
     total = rows * cols * frames * samples
-    if total > limits.max_pixels:
+    if total > budget.limits.max_pixels:
         raise ImageTooLargeError(
             f"The image is too large to open safely ({rows}×{cols}×{frames} frames, {total / 1e6:.0f} million "
-            f"samples; the limit is {limits.max_pixels / 1e6:.0f} million)."
+            f"samples; the limit is {budget.limits.max_pixels / 1e6:.0f} million)."
         )
-    return frames, rows, cols, samples
+    return (frames, rows, cols, samples), decoded or 0
 
 
-def _decode(ds: Dataset, ts: str, shape: tuple[int, int, int, int]) -> tuple[np.ndarray, str]:
+def _declared_bytes(ds: Dataset) -> int | None:
+    """Bytes the pixels decode to by the header: rows × columns × frames × samples × bytes per sample.
+
+    1-bit data is unpacked to a byte per sample; palette colour expands to three samples (PS3.3 C.7.6.3.1.5).
+    None when the header lacks a usable size.
+    """
+    rows, cols, bits = (_int(_get(ds, k)) for k in ("Rows", "Columns", "BitsAllocated"))
+    frames = _int(_get(ds, "NumberOfFrames", 1))
+    samples = _int(_get(ds, "SamplesPerPixel", 1))
+    if not (rows and cols and bits and frames and samples) or min(rows, cols, bits, frames, samples) < 1:
+        return None
+    if str(_get(ds, "PhotometricInterpretation", "") or "").strip().upper() == "PALETTE COLOR":
+        samples = 3
+    return rows * cols * frames * samples * max(1, bits // 8)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Compressed frames: decoders size their buffers from the frame's own header (JPEG SOF, JPEG 2000 SIZ), not from
+# Rows/Columns, so a frame of a few bytes can claim gigapixels while the DICOM header says 64×64. Each frame's
+# header is read and checked before anything decodes.
+
+_JPEG_FAMILY = {
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",  # JPEG (ISO/IEC 10918-1) and JPEG-LS (14495-1)
+}  # fmt: skip
+_J2K_FAMILY = {
+    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93",
+    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",  # JPEG 2000 and HTJ2K
+}  # fmt: skip
+# ISO/IEC 10918-1 B.1.1.3 start-of-frame markers (C4 DHT, C8 JPG and CC DAC are not frames), and JPEG-LS SOF55.
+_SOF_MARKERS = frozenset({*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC} | {0xF7})
+_J2K_BYTES_PER_SAMPLE = 4  # openjpeg decodes every component into 32-bit integers (opj_image_comp_t.data)
+
+
+def _check_compressed_frames(ds: Dataset, ts: str, shape: tuple[int, int, int, int], display: str, cap: int) -> None:
+    """Each compressed frame's declared size against the DICOM header and the per-file budget ``cap``."""
+    from pydicom.encaps import generate_fragmented_frames
+
+    if (ts not in _JPEG_FAMILY and ts not in _J2K_FAMILY) or "PixelData" not in ds:
+        return
+    frames, rows, cols, samples = shape
+    extended = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    try:
+        fragmented = generate_fragmented_frames(ds.PixelData, number_of_frames=frames, extended_offsets=extended)
+        for number, fragments in enumerate(fragmented, start=1):
+            if number > frames or not fragments:
+                break
+            found = _j2k_size(fragments[0]) if ts in _J2K_FAMILY else _jpeg_size(fragments[0])
+            if found is None:
+                continue  # no readable header: the decoder reports the damage
+            f_rows, f_cols, f_samples, per_sample = found
+            if f_rows > rows or f_cols > cols or f_samples > samples:
+                raise FileBudgetError(
+                    display,
+                    f"was not decoded: its compressed frame {number} declares a {f_cols}×{f_rows} image with "
+                    f"{f_samples} component(s), larger than the {cols}×{rows} its DICOM header states",
+                )
+            cost = f_rows * f_cols * f_samples * per_sample
+            if cost > cap:
+                raise FileBudgetError(
+                    display,
+                    f"is too large to open safely: decoding its compressed frame {number} takes {format_bytes(cost)}, "
+                    "more than one file may",
+                    "ingest_max_file_bytes",
+                    cap,
+                )
+    except IngestError:
+        raise
+    except Exception:  # malformed encapsulation (PS3.5 A.4): the decoder reports it in its own words
+        logger.debug("compressed frames not pre-checked: the encapsulation is unreadable")
+
+
+def _j2k_size(data: bytes) -> tuple[int, int, int, int] | None:
+    """(rows, columns, components, bytes per sample) from a JPEG 2000 SIZ marker (ISO/IEC 15444-1 A.5.1)."""
+    at = data.find(b"\xff\x4f\xff\x51", 0, 4096)  # SOC then SIZ; a JP2 wrapper puts its boxes first
+    if at < 0 or len(data) < at + 42:
+        return None
+    # Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz
+    _, _, x, y, x0, y0, _, _, _, _, components = struct.unpack_from(">HHIIIIIIIIH", data, at + 4)
+    if x <= x0 or y <= y0 or components < 1:
+        return None
+    return y - y0, x - x0, components, _J2K_BYTES_PER_SAMPLE
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int, int, int] | None:
+    """(rows, columns, components, bytes per sample) from a JPEG or JPEG-LS start-of-frame (10918-1 B.2.2)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte (B.1.1.2)
+            at += 1
+            continue
+        if marker in (0x01, 0xD8, *range(0xD0, 0xD8)):  # TEM, SOI, RSTn: no length (B.1.1.3)
+            at += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, at + 2)
+        if marker in _SOF_MARKERS:
+            if len(data) < at + 10:
+                return None
+            precision, height, width, components = struct.unpack_from(">BHHB", data, at + 4)
+            if height == 0 or width == 0 or components == 0:
+                return None  # height 0 = defined later by a DNL marker: the decoder's business
+            return height, width, components, 1 if precision <= 8 else 2
+        if marker in (0xD9, 0xDA):  # EOI or SOS before any frame header
+            return None
+        at += 2 + length
+    return None
+
+
+def _decode(
+    ds: Dataset, ts: str, shape: tuple[int, int, int, int], display: str, budget: UploadBudget
+) -> tuple[np.ndarray, str]:
     """All frames as (frames, rows, cols[, 3]) and the photometric interpretation after decoding."""
     from pydicom.pixels import convert_color_space, get_decoder
     from pydicom.pixels.utils import get_expected_length
@@ -247,6 +517,7 @@ def _decode(ds: Dataset, ts: str, shape: tuple[int, int, int, int]) -> tuple[np.
                 f"The pixel data is shorter than the image size in the header ({actual} of {expected} bytes): "
                 "the file is truncated or damaged."
             )
+    _check_compressed_frames(ds, ts, shape, display, budget.limits.max_file_bytes)
     frames, rows, cols, samples = shape
     try:
         # pydicom may warn about oddities it fixes (excess padding, J2K signedness): messages without PHI.
@@ -446,13 +717,17 @@ def _fallback_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | No
 
 
 def ingest_dicom(
-    src: Source, index: int, force: bool, keys: Pseudonymizer, limits: IngestLimits, seen_series: dict[str, list[str]]
+    src: Source, index: int, force: bool, keys: Pseudonymizer, budget: UploadBudget, seen_series: dict[str, list[str]]
 ) -> Record:
-    """One DICOM file as a record: pseudonymised keys, de-identified header, frames ready for windowing."""
+    """One DICOM file as a record: pseudonymised keys, de-identified header, frames ready for windowing.
+
+    The decoded size is checked against ``budget`` from the header before anything decodes (``budget`` is not
+    charged here: the caller charges ``record.decoded_bytes`` for the files it keeps).
+    """
     _configure_pydicom()
-    ds = _read_dicom(src, force)
+    ds = _read_dicom(src, force, budget)
     try:
-        return _record_from_dataset(ds, src, index, keys, limits, seen_series)
+        return _record_from_dataset(ds, src, index, keys, budget, seen_series)
     except IngestError:
         raise
     except MemoryError:
@@ -464,7 +739,7 @@ def ingest_dicom(
 
 
 def _record_from_dataset(
-    ds: Dataset, src: Source, index: int, keys: Pseudonymizer, limits: IngestLimits, seen_series: dict[str, list[str]]
+    ds: Dataset, src: Source, index: int, keys: Pseudonymizer, budget: UploadBudget, seen_series: dict[str, list[str]]
 ) -> Record:
     meta = getattr(ds, "file_meta", None)
     if (meta is not None and str(_get(meta, "MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS) or (
@@ -475,9 +750,9 @@ def _record_from_dataset(
         kind = _sop_class_name(ds)
         what = f"a '{kind}' object" if kind else "a DICOM object"
         raise NoPixelDataError(f"The file is {what} with no image in it.")
-    shape = _check_dimensions(ds, limits)
+    shape, decoded_bytes = _check_dimensions(ds, budget, src.display)
     ts = _ensure_transfer_syntax(ds)
-    arr, photometric_raw = _decode(ds, ts, shape)
+    arr, photometric_raw = _decode(ds, ts, shape, src.display, budget)
     frames = shape[0]
 
     modality = Modality.parse(_get(ds, "Modality"))
@@ -491,6 +766,7 @@ def _record_from_dataset(
     sop_uid = keys.uid(sop_uid_raw) if sop_uid_raw else keys.uid(f"nosop:{src.display}")
     record = Record(index, study_key, series_key, [], modality=modality, patient_key=patient_key)
     record.display_name = src.display
+    record.decoded_bytes = decoded_bytes
 
     first_of_series = series_key not in seen_series
     if first_of_series:

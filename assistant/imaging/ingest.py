@@ -13,9 +13,18 @@ Public names
 - ``IngestResult``: ``studies``, ``files`` (one ``FileOutcome`` per file), ``study`` (the first study or
   None), ``errors``, ``ok``, ``summary_for(outcome)``.
 - ``FileOutcome(path, ok, error, code, study_uid, series_uid)``.
-- In ``assistant.imaging.records``: ``IngestLimits(max_pixels, max_file_bytes, max_archive_members,
-  max_archive_bytes)`` (decompression-bomb and size limits) and the errors (all ``IngestError``, each with a
-  short ``code``).
+- In ``assistant.imaging.records``: ``IngestLimits(max_file_bytes, max_upload_bytes, max_files,
+  max_compression_ratio, max_pixels, max_archive_bytes)``, built from the settings by
+  ``IngestLimits.from_settings`` (``load_study`` does so when ``keys`` is the ``Settings``), and the errors (all
+  ``IngestError``, each with a short ``code``).
+
+Decompression bombs: budgets count DECODED bytes, per file and per upload (``UploadBudget``). A file's size is
+checked from its header before anything decodes (rows × columns × frames × samples × bytes per sample, and the
+compressed frames' own headers for JPEG/JPEG 2000), and enforced while inflating: zip members are read in bounded
+chunks under the per-file budget and a compression ratio, deflated DICOM is inflated in bounded chunks. Zips
+inside zips are not opened; the number of files per upload is bounded. A refused file is reported with a
+specific error naming it and the budget (``FileBudgetError``, ``UploadBudgetError``, ``CompressionRatioError``,
+``NestedArchiveError``, ``TooManyFilesError``); the rest of the upload goes on.
 
 Series are ordered along the slice normal (PS3.3 C.7.6.2.1.1).
 """
@@ -26,12 +35,13 @@ import logging
 import math
 import os
 import re
+import struct
 import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -41,15 +51,21 @@ from assistant.imaging.dicom import ingest_dicom
 from assistant.imaging.picture import ingest_picture
 from assistant.imaging.records import (
     ArchiveError,
+    CompressionRatioError,
     EmptyFileError,
+    FileBudgetError,
     FileUnreadableError,
     Frame,
-    ImageTooLargeError,
     IngestLimits,
+    NestedArchiveError,
     NotAnImageError,
     Record,
     Source,
+    TooManyFilesError,
     TruncatedFileError,
+    UploadBudget,
+    format_bytes,
+    short_name,
 )
 from assistant.imaging.study import (
     Image,
@@ -63,9 +79,7 @@ from assistant.imaging.study import (
     apply_window,
     default_ct_preset,
 )
-
-if TYPE_CHECKING:
-    from assistant.settings import Settings
+from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +154,11 @@ def _skip_member(name: str) -> bool:
     )
 
 
-def _expand(paths: Sequence[Path | str], limits: IngestLimits) -> Iterator[Source | FileOutcome]:
-    """Each input file, every file of a folder (recursively) and every member of a zip, in natural order."""
+def _expand(paths: Sequence[Path | str], budget: UploadBudget) -> Iterator[Source | FileOutcome]:
+    """Each input file, every file of a folder (recursively) and every member of a zip, in natural order.
+
+    Raises ``TooManyFilesError`` at the first file past ``max_files``: the rest of the upload is not read.
+    """
     for raw in paths:
         path = Path(raw)
         display = str(raw)
@@ -150,21 +167,25 @@ def _expand(paths: Sequence[Path | str], limits: IngestLimits) -> Iterator[Sourc
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=_natural_key)
                 found.extend(Path(root) / f for f in sorted(files, key=_natural_key) if not _skip_member(f))
+                if len(found) > budget.limits.max_files:
+                    break  # the count check below refuses the rest; a huge folder is not listed to the end
             if not found:
                 yield _failure(display, FileUnreadableError("The folder contains no files."))
             for file in found:
-                yield from _expand_file(file, str(file), limits)
+                yield from _expand_file(file, str(file), budget)
         else:
-            yield from _expand_file(path, display, limits)
+            yield from _expand_file(path, display, budget)
 
 
-def _expand_file(path: Path, display: str, limits: IngestLimits) -> Iterator[Source | FileOutcome]:
+def _expand_file(path: Path, display: str, budget: UploadBudget) -> Iterator[Source | FileOutcome]:
     if not path.exists():
+        budget.count_file(display)
         yield _failure(display, FileUnreadableError("The file does not exist."))
         return
     if path.suffix.lower() == ".zip" or _looks_like_zip(path):
-        yield from _expand_zip(path, display, limits)
+        yield from _expand_zip(path, display, budget)
     else:
+        budget.count_file(display)
         yield Source(display, path=path)
 
 
@@ -176,26 +197,66 @@ def _looks_like_zip(path: Path) -> bool:
         return False
 
 
-def _expand_zip(path: Path, display: str, limits: IngestLimits) -> Iterator[Source | FileOutcome]:
+# PKWARE APPNOTE 4.3.12: a central directory entry is 46 bytes plus its name, extra field and comment.
+_DIRECTORY_BYTES_PER_FILE = 1024  # room for long paths; a real entry with a 200-character path is ~300 bytes
+_ZIP_MAGIC = b"PK\x03\x04"
+_READ_CHUNK = 1 << 20
+_RATIO_FLOOR = 1 << 20  # members that inflate to under 1 MiB are never a bomb, whatever their ratio
+
+
+def _directory_size(path: Path) -> int | None:
+    """The size of a zip's central directory from its end record (APPNOTE 4.3.16; zip64: 4.3.14-15)."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            tail_start = max(0, size - (22 + 0xFFFF))  # the end record and its longest comment
+            fh.seek(tail_start)
+            tail = fh.read()
+            at = tail.rfind(b"PK\x05\x06")
+            if at < 0 or len(tail) - at < 22:
+                return None
+            (cd_size,) = struct.unpack_from("<I", tail, at + 12)
+            if cd_size == 0xFFFFFFFF and at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07":
+                (z64_offset,) = struct.unpack_from("<Q", tail, at - 20 + 8)
+                fh.seek(z64_offset)
+                record = fh.read(56)
+                if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                    (cd_size,) = struct.unpack_from("<Q", record, 40)
+            return int(cd_size)
+    except (OSError, struct.error, ValueError):
+        return None
+
+
+def _expand_zip(path: Path, display: str, budget: UploadBudget) -> Iterator[Source | FileOutcome]:
+    limits = budget.limits
+    # zipfile reads the whole table of contents into memory (one ZipInfo per entry) before we can count the
+    # entries: bound its size first, so a zip of a million empty entries is refused unread.
+    directory = _directory_size(path)
+    if directory is not None and directory > limits.max_files * _DIRECTORY_BYTES_PER_FILE:
+        budget.count_file(display)
+        listed = "was not opened: its table of contents lists too many files"
+        yield _failure(display, TooManyFilesError(display, limits.max_files, listed))
+        return
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        budget.count_file(display)
         yield _failure(display, ArchiveError("The zip archive is damaged or incomplete and cannot be opened."), exc)
         return
     with archive:
         try:
             members = [m for m in archive.infolist() if not m.is_dir() and not _skip_member(m.filename)]
         except Exception as exc:  # a damaged central directory can fail here too
+            budget.count_file(display)
             yield _failure(display, ArchiveError("The zip archive's table of contents is damaged."), exc)
             return
         if not members:
+            budget.count_file(display)
             yield _failure(display, ArchiveError("The zip archive contains no files."))
-            return
-        if len(members) > limits.max_archive_members:
-            yield _failure(display, ArchiveError(f"The zip archive has too many files ({len(members)})."))
             return
         total = sum(m.file_size for m in members)
         if total > limits.max_archive_bytes:
+            budget.count_file(display)
             yield _failure(
                 display,
                 ArchiveError(f"The zip archive would unpack to {total / 2**30:.1f} GiB, more than is safe to open."),
@@ -203,19 +264,80 @@ def _expand_zip(path: Path, display: str, limits: IngestLimits) -> Iterator[Sour
             return
         for member in sorted(members, key=lambda m: _natural_key(m.filename)):
             name = f"{display}!{member.filename}"
-            if member.flag_bits & 0x1:
-                yield _failure(name, ArchiveError("This file in the zip archive is password-protected."))
-                continue
-            if member.file_size > limits.max_file_bytes:
-                yield _failure(name, ImageTooLargeError("This file in the zip archive is too large to open."))
-                continue
+            budget.count_file(name)
             try:
-                data = archive.read(member)  # zipfile stops at the declared size and checks the CRC
-            except Exception as exc:  # BadZipFile, zlib.error, NotImplementedError (method), OSError...
-                damaged = ArchiveError("This file in the zip archive is damaged and cannot be unpacked.")
-                yield _failure(name, damaged, exc)
+                data = _read_member(archive, member, name, limits)
+            except IngestError as exc:
+                yield _failure(name, exc)
                 continue
             yield Source(name, data=data)
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str, limits: IngestLimits) -> bytes:
+    """A member's bytes, inflated in bounded reads: never past the per-file budget or the compression ratio.
+
+    The declared sizes are checked first (a cheap refusal), then enforced while reading, because they are the
+    archive's own claims.
+    """
+    if member.flag_bits & 0x1:
+        raise ArchiveError("This file in the zip archive is password-protected.")
+    if member.filename.lower().endswith(".zip"):
+        raise _nested_error(name)
+    cap = limits.max_file_bytes
+    ratio = limits.max_compression_ratio
+    ratio_cap = max(_RATIO_FLOOR, ratio * max(member.compress_size, 1))
+    if member.file_size > cap:
+        raise FileBudgetError(
+            name,
+            f"is too large to open safely: it unpacks to {format_bytes(member.file_size)}, more than one file may",
+            "ingest_max_file_bytes",
+            cap,
+        )
+    if member.file_size > ratio_cap:
+        raise _ratio_error(name, member.file_size, member.compress_size, ratio)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with archive.open(member) as fh:
+            while chunk := fh.read(min(_READ_CHUNK, cap + 1 - size)):
+                if not chunks and chunk[:4] == _ZIP_MAGIC:
+                    raise _nested_error(name)
+                size += len(chunk)
+                if size > cap:
+                    raise FileBudgetError(
+                        name,
+                        f"is too large to open safely: it unpacks to more than its declared "
+                        f"{format_bytes(member.file_size)} and more than one file may",
+                        "ingest_max_file_bytes",
+                        cap,
+                    )
+                if size > ratio_cap:
+                    raise _ratio_error(name, size, member.compress_size, ratio)
+                chunks.append(chunk)
+    except IngestError:
+        raise
+    except Exception as exc:  # BadZipFile (CRC, bad header), zlib.error, NotImplementedError (method), OSError...
+        logger.debug("rejected a zip member after %s", type(exc).__name__)
+        raise ArchiveError("This file in the zip archive is damaged and cannot be unpacked.") from exc
+    return b"".join(chunks)
+
+
+def _nested_error(name: str) -> NestedArchiveError:
+    return NestedArchiveError(
+        f"'{short_name(name)}' is a zip inside the zip: nested archives are not opened (each level multiplies what "
+        "an upload unpacks to); unzip it and upload its files."
+    )
+
+
+def _ratio_error(name: str, size: int, compressed: int, ratio: int) -> CompressionRatioError:
+    return CompressionRatioError(
+        name,
+        f"was not unpacked: {format_bytes(compressed)} in the zip inflates to {format_bytes(size)} or more, "
+        "a compression ratio only a decompression bomb reaches",
+        "ingest_max_compression_ratio",
+        ratio,
+        f"{ratio}:1",
+    )
 
 
 def _failure(display: str, error: IngestError, cause: BaseException | None = None) -> FileOutcome:
@@ -238,7 +360,12 @@ def _sniff(src: Source, limits: IngestLimits) -> tuple[str, bool]:
     if size == 0:
         raise EmptyFileError("The file is empty.")
     if size > limits.max_file_bytes:
-        raise ImageTooLargeError(f"The file is too large to open safely ({size / 2**30:.1f} GiB).")
+        raise FileBudgetError(
+            src.display,
+            f"is too large to open safely: it takes {format_bytes(size)}, more than one file may",
+            "ingest_max_file_bytes",
+            limits.max_file_bytes,
+        )
     if head[128:132] == b"DICM":
         return "dicom", False
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -471,36 +598,47 @@ def load_study(
     keys: Settings | Pseudonymizer | bytes,
     limits: IngestLimits | None = None,
 ) -> IngestResult:
-    """Ingest DICOM files, folders, zips and PNG/JPEG pictures; each bad file is reported, the rest kept."""
+    """Ingest DICOM files, folders, zips and PNG/JPEG pictures; each bad file is reported, the rest kept.
+
+    ``limits`` default to the settings' ``ingest_max_*`` budgets when ``keys`` is the ``Settings``, else to
+    ``IngestLimits()`` (the same defaults).
+    """
     if isinstance(paths, str | Path):
         paths = [paths]
-    limits = limits or IngestLimits()
+    if limits is None:
+        limits = IngestLimits.from_settings(keys) if isinstance(keys, Settings) else IngestLimits()
     pseudonymizer = _pseudonymizer(keys)
+    budget = UploadBudget(limits)
     started = time.perf_counter()
     outcomes: list[FileOutcome] = []
     records: list[Record] = []
     seen_series: dict[str, list[str]] = {}
-    for item in _expand(paths, limits):
-        if isinstance(item, FileOutcome):
-            outcomes.append(item)
-            continue
-        index = len(outcomes)
-        try:
-            kind, force = _sniff(item, limits)
-            if kind == "dicom":
-                record = ingest_dicom(item, index, force, pseudonymizer, limits, seen_series)
-            else:
-                record = ingest_picture(item, index, kind, pseudonymizer, limits)
-        except IngestError as exc:
-            logger.info("file %d rejected (%s)", index, getattr(exc, "code", "error"))
-            outcomes.append(FileOutcome(item.display, False, str(exc), getattr(exc, "code", "error")))
-            continue
-        records.append(record)
-        outcomes.append(FileOutcome(item.display, True, None, None, record.study_key, record.series_key))
+    try:
+        for item in _expand(paths, budget):
+            if isinstance(item, FileOutcome):
+                outcomes.append(item)
+                continue
+            index = len(outcomes)
+            try:
+                kind, force = _sniff(item, limits)
+                if kind == "dicom":
+                    record = ingest_dicom(item, index, force, pseudonymizer, budget, seen_series)
+                else:
+                    record = ingest_picture(item, index, kind, pseudonymizer, budget)
+            except IngestError as exc:
+                logger.info("file %d rejected (%s)", index, getattr(exc, "code", "error"))
+                outcomes.append(FileOutcome(item.display, False, str(exc), getattr(exc, "code", "error")))
+                continue
+            budget.charge(record.decoded_bytes)
+            records.append(record)
+            outcomes.append(FileOutcome(item.display, True, None, None, record.study_key, record.series_key))
+    except TooManyFilesError as exc:  # raised by the expansion: the rest of the upload is not read
+        logger.info("upload stopped after %d file(s) (too_many_files)", budget.files - 1)
+        outcomes.append(FileOutcome(exc.display, False, str(exc), exc.code))
     studies = _build_studies(records) if records else []
     logger.info(
-        "ingest: %d file(s), %d ok, %d study(ies), %d image(s) in %.0f ms",
-        len(outcomes), len(records), len(studies), sum(len(s.images) for s in studies),
+        "ingest: %d file(s), %d ok, %d study(ies), %d image(s), %.0f MiB decoded in %.0f ms",
+        len(outcomes), len(records), len(studies), sum(len(s.images) for s in studies), budget.used / 2**20,
         (time.perf_counter() - started) * 1000,
-    )
+    )  # fmt: skip
     return IngestResult(tuple(studies), tuple(outcomes))

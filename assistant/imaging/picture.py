@@ -15,13 +15,13 @@ from assistant.imaging.records import (
     FileUnreadableError,
     Frame,
     ImageTooLargeError,
-    IngestLimits,
     InvalidHeaderError,
     NotAnImageError,
     PixelDecodeError,
     Record,
     Source,
     TruncatedFileError,
+    UploadBudget,
 )
 from assistant.imaging.study import PhotometricInterpretation, Window
 
@@ -30,8 +30,15 @@ logger = logging.getLogger(__name__)
 __all__ = ["ingest_picture"]
 
 
-def ingest_picture(src: Source, index: int, kind: str, keys: Pseudonymizer, limits: IngestLimits) -> Record:
-    """One PNG/JPEG picture as a single-frame record (series keyed by size, instance by content hash)."""
+# Bytes per pixel of Pillow's own storage by mode: multi-band images are held as 4 bytes per pixel.
+_PIL_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+def ingest_picture(src: Source, index: int, kind: str, keys: Pseudonymizer, budget: UploadBudget) -> Record:
+    """One PNG/JPEG picture as a single-frame record (series keyed by size, instance by content hash).
+
+    The decoded size (width × height × Pillow's bytes per pixel) is checked against ``budget`` before decoding.
+    """
     from PIL import Image as PILImage
     from PIL import ImageOps, UnidentifiedImageError
 
@@ -39,7 +46,7 @@ def ingest_picture(src: Source, index: int, kind: str, keys: Pseudonymizer, limi
         raw = src.read()
     except OSError as exc:
         raise FileUnreadableError("The file could not be read.") from exc
-    pixel_limit = min(limits.max_pixels, 1 << 28)
+    pixel_limit = min(budget.limits.max_pixels, 1 << 28)
     try:
         # PIL checks its own global limit (Image.MAX_IMAGE_PIXELS) in open(); ours is checked before load().
         picture = PILImage.open(io.BytesIO(raw), formats=["PNG", "JPEG"])
@@ -51,6 +58,8 @@ def ingest_picture(src: Source, index: int, kind: str, keys: Pseudonymizer, limi
                 f"The picture is too large to open safely ({width}×{height} pixels; the limit is "
                 f"{pixel_limit / 1e6:.0f} million)."
             )
+        decoded_bytes = width * height * _PIL_BYTES_PER_PIXEL.get(picture.mode, 4)
+        budget.check(src.display, decoded_bytes)
         picture.load()
     except IngestError:
         raise
@@ -93,6 +102,7 @@ def ingest_picture(src: Source, index: int, kind: str, keys: Pseudonymizer, limi
         source=kind,
     )
     record.display_name = src.display
+    record.decoded_bytes = decoded_bytes
     record.warnings.append(
         "Pictures carry no DICOM information (no pixel spacing, no patient link); "
         "any text burned into the picture is not de-identified."
