@@ -46,6 +46,7 @@ from assistant.store.conversations import (
     SavedChat,
     SaveResult,
 )
+from assistant.store.users import UserError, UserStore, check_user_name
 from assistant.vision.profiles import ImageInput
 from assistant.vision.service import SimilarCase, VisionService, images_from_study
 
@@ -113,6 +114,9 @@ __all__ = [
     "Settings",
     "SimilarCase",
     "Turn",
+    "UserError",
+    "UserStore",
+    "check_user_name",
     "choose_mode",
     "load_settings",
     "open_runtime",

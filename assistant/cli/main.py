@@ -25,6 +25,7 @@ def _registrars() -> list[Register]:
     from assistant.cli import ingest as cli_ingest
     from assistant.cli import models as cli_models
     from assistant.cli import report as cli_report
+    from assistant.cli import users as cli_users
 
     return [
         cli_chat.register,
@@ -33,6 +34,7 @@ def _registrars() -> list[Register]:
         cli_index.register,
         cli_report.register,
         cli_models.register,
+        cli_users.register,
     ]
 
 
