@@ -1,28 +1,54 @@
 """The web app: study chat, viewer, modes (Q&A, guideline lookup, report draft) with their panels.
 
-Screens and wiring only; the handlers are in :mod:`ui.workspace`, the logic behind them in ``assistant``.
+Screens and wiring only; the handlers are in :mod:`ui.workspace`, the logic behind them in ``assistant``. Who is
+asking is decided here, once (:func:`login_mode`, :func:`request_user`); docs/security.md says how.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from assistant import NOT_FOR_CLINICAL_USE, ChatService, Runtime, RuntimeStarter
+from assistant import (
+    NOT_FOR_CLINICAL_USE,
+    ChatService,
+    ConfigurationError,
+    Runtime,
+    RuntimeStarter,
+    Settings,
+    UserError,
+    UserStore,
+    check_user_name,
+)
 from ui import calculators
 from ui.messages import error_text, history_to_turns
 from ui.report_panel import AUTO_TEMPLATE, report_html, report_templates
 from ui.session import browser_secret, close_session, gradio_cache_dir, sessions_root
 from ui.viewer import WINDOWS, ViewerOutputs
-from ui.workspace import MODES, STUDY_QA, OpenedChat, Workspace
+from ui.workspace import LOOPBACK, MODES, STUDY_QA, OpenedChat, Workspace
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["create_app", "history_to_turns", "launch", "respond"]
+__all__ = ["create_app", "history_to_turns", "launch", "login_mode", "request_user", "respond"]
+
+# How people get in (login_mode): an SSO proxy's header, accounts (Gradio's log-in form), or nobody logs in: the
+# single-user mode on loopback, and NO_LOGIN beyond it, which launch() refuses.
+PROXY, ACCOUNTS, SINGLE_USER, NO_LOGIN = "proxy", "accounts", "single-user", "none"
+SINGLE_USER_NOTICE = (
+    "**Single-user mode**: no log-in. The app answers on this computer only ({host}), and everyone using this "
+    "computer shares its conversations and drafts. Accounts: `radassist users add NAME` (docs/security.md)."
+)
 
 CSS = """
 #ra-notice { background: #fff4e5; border-left: 4px solid #e67e22; padding: 4px 10px; }
@@ -45,9 +71,189 @@ def respond(chat: ChatService, message: str, history: Sequence[dict[str, Any]]) 
         yield (text + "\n\n" if text else "") + error_text(exc)
 
 
-def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = None) -> gr.Blocks:
-    """Build (not launch) the Gradio app around a runtime, running or still starting."""
+# ------------------------------------------------------------------------------------------ who is asking
+
+
+def login_mode(settings: Settings, users: UserStore | None = None) -> str:
+    """How people get in: ``PROXY`` when an SSO proxy header is configured, ``ACCOUNTS`` when anyone has an account
+    (``users``; without it, only the settings' RADASSIST_AUTH_USER counts), else ``SINGLE_USER`` on loopback and
+    ``NO_LOGIN`` on any other address."""
+    if settings.auth_proxy_header:
+        return PROXY
+    if users.has_accounts() if users is not None else bool(settings.auth_user and settings.auth_password):
+        return ACCOUNTS
+    return SINGLE_USER if settings.host in LOOPBACK else NO_LOGIN
+
+
+def check_listen(settings: Settings, mode: str) -> None:
+    """Refuse to serve beyond loopback when nobody has to log in (``--allow-remote`` alone is not enough)."""
+    if mode == NO_LOGIN:
+        raise ConfigurationError(
+            f"refusing to listen on {settings.host} without log-in: add an account (radassist users add NAME, or "
+            "RADASSIST_AUTH_USER and RADASSIST_AUTH_PASSWORD), or log users in through an SSO proxy "
+            "(RADASSIST_AUTH_PROXY_HEADER and RADASSIST_AUTH_TRUSTED_PROXIES); see docs/security.md"
+        )
+
+
+def request_user(request: Any, settings: Settings) -> str | None:
+    """Who is asking, at the transport boundary (a Starlette request or a ``gr.Request``): with an SSO proxy
+    configured, the name in its header on a connection from a trusted proxy address, and nobody otherwise; without
+    one, the name Gradio's log-in checked (None without log-in)."""
+    if settings.auth_proxy_header:
+        return _proxy_user(request, settings.auth_proxy_header, settings.trusted_proxy_networks)
+    name = getattr(request, "username", None)
+    return str(name) if name else None
+
+
+def _proxy_user(
+    request: Any, header: str, trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str | None:
+    headers = getattr(request, "headers", None) or {}
+    values = [str(v) for k, v in headers.items() if str(k).lower() == header.lower()]
+    if not values:
+        return None
+    host = getattr(getattr(request, "client", None), "host", None)
+    if not _is_trusted_proxy(host, trusted):
+        # The header is the proxy's word only; from anyone else it is a forgery (or a misconfigured proxy list).
+        logger.warning("%s ignored: the connection is not from a trusted proxy address", header)
+        return None
+    if len(values) > 1:
+        logger.warning("%s ignored: the request carries it %d times", header, len(values))
+        return None
+    try:
+        return check_user_name(values[0].strip().lower())  # names are lower case, as the accounts' are
+    except UserError:
+        logger.warning("%s ignored: not a valid user name", header)
+        return None
+
+
+def _is_trusted_proxy(host: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone ("fe80::1%eth0") is not part of it
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
+    return any(address in network for network in networks)
+
+
+def _password_check(users: UserStore) -> Callable[[str, str], Awaitable[bool]]:
+    """Gradio's log-in callback: argon2 verification off the event loop (it is slow on purpose)."""
+
+    async def check(name: str, password: str) -> bool:
+        try:
+            ok = await asyncio.to_thread(users.verify, name, password)
+        except UserError as exc:
+            logger.error("log-in impossible: %s", exc)
+            return False
+        if not ok:
+            logger.info("a log-in was refused")
+        return ok
+
+    return check
+
+
+class LogOutRemovedUsers:
+    """ASGI middleware: a browser whose account was removed (``radassist users remove``) while the app runs is
+    logged out at its next request. Gradio keeps its log-in tokens in memory (``App.tokens``, cookie
+    ``access-token[-unsecure]-<cookie_id>``) until a restart and never asks again."""
+
+    def __init__(self, app: ASGIApp, users: UserStore) -> None:
+        self.app = app
+        self.users = users
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gradio_app = scope.get("app")
+        tokens = getattr(gradio_app, "tokens", None)
+        if scope["type"] in ("http", "websocket") and tokens:
+            cookies = HTTPConnection(scope).cookies
+            cookie_id = getattr(gradio_app, "cookie_id", "")
+            for key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+                name = tokens.get(cookies.get(key, ""))
+                if name and not await asyncio.to_thread(self.users.exists, name):
+                    for token in [t for t, user in tokens.items() if user == name]:
+                        tokens.pop(token, None)
+                    logger.info("a removed user's browser session was logged out")
+        await self.app(scope, receive, send)
+
+
+class SessionFilesNotServed:
+    """ASGI middleware: nothing in the session folders (renderings, exports) is served at ``/file=<path>``.
+
+    Gradio copies a file an event returns into its own cache (a hashed folder, expired by ``delete_cache`` and the
+    workspace's sweep) and sends the browser that copy; ``allowed_paths`` lets it copy from the session folders
+    wherever the data dir is, but would also serve them, and ``set_static_paths`` would serve them without copying
+    (and skip the check on submitted paths). The browser never learns a session path; this refuses one anyway.
+    """
+
+    def __init__(self, app: ASGIApp, root: str) -> None:
+        self.app = app
+        self.roots = {Path(os.path.abspath(root)), Path(root).resolve()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        at = path.find("/file=")  # Gradio's one route serving local files: {API_PREFIX}/file={path_or_url:path}
+        if at >= 0 and self._inside(path[at + len("/file=") :]):
+            await PlainTextResponse("File not allowed.", status_code=403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _inside(self, target: str) -> bool:
+        lexical = Path(os.path.abspath(target))  # as Gradio reads it: "a/../b" normalised, links kept
+        try:
+            real = lexical.resolve()
+        except (OSError, RuntimeError):
+            real = lexical
+        return any(p == root or root in p.parents for p in (lexical, real) for root in self.roots)
+
+
+def prepare_launch(settings: Settings, users: UserStore, mode: str) -> dict[str, Any]:
+    """The arguments of ``Blocks.launch`` that decide who gets in and what is served, and the Gradio features that
+    stay off.
+
+    Also makes the server see each connection's own address: uvicorn would otherwise take ``X-Forwarded-For`` from
+    a loopback peer as the client's address (its FORWARDED_ALLOW_IPS default), so anyone on this machine could pose
+    as the trusted proxy. The proxy's own headers are read by :func:`request_user`, from trusted addresses only.
+    """
+    os.environ["FORWARDED_ALLOW_IPS"] = ""  # read by uvicorn when launch() starts it; the UI never reads it
+    sessions = str(sessions_root(settings.data_dir).resolve())
+    middleware = [Middleware(SessionFilesNotServed, root=sessions)]  # type: ignore[arg-type]
+    options: dict[str, Any] = {
+        "share": False,  # never a public *.gradio.live link
+        "run_history": False,  # Gradio would keep every call's inputs and outputs in the browser
+        "enable_monitoring": False,
+        "footer_links": ["api"],
+        "show_error": False,
+        "allowed_paths": [sessions],  # copied into Gradio's cache from there, never served (SessionFilesNotServed)
+    }
+    if mode == PROXY:
+        options["auth_dependency"] = lambda request: request_user(request, settings)
+        if users.has_accounts():
+            logger.warning("accounts are not used while auth_proxy_header is set: the SSO proxy logs users in")
+    elif mode == ACCOUNTS:
+        options["auth"] = _password_check(users)
+        options["auth_message"] = "radassist: log in with your account."
+        middleware.append(Middleware(LogOutRemovedUsers, users=users))  # type: ignore[arg-type]
+    options["app_kwargs"] = {"middleware": middleware}
+    return options
+
+
+# ------------------------------------------------------------------------------------------ the app
+
+
+def create_app(
+    runtime: Runtime | RuntimeStarter, workspace: Workspace | None = None, *, login: str | None = None
+) -> gr.Blocks:
+    """Build (not launch) the Gradio app around a runtime, running or still starting.
+
+    ``login``: how people get in (:func:`login_mode`; by default from the settings alone), shown on the page.
+    """
     ws = workspace or Workspace(runtime)
+    settings = runtime.settings
+    login = login or login_mode(settings)
+    ws.single_user = login == SINGLE_USER
     max_age = int(ws.max_age_s)
     with gr.Blocks(
         title="radassist",
@@ -61,9 +267,18 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         browser_id = gr.BrowserState(None, storage_key="radassist-browser", secret=browser_secret(ws.data_dir))
 
         def owner_of(request: gr.Request | None, browser: Any) -> str:
-            return ws.owner(getattr(request, "username", None), browser)
+            return ws.owner(request_user(request, settings), browser)
+
         gr.Markdown("# radassist")
         gr.Markdown(f"**{NOT_FOR_CLINICAL_USE}**", elem_id="ra-notice")
+        # Who is using the app: the single-user mode says so; with log-in, the name it was given.
+        single = login == SINGLE_USER
+        with gr.Row(equal_height=True):
+            access = gr.Markdown(
+                SINGLE_USER_NOTICE.format(host=settings.host) if single else "", elem_id="ra-access"
+            )  # fmt: skip
+            # Gradio's own /logout: forgets this user's log-in tokens, then shows the log-in form.
+            gr.Button("Log out", link="/logout", size="sm", scale=0, visible=login == ACCOUNTS, elem_id="ra-logout")
         status_line = gr.Markdown(ws.status_line(), elem_id="status-line")
         status_timer = gr.Timer(1.0, active=ws.starting())  # the engine's start shows here until it is ready
         with gr.Row():
@@ -255,6 +470,13 @@ def create_app(runtime: Runtime | RuntimeStarter, workspace: Workspace | None = 
         app.load(on_load, [last_chat, session, browser_id],
                  [status_line, status_timer, browser_id, chats, *opened_outputs, mode],
                  api_visibility="private")  # fmt: skip
+        if not single:
+
+            def signed_in(request: gr.Request) -> str:
+                name = (request_user(request, settings) or "").replace("`", "'")
+                return f"Signed in as `{name}`" if name else ""
+
+            app.load(signed_in, None, access, api_visibility="private", show_progress="hidden")
         status_timer.tick(
             lambda: (ws.status_line(), gr.Timer(active=ws.starting())), None, [status_line, status_timer],
             api_visibility="private", show_progress="hidden",
@@ -335,43 +557,42 @@ def _field(name: str, param: Any) -> gr.components.Component:
 
 
 def prepare_temp(runtime: Runtime | RuntimeStarter) -> None:
-    """Point Gradio's upload cache into the data dir's temporary area and serve session files from there.
+    """Point Gradio's upload cache into the data dir's temporary area (where the session folders are too).
 
     Gradio reads GRADIO_TEMP_DIR from the environment when its components and server are built, so it has to be
-    set before ``create_app``; this is the one place the UI writes the environment (it never reads it).
+    set before ``create_app``; this and :func:`prepare_launch` are the places the UI writes the environment (it
+    never reads it). The session folders are not served: see :class:`SessionFilesNotServed`.
     """
     data_dir = runtime.settings.data_dir
     cache = gradio_cache_dir(data_dir)
     cache.mkdir(parents=True, exist_ok=True)
     sessions_root(data_dir).mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(cache.resolve())
-    # Renderings and exports are served from the session folders directly, not copied into Gradio's cache,
-    # so deleting a session folder deletes the only copy.
-    gr.set_static_paths([str(sessions_root(data_dir).resolve())])
 
 
 def launch(runtime: Runtime | RuntimeStarter) -> None:
     """Serve the app until Ctrl-C, on the configured host and port; never through a public share link.
 
-    Given a :class:`RuntimeStarter`, the app is up at once and shows the engine's start in its status line.
+    Beyond loopback someone has to log in (an account or an SSO proxy), else the start is refused. Given a
+    :class:`RuntimeStarter`, the app is up at once and shows the engine's start in its status line.
     """
     settings = runtime.settings
-    auth = None
-    if settings.auth_user and settings.auth_password:
-        auth = (settings.auth_user, settings.auth_password)
-    prepare_temp(runtime)
-    app = create_app(runtime)
-    app.queue(default_concurrency_limit=8)
+    users = UserStore.from_settings(settings)
     try:
-        app.launch(
-            server_name=settings.host,
-            server_port=settings.port,
-            share=False,
-            auth=auth,
-            show_error=False,
-            inbrowser=False,
-            css=CSS,
-            footer_links=["api"],
-        )
+        mode = login_mode(settings, users)
+        check_listen(settings, mode)
+        options = prepare_launch(settings, users, mode)
+        logger.info("log-in: %s", mode)
+        prepare_temp(runtime)
+        app = create_app(runtime, login=mode)
+        app.queue(default_concurrency_limit=8)
+        try:
+            app.launch(
+                server_name=settings.host, server_port=settings.port, inbrowser=False, css=CSS,
+                # Refused with 413 while it streams: no single upload may exceed the per-upload byte budget.
+                max_file_size=settings.ingest_max_upload_bytes, **options,
+            )  # fmt: skip
+        finally:
+            app.workspace.close()  # type: ignore[attr-defined]
     finally:
-        app.workspace.close()  # type: ignore[attr-defined]
+        users.close()

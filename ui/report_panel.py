@@ -19,7 +19,8 @@ class DraftView(NamedTuple):
 
 
 def draft_view(store: ReportStore, report_id: str | None) -> DraftView:
-    """The draft ``report_id`` as the panel shows it (a placeholder when there is none)."""
+    """The draft ``report_id`` as the panel shows it (a placeholder when there is none, or when it is not the
+    owner's: ``store`` is the tab owner's view, ``ReportStore.as_owner``)."""
     return DraftView(report_html(store, report_id), report_versions(store, report_id))
 
 
@@ -75,8 +76,8 @@ def report_versions(store: ReportStore, report_id: str | None) -> str:
 
 
 def report_preview_markdown(store: ReportStore, report_id: str | None) -> str:
-    """The draft as the Markdown export shows it."""
-    if report_id is None:
+    """The draft as the Markdown export shows it ("" when there is none for the store's owner)."""
+    if report_id is None or not store.exists(report_id):
         return ""
     current = store.current(report_id)
     return report_markdown(current.report, current.number)

@@ -6,7 +6,9 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,6 @@ from typing import Any
 from assistant import Study
 
 logger = logging.getLogger(__name__)
-
 
 
 BROWSER_SECRET_FILE = "ui_browser_secret"
@@ -76,7 +77,9 @@ class Session:
     chat_generation: int = 0  # goes up when the tab switches conversation (new chat, open): late saves are dropped
     similar_key: int | None = None  # the study the similar-cases panel was computed for
     reopened_mode: str | None = None  # the mode a reopened conversation was in (the selector goes back to it)
-    owner: str = ""  # whose conversations: "user:<name>", "" (local, no log-in) or "browser:<id>"
+    # Whose conversations and report drafts the tab sees: "user:<name>", "" (the local user: loopback, no log-in) or
+    # "browser:<id>". Workspace.session gives a new session a safe one; the stores check it on every read and write.
+    owner: str = ""
     created: float = field(default_factory=time.time)
 
     @classmethod
@@ -132,6 +135,70 @@ def sweep(root: Path, max_age_s: float, now: float | None = None) -> int:
     if deleted:
         logger.info("temporary area: %d expired file(s) deleted", deleted)
     return deleted
+
+
+@dataclass(frozen=True)
+class RefusedUpload:
+    """An attachment that was not read: its file name (never the full path) and why."""
+
+    name: str
+    reason: str
+
+
+def screen_uploads(paths: list[str], cache: Path) -> tuple[list[str], list[RefusedUpload]]:
+    """Split a submit's attachments into regular files strictly inside Gradio's upload cache (returned resolved)
+    and refused ones: folders, links, anything outside the cache or the cache itself. Only metadata is looked at
+    (``lstat``); nothing is opened.
+
+    Gradio checks a submitted path only loosely: a path under a static folder (the sessions' renderings) skips its
+    check and the upload folder itself passes it, and ingest reads whole folders. So a hand-made submit could make
+    the app read another browser's renderings and unsent uploads; only what the browser uploaded is accepted here.
+    """
+    real_cache = Path(os.path.realpath(cache))
+    bases = (Path(os.path.abspath(cache)), real_cache)
+    accepted: list[str] = []
+    refused: list[RefusedUpload] = []
+    for name in paths:
+        raw = Path(os.path.abspath(name))  # normalised: "a/../b" cannot climb out unseen
+        reason = _upload_refusal(raw, bases, real_cache)
+        if reason is None:
+            accepted.append(os.path.realpath(raw))
+        else:
+            refused.append(RefusedUpload(raw.name or str(raw), reason))
+    if refused:
+        reasons = "; ".join(f"{n} {why}" for why, n in Counter(r.reason for r in refused).items())
+        logger.warning("upload: %d attachment(s) refused (%s)", len(refused), reasons)
+    return accepted, refused
+
+
+def _upload_refusal(raw: Path, bases: tuple[Path, ...], real_cache: Path) -> str | None:
+    """Why ``raw`` is not an uploaded file, or None when it is one."""
+    rel = None
+    for base in bases:
+        try:
+            rel = raw.relative_to(base)
+            break
+        except ValueError:
+            continue
+    if rel is None:
+        return "not an uploaded file (outside the upload area)"
+    if not rel.parts:
+        return "a folder"  # the upload area itself
+    current = real_cache
+    mode = 0
+    for part in rel.parts:  # every step below the cache: a link anywhere could point out of it
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except OSError:
+            return "not found"
+        if stat.S_ISLNK(mode):
+            return "a link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
 
 
 def remove_uploads(paths: list[str], cache: Path) -> None:

@@ -2,6 +2,10 @@
 
 Every handler turns errors into readable messages (``RadassistError`` text, or a generic line for the
 unexpected, logged with its traceback); nothing here logs PHI: only counts, timings and pseudonymous ids.
+
+Conversations and report drafts belong to the tab's owner (:meth:`Workspace.owner`, kept in ``Session.owner``):
+every draft is read and written through ``ReportStore.as_owner``, so the owner check is in the store's SQL, not
+here. Attachments are read only when they are regular files that the browser uploaded into Gradio's cache.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from assistant import (
     StartupState,
     StudyRef,
     VisionService,
-    export_report,
     images_from_study,
     list_templates,
     load_study,
@@ -55,9 +58,11 @@ from ui.messages import (
 )
 from ui.report_panel import AUTO_TEMPLATE
 from ui.session import (
+    RefusedUpload,
     Session,
     gradio_cache_dir,
     remove_uploads,
+    screen_uploads,
     sessions_root,
     sweep,
 )
@@ -117,12 +122,21 @@ class Workspace:
 
     def __init__(
         self, runtime: Runtime | RuntimeStarter, store: ReportStore | None = None,
-        chats: ChatSessionStore | None = None,
+        chats: ChatSessionStore | None = None, single_user: bool | None = None,
     ) -> None:  # fmt: skip
         self.starter = runtime if isinstance(runtime, RuntimeStarter) else RuntimeStarter.of(runtime)
         self.settings = self.starter.settings
         self.data_dir = Path(self.settings.data_dir)
         self.max_age_s = self.settings.upload_max_age_s
+        # Single-user mode: nobody logs in and only this computer can connect, so a tab without a user name is the
+        # machine's one local user (owner "", the command line's too). The app says so when it knows its log-in
+        # mode; the guess from the settings alone errs towards "not single-user" (then no tab is the local user).
+        if single_user is None:
+            single_user = self.settings.host in LOOPBACK and not (
+                self.settings.auth_user or self.settings.auth_password
+                or getattr(self.settings, "auth_proxy_header", None)
+            )  # fmt: skip
+        self.single_user = single_user
         self.store = store or ReportStore(self.settings.db_path)
         self.chats = chats or ChatSessionStore(self.settings.db_path)
         # The vision service (built from the settings before the engine starts) decides what the model sees.
@@ -170,12 +184,23 @@ class Workspace:
                 "Your question will be answered as soon as it is ready."
             )
 
-    def session(self, session: Session | None) -> Session:
-        if isinstance(session, Session):
-            return session
-        sweep(sessions_root(self.data_dir), self.max_age_s)
-        sweep(gradio_cache_dir(self.data_dir), self.max_age_s)
-        return Session.create(self.data_dir)
+    def session(self, session: Session | None, owner: str | None = None) -> Session:
+        """The tab's session (a new one when it has none yet or it expired); ``owner``, when the event knows it,
+        is whose conversations and drafts the tab sees from now on."""
+        if not isinstance(session, Session):
+            sweep(sessions_root(self.data_dir), self.max_age_s)
+            sweep(gradio_cache_dir(self.data_dir), self.max_age_s)
+            session = Session.create(self.data_dir)
+            # Until an event says who this is, the tab is nobody in particular: the local user in single-user mode,
+            # else a fresh browser id that owns nothing (an expired tab never falls back to someone else's).
+            session.owner = self.anonymous_owner()
+        if owner is not None:
+            session.owner = owner
+        return session
+
+    def reports(self, s: Session) -> ReportStore:
+        """The report store as the tab's owner sees it (every read and write checked in the store)."""
+        return self.store.as_owner(s.owner)
 
     # ------------------------------------------------------------------------------------------ upload
 
@@ -188,9 +213,7 @@ class Workspace:
 
         Returns (textbox, history, session, *viewer outputs).
         """
-        s = self.session(session)
-        if owner is not None:
-            s.owner = owner
+        s = self.session(session, owner)
         history = list(history or [])
         if isinstance(message, str):
             message = {"text": message, "files": []}
@@ -206,7 +229,11 @@ class Workspace:
         return ({"text": "", "files": []}, history, s, *view_outputs(s).as_outputs())
 
     def ingest(self, paths: list[str], s: Session, progress: Progress | None = None) -> Message:
-        """Load the uploaded files as the session's study; the uploads are deleted afterwards."""
+        """Load the uploaded files as the session's study; the uploads are deleted afterwards. Only regular files
+        inside Gradio's upload cache are read (anything else is refused before anything is read)."""
+        paths, refused = screen_uploads(paths, gradio_cache_dir(self.data_dir))  # before anything is read
+        if not paths:
+            return note(refused_text(refused))
         if progress is not None:
             progress(0.1, desc=f"reading {len(paths)} file(s)")
         started = time.perf_counter()
@@ -222,7 +249,7 @@ class Workspace:
             "upload: %d file(s), %d rejected, %d study(ies) in %.0f ms",
             len(result.files), len(result.errors), len(result.studies), (time.perf_counter() - started) * 1000,
         )  # fmt: skip
-        lines = []
+        lines = [refused_text(refused)] if refused else []
         if result.study is not None:
             s.clear_study()
             s.study = result.study
@@ -458,14 +485,19 @@ class Workspace:
     # ------------------------------------------------------------------------------------------ saved chats
 
     def owner(self, username: str | None, browser_id: str | None) -> str:
-        """Whose conversations a tab sees: the logged-in user; without log-in on loopback the machine's one user
-        (""); without log-in on another address, the browser (its random id), so visitors never see each other's.
+        """Whose conversations and drafts a tab sees: the logged-in user; in single-user mode (loopback, no log-in)
+        the machine's one user (""); otherwise the browser (its random id), so visitors never see each other's.
         """
         if username:
             return f"user:{username}"
-        if self.settings.host in LOOPBACK:
+        if self.single_user:
             return ""
         return f"browser:{browser_id}" if browser_id else f"browser:{secrets.token_hex(16)}"
+
+    def anonymous_owner(self) -> str:
+        """The owner of a tab no event has named yet (new, or its state expired): the local user in single-user
+        mode, else a fresh random browser that owns nothing."""
+        return self.owner(None, None)
 
     @staticmethod
     def new_browser_id() -> str:
@@ -499,22 +531,23 @@ class Workspace:
         ]
 
     def chat_list_update(self, session: Session | None = None, owner: str | None = None) -> Any:
-        s_owner = owner if owner is not None else (session.owner if isinstance(session, Session) else "")
+        s_owner = owner if owner is not None else (session.owner if isinstance(session, Session) else None)
+        s_owner = s_owner if s_owner is not None else self.anonymous_owner()
         current = session.chat_id if isinstance(session, Session) else None
         choices = self.chat_choices(s_owner)
         return gr.update(choices=choices, value=current if current in {c[1] for c in choices} else None)
 
-    def open_chat(self, chat_id: str | None, session: Session | None, owner: str = "") -> tuple[Any, ...]:
-        """Reopen a saved conversation: its messages, sources and draft; study files are not kept (attach again).
+    def open_chat(self, chat_id: str | None, session: Session | None, owner: str | None = None) -> tuple[Any, ...]:
+        """Reopen one of the owner's saved conversations (``owner`` None: the session's): its messages, sources and
+        draft; study files are not kept (attach again).
 
         Returns :class:`OpenedChat`'s fields as outputs.
         """
-        s = self.session(session)
-        s.owner = owner
+        s = self.session(session, owner)
         if not chat_id:
             return OpenedChat.skipped(s, "⚠️ Choose a saved conversation to open.").as_outputs()
         try:
-            saved = self.chats.load(chat_id, owner)
+            saved = self.chats.load(chat_id, s.owner)
         except RadassistError as exc:
             return OpenedChat.skipped(s, error_text(exc)).as_outputs()
         s.clear_study()
@@ -523,7 +556,7 @@ class Workspace:
         s.chat_id, s.chat_rev = saved.info.chat_id, saved.info.revision
         s.reopened_mode = saved.mode if saved.mode in MODES else None
         s.citations = [dict(c) for c in saved.citations]
-        s.report_id = saved.report_id if saved.report_id and self.store.exists(saved.report_id) else None
+        s.report_id = saved.report_id if saved.report_id and self.reports(s).exists(saved.report_id) else None
         status = f"Reopened “{saved.info.title}” ({saved.info.messages} messages)."
         if any(e.note for e in saved.entries):
             status += " Study images are not kept between sessions: attach the study again to ask about it."
@@ -533,36 +566,36 @@ class Workspace:
             report=draft.report, versions=draft.versions, viewer=view_outputs(s),
         ).as_outputs()  # fmt: skip
 
-    def delete_chat(self, chat_id: str | None, session: Session | None, owner: str = "") -> tuple[Any, str]:
-        """Delete a saved conversation (the one on screen stays on screen, saved again as new if continued).
+    def delete_chat(self, chat_id: str | None, session: Session | None, owner: str | None = None) -> tuple[Any, str]:
+        """Delete one of the owner's saved conversations (``owner`` None: the session's); the one on screen stays
+        on screen, saved again as new if continued.
 
         Returns (conversation list, status)."""
-        s = self.session(session)
-        s.owner = owner
+        s = self.session(session, owner)
         if not chat_id:
             return gr.skip(), "⚠️ Choose a saved conversation to delete."
         try:
-            deleted = self.chats.delete(chat_id, owner)
+            deleted = self.chats.delete(chat_id, s.owner)
         except RadassistError as exc:
             return gr.skip(), error_text(exc)
         if s.chat_id == chat_id:
             s.chat_id = None
         return self.chat_list_update(s), "Deleted." if deleted else "⚠️ That conversation was already gone."
 
-    def restore(self, last_chat: str | None, session: Session | None, owner: str = "") -> tuple[Any, ...]:
-        """Page load: list the owner's conversations and reopen the one this browser had open (if still there).
+    def restore(self, last_chat: str | None, session: Session | None, owner: str | None = None) -> tuple[Any, ...]:
+        """Page load: list the owner's conversations (``owner`` None: the session's) and reopen the one this browser
+        had open (if still there).
 
         Returns (conversation list, *:class:`OpenedChat` outputs)."""
-        s = self.session(session)
-        s.owner = owner
+        s = self.session(session, owner)
         try:
             if last_chat:
                 try:
-                    self.chats.load(last_chat, owner)  # deleted or another user's: restore nothing, quietly
+                    self.chats.load(last_chat, s.owner)  # deleted or another user's: restore nothing, quietly
                 except ChatNotFound:
                     last_chat = None
             if last_chat:
-                opened = self.open_chat(last_chat, s, owner)
+                opened = self.open_chat(last_chat, s)
                 if s.chat_id == last_chat:
                     return (self.chat_list_update(s), *opened)
             return (self.chat_list_update(s), *OpenedChat.skipped(s).as_outputs())
@@ -610,43 +643,57 @@ class Workspace:
 
     # ------------------------------------------------------------------------------------------ report
 
-    def drafting(self) -> DraftingService:
-        return DraftingService(self.store, self.runtime.client, audit=self.runtime.audit)
+    def drafting(self, s: Session) -> DraftingService:
+        """Drafting as the tab's owner (waits for the model while the engine starts)."""
+        return DraftingService(self.reports(s), self.runtime.client, audit=self.runtime.audit)
 
-    def draft_choices(self) -> list[str]:
-        """Saved drafts, newest first (they survive restarts: SQLite under the data dir)."""
-        drafts = sorted(self.store.drafts(), key=lambda d: d.updated_at, reverse=True)
+    def draft_choices(self, owner: str | Session | None = None) -> list[str]:
+        """The owner's saved drafts, newest first (they survive restarts: SQLite under the data dir)."""
+        if isinstance(owner, Session):
+            owner = owner.owner
+        store = self.store.as_owner(owner if owner is not None else self.anonymous_owner())
+        try:
+            drafts = store.drafts()
+        except RadassistError as exc:
+            logger.warning("saved drafts unreadable: %s", type(exc).__name__)
+            return []
         return [f"{d.report_id} · {d.template} · v{d.current_version}" for d in drafts[:50]]
 
-    def new_report(self, session: Session | None, template: str | None) -> tuple[Any, ...]:
+    def new_report(self, session: Session | None, template: str | None, owner: str | None = None) -> tuple[Any, ...]:
         """A new draft from the template (or the study's). Returns (session, report, versions, status)."""
-        s = self.session(session)
+        s = self.session(session, owner)
         try:
             study = StudyRef.from_study(s.study) if s.study is not None else None
             name = None if template in (None, "", AUTO_TEMPLATE) else template
             if name is None and study is None:
                 name = "ct_chest" if "ct_chest" in list_templates() else list_templates()[0]
-            reply = self.drafting().create(name, study)
+            reply = self.drafting(s).create(name, study)
         except Exception as exc:
             return s, gr.skip(), gr.skip(), error_text(exc)
         s.report_id = reply.report.report_id
         return s, *self._draft_view(s), reply.text
 
-    def open_report(self, session: Session | None, choice: str | None) -> tuple[Any, ...]:
-        """Reopen a saved draft. Returns (session, report, versions, status)."""
-        s = self.session(session)
+    def open_report(self, session: Session | None, choice: str | None, owner: str | None = None) -> tuple[Any, ...]:
+        """Reopen one of the owner's saved drafts. Returns (session, report, versions, status)."""
+        s = self.session(session, owner)
         report_id = (choice or "").split(" · ", 1)[0].strip()
-        if not report_id or not self.store.exists(report_id):
+        if not report_id:
             return s, gr.skip(), gr.skip(), "⚠️ Choose a saved draft to open."
+        try:
+            found = self.reports(s).exists(report_id)
+        except RadassistError as exc:
+            return s, gr.skip(), gr.skip(), error_text(exc)
+        if not found:  # missing or someone else's: the same words
+            return s, gr.skip(), gr.skip(), "⚠️ That draft is not among your saved drafts (deleted?)."
         s.report_id = report_id
         return s, *self._draft_view(s), f"Opened draft {report_id}."
 
     def _draft_view(self, s: Session) -> report_panel.DraftView:
         """The report panel's view of the session's open draft."""
-        return report_panel.draft_view(self.store, s.report_id)
+        return report_panel.draft_view(self.reports(s), s.report_id)
 
     def ensure_report(self, s: Session, template: str | None = None) -> str | None:
-        if s.report_id is None or not self.store.exists(s.report_id):
+        if s.report_id is None or not self.reports(s).exists(s.report_id):
             _, _, _, status = self.new_report(s, template)
             if s.report_id is None:
                 raise RadassistError(status.removeprefix("⚠️ "))
@@ -657,7 +704,7 @@ class Workspace:
         try:
             report_id = self.ensure_report(s)
             assert report_id is not None  # noqa: S101 - ensure_report raises otherwise
-            reply = self.drafting().handle(report_id, text)
+            reply = self.drafting(s).handle(report_id, text)
             shown = reply.text
             if reply.diff:
                 shown += f"\n\n```diff\n{reply.diff}\n```"
@@ -668,41 +715,42 @@ class Workspace:
         history = [*history, {"role": "assistant", "content": shown}]
         return history, gr.skip(), *self._draft_view(s)
 
-    def report_action(self, session: Session | None, command: str) -> tuple[Any, ...]:
+    def report_action(self, session: Session | None, command: str, owner: str | None = None) -> tuple[Any, ...]:
         """A button that sends a fixed command ("undo", "accept all"). Returns (report, versions, status)."""
-        s = self.session(session)
+        s = self.session(session, owner)
         try:
             report_id = self.ensure_report(s)
             assert report_id is not None  # noqa: S101
-            reply = self.drafting().handle(report_id, command)
+            reply = self.drafting(s).handle(report_id, command)
             status = reply.text
         except Exception as exc:
             status = error_text(exc)
         return (*self._draft_view(s), status)
 
-    def export_report(self, session: Session | None, fmt: str) -> tuple[str | None, str]:
-        """The draft as Markdown, JSON or DICOM SR in the session folder. Returns (file, status)."""
-        s = self.session(session)
+    def export_report(self, session: Session | None, fmt: str, owner: str | None = None) -> tuple[str | None, str]:
+        """The owner's open draft as Markdown, JSON or DICOM SR in the session folder. Returns (file, status)."""
+        s = self.session(session, owner)
         try:
-            if s.report_id is None or not self.store.exists(s.report_id):
+            store = self.reports(s)
+            if s.report_id is None or not store.exists(s.report_id):
                 return None, "⚠️ There is no draft to export yet."
             kind = ExportFormat(fmt)
-            current = self.store.current(s.report_id)
             suffix = {"md": ".md", "json": ".json", "sr": ".dcm", "txt": ".txt"}.get(kind.value, f".{kind.value}")
-            path = export_report(current.report, kind, s.file(suffix, f"report-{kind.value}-"), current.number)
+            # The service reads the draft as the owner and records the export; another owner's is never written.
+            exported = DraftingService(store).export(s.report_id, kind, s.file(suffix, f"report-{kind.value}-"))
         except Exception as exc:
             return None, error_text(exc)
-        return str(path), f"Exported version {current.number} as {kind.value}."
+        return str(exported.path), f"Exported version {exported.version} as {kind.value}."
 
     # ------------------------------------------------------------------------------------------ modes
 
-    def switch_mode(self, mode: str, session: Session | None) -> tuple[Any, ...]:
-        """Show the mode's panel. Returns (session, sources, calculators, report panels, report, versions)."""
-        s = self.session(session)
+    def switch_mode(self, mode: str, session: Session | None, owner: str | None = None) -> tuple[Any, ...]:
+        """Show the mode's panel. Returns (session, sources, calculators, report panels, report, versions, drafts)."""
+        s = self.session(session, owner)
         report_html, versions, drafts = gr.skip(), gr.skip(), gr.skip()
         if mode == REPORT:
             report_html, versions = self._draft_view(s)
-            drafts = gr.update(choices=self.draft_choices(), value=None)
+            drafts = gr.update(choices=self.draft_choices(s), value=None)
         return (
             s,
             gr.update(visible=mode in (STUDY_QA, GUIDELINE)),
@@ -716,3 +764,15 @@ class Workspace:
     def close(self) -> None:
         self.store.close()
         self.chats.close()
+
+
+def refused_text(refused: Sequence[RefusedUpload]) -> str:
+    """The chat note for attachments that were not read (file names only)."""
+    if not refused:
+        return "⚠️ Nothing was attached."
+    names = "; ".join(f"`{r.name}`: {r.reason}" for r in refused[:10])
+    more = f"; … and {len(refused) - 10} more" if len(refused) > 10 else ""
+    return (
+        f"⚠️ {len(refused)} attachment(s) refused and not read ({names}{more}). Only files uploaded from this page "
+        "are read: not folders, links or files elsewhere on the server."
+    )

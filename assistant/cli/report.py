@@ -1,7 +1,11 @@
-"""``radassist report new|dictate|edit|undo|show|export|list|retry|templates``: report drafting from the shell.
+"""``radassist report new|dictate|edit|undo|show|export|list|retry|delete|templates``: report drafting from the shell.
 
 The language model is started only when the rules cannot place a sentence (or an edit needs rephrasing);
 ``--no-llm`` never starts it: sentences the rules cannot place are then reported and kept for ``report retry``.
+
+The command line acts as the machine's one local user (:data:`LOCAL_OWNER`, the web app's owner in single-user
+mode: loopback, no log-in): it lists, shows, edits, exports and deletes that user's drafts only; a logged-in or
+remote web user's draft is "not found" here, exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from assistant.errors import ConfigurationError
 from assistant.llm.client import ChatModel
 from assistant.report.draft import StudyRef, list_templates, load_template, render_text
 from assistant.report.edits import parse_intent
-from assistant.report.export import ExportFormat, empty_sections, export_report, to_json
+from assistant.report.export import ExportFormat, empty_sections, to_json
 from assistant.report.priors import InMemoryPriors
 from assistant.report.service import DraftingService, Reply
-from assistant.report.store import ReportStore
+from assistant.report.store import LOCAL_OWNER, ReportStore
 from assistant.settings import Settings
+
+CLI_OWNER = LOCAL_OWNER  # whose drafts `radassist report` acts on
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,6 +76,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.add_argument("--format", required=True, choices=[f.value for f in ExportFormat])
     export.add_argument("--out", required=True, type=Path, help="output file")
 
+    delete = rsub.add_parser("delete", help="delete the draft with its history and dialogue")
+    delete.add_argument("id")
+
     rsub.add_parser("list", help="list drafts")
     rsub.add_parser("templates", help="list report templates")
     report.set_defaults(func=run)
@@ -108,7 +117,7 @@ def _print_reply(reply: Reply) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatch one ``report`` action; 0 on success, 1 when something was not applied."""
-    with ReportStore(settings.db_path) as store:
+    with ReportStore(settings.db_path, owner=CLI_OWNER) as store:
         action = args.report_command
         if action == "templates":
             for name in list_templates():
@@ -124,9 +133,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if action == "show":
             return _show(args, store)
         if action == "export":
-            version = store.current(args.id)
-            path = export_report(version.report, args.format, args.out, version.number)
-            print(f"wrote {path}")
+            exported = DraftingService(store).export(args.id, args.format, args.out)
+            print(f"wrote {exported.path}")
+            return 0
+        if action == "delete":
+            store.delete(args.id)
+            print(f"deleted {args.id}")
             return 0
         if action == "undo":
             return _print_reply(DraftingService(store).handle(args.id, "undo"))

@@ -1,4 +1,5 @@
-"""The drafting dialogue over a report store: create, dictate, edit, undo and retry, one saved version at a time."""
+"""The drafting dialogue over a report store: create, dictate, edit, undo, retry and export, one saved version at a
+time. The service acts for its store's owner (:meth:`ReportStore.as_owner`): another owner's draft is not found."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from assistant.errors import LLMUnavailableError
 from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role
@@ -27,6 +29,7 @@ from assistant.report.draft import (
     undo_target,
 )
 from assistant.report.edits import Intent, condense, facts_kept, find_statements, parse_intent
+from assistant.report.export import ExportFormat, export_report
 from assistant.report.priors import PriorSource, attach_prior, most_recent_prior
 from assistant.report.statements import place_statement
 from assistant.report.store import MessageStatus, ReportStore
@@ -56,6 +59,15 @@ class Reply:
     ok: bool = True
     questions: tuple[str, ...] = ()
     unplaced: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Where an export went: the file, the version written and its format."""
+
+    path: Path
+    version: int
+    format: ExportFormat
 
 
 class DraftingService:
@@ -100,6 +112,17 @@ class DraftingService:
         self.store.add_message(report.report_id, "assistant", f"New {tmpl.title} draft.", MessageStatus.NOTE)
         text = f"New {tmpl.title} draft {report.report_id} ({tmpl.ref}); template defaults are unconfirmed."
         return Reply(report, " ".join([text, *notes]), version=version.number, changed=True)
+
+    # ------------------------------------------------------------------------------------------- export
+
+    def export(self, report_id: str, fmt: ExportFormat | str, path: Path) -> Exported:
+        """Write the current version of one of the owner's drafts to ``path``; the export is recorded (format,
+        version, owner; never the text)."""
+        current = self.store.current(report_id)  # ReportNotFound for another owner's: nothing is written
+        written = export_report(current.report, fmt, path, current.number)  # a bad format is an ExportError here
+        kind = ExportFormat(fmt)
+        self.store.record_export(report_id, current.number, kind.value)
+        return Exported(written, current.number, kind)
 
     # ------------------------------------------------------------------------------------------- dialogue
 

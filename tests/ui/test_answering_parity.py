@@ -12,6 +12,7 @@ from assistant import load_settings, open_runtime
 from assistant.cli.main import main as cli_main
 from tests.support.openai_stub import OpenAIStub
 from tests.ui.synthetic import write_ct_series
+from tests.ui.uploads import staged
 from ui.workspace import STUDY_QA, Workspace
 
 QUESTION = "is this nodule suspicious?"  # names a nodule: the calculators would take it without the images
@@ -39,7 +40,8 @@ def test_a_study_question_takes_the_same_path_from_the_cli_and_the_web_app(
         settings = load_settings(env={}, data_dir=tmp_path / "ui", llm_url=llm.url)
         with open_runtime(settings) as runtime:
             ws = Workspace(runtime)
-            _, history, session, *_ = ws.accept({"text": QUESTION, "files": [str(slice_file)]}, [], None)
+            upload = [str(p) for p in staged(ws.data_dir, [slice_file])]
+            _, history, session, *_ = ws.accept({"text": QUESTION, "files": upload}, [], None)
             *_, (history, *_) = ws.respond(history, session, STUDY_QA)
 
     assert cli_answer["mode"] == "chat" and cli_answer["image_input"] == "none"

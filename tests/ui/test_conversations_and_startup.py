@@ -13,6 +13,7 @@ import pytest
 
 from assistant import EngineStartError, Runtime, RuntimeStarter, StartupState
 from tests.ui.synthetic import write_ct_series
+from tests.ui.uploads import staged
 from ui.session import Session
 from ui.workspace import GUIDELINE, REPORT, STUDY_QA, Workspace
 
@@ -97,7 +98,8 @@ def test_undo_edit_and_new_chat_are_saved(make_runtime: Any) -> None:
 def test_a_study_note_is_kept_but_the_study_is_not(make_runtime: Any, tmp_path: Path) -> None:
     ws = Workspace(make_runtime(["described"]))
     series = write_ct_series(tmp_path / "ct", slices=3, size=64)
-    _, history, s, *_ = ws.accept({"text": "describe", "files": [str(p) for p in series]}, [], None)
+    files = [str(p) for p in staged(ws.data_dir, series)]
+    _, history, s, *_ = ws.accept({"text": "describe", "files": files}, [], None)
     history = last(ws.respond(history, s, STUDY_QA))[0]
     again = restarted(ws)
     history2, s2, _, _, status, _, _, image, *_ = again.open_chat(s.chat_id, None)
@@ -211,7 +213,8 @@ def test_the_viewer_and_calculators_work_before_the_engine_is_up(make_runtime: A
     try:
         ws = Workspace(starter)
         series = write_ct_series(tmp_path / "ct", slices=3, size=64)
-        _, history, s, image, *_ = ws.accept({"text": "", "files": [str(p) for p in series]}, [], None)
+        files = [str(p) for p in staged(ws.data_dir, series)]
+        _, history, s, image, *_ = ws.accept({"text": "", "files": files}, [], None)
         assert image and s.study is not None
         form = ("solid", "very_hypoechoic", "taller_than_wide", "irregular", [], "", "15", "")
         assert "TR5" in ws.calculate("tirads", *form)

@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 
 from assistant import LLMUnavailableError, calculate
 from tests.ui.synthetic import PATIENT_ID, PATIENT_NAME, write_ct_series
+from tests.ui.uploads import staged
 from ui import calculators
 from ui.messages import history_to_turns
 from ui.session import Session, close_session, gradio_cache_dir, sweep
@@ -34,7 +35,8 @@ def workspace(make_runtime: Any, replies: list[str | Exception] | None = None) -
 
 
 def upload(ws: Workspace, files: list[Path], text: str = "") -> tuple[list[dict[str, Any]], Session, tuple[Any, ...]]:
-    box, history, session, *viewer = ws.accept({"text": text, "files": [str(p) for p in files]}, [], None)
+    uploaded = [str(p) for p in staged(ws.data_dir, files)]  # where the browser's upload puts them
+    box, history, session, *viewer = ws.accept({"text": text, "files": uploaded}, [], None)
     assert box == {"text": "", "files": []}
     return history, session, tuple(viewer)
 
@@ -290,8 +292,10 @@ def test_calculator_input_errors_are_readable(make_runtime: Any) -> None:
     assert ws.calculate("fleischner", *empty) == "⚠️ composition is required"
     values = [None] * len(calculators.fields("lirads"))
     values[0], values[1] = 20, "nonrim"
-    values[2:] = [False, False, False]
+    values[2:] = [True, False, False]  # washout: LR-5, a confirmed cell
     assert ws.calculate("lirads", *values).startswith("### ")
+    values[2:] = [False, False, False]  # nonrim APHE alone at 20 mm: LR-4 comes from recall, so it is refused
+    assert ws.calculate("lirads", *values).startswith("⚠️") and "not confirmed" in ws.calculate("lirads", *values)
     bosniak = [False if f.type is bool else None for f in calculators.fields("bosniak")]
     bosniak[0], bosniak[2] = "ct", 1.5  # septa count must be whole
     assert ws.calculate("bosniak", *bosniak).startswith("⚠️ septa-count must be a whole number")

@@ -24,6 +24,7 @@ from assistant.vision.service import ImageRef, images_from_study
 from assistant.vision.similar_cases import CURRENT, SimilarCaseLibrary, read_index_meta
 from tests.assistant.vision.conftest import TINY_CLIP_NAME
 from tests.support.openai_stub import OpenAIStub
+from tests.ui.uploads import submitted
 
 PHI_LINE = "Seen 2021-03-04, MRN 12345678, call +1 555 123 4567."
 
@@ -336,7 +337,7 @@ def test_workspace_shows_similar_cases_after_an_upload_and_hides_them_without_a_
         settings = settings_for(tmp_path / "data", encoder_a, corpus).replace(llm_url=stub.url)
         with open_runtime(settings) as runtime:
             ws = Workspace(runtime)
-            _, _, s, *_ = ws.accept({"text": "", "files": [str(corpus_images[3])]}, [], None)
+            _, _, s, *_ = ws.accept(submitted(ws.data_dir, [corpus_images[3]]), [], None)
             panel = ws.similar_cases(s)
             assert panel["visible"] and panel["value"].startswith("**Similar teaching cases**")
             first = panel["value"].split("\n")[2]
@@ -348,7 +349,7 @@ def test_workspace_shows_similar_cases_after_an_upload_and_hides_them_without_a_
         plain = load_settings(env={}, data_dir=tmp_path / "plain", llm_url=stub.url)
         with open_runtime(plain) as runtime:
             ws = Workspace(runtime)
-            _, _, s, *_ = ws.accept({"text": "", "files": [str(corpus_images[3])]}, [], None)
+            _, _, s, *_ = ws.accept(submitted(ws.data_dir, [corpus_images[3]]), [], None)
             assert ws.similar_cases(s)["visible"] is False
             ws.close()
 
@@ -363,7 +364,7 @@ def test_workspace_names_the_problem_when_the_similar_case_index_is_from_another
     with OpenAIStub() as stub:
         with open_runtime(settings_for(tmp_path / "data", encoder_b).replace(llm_url=stub.url)) as runtime:
             ws = Workspace(runtime)
-            _, _, s, *_ = ws.accept({"text": "", "files": [str(corpus_images[0])]}, [], None)
+            _, _, s, *_ = ws.accept(submitted(ws.data_dir, [corpus_images[0]]), [], None)
             panel = ws.similar_cases(s)
             assert panel["visible"] and panel["value"].startswith("Similar teaching cases unavailable: ⚠️")
             assert "rebuild it (radassist index build --corpus images" in panel["value"]
