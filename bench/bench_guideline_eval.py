@@ -162,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     name = args.data.name
     body = f"""Model: `{model}` (embedded vLLM engine, default settings; engine start {startup:.0f} s).
 Evaluation set: `tests/data/{name}` ({n} questions: {len(calc_rows)} computable, the rest
-out-of-scope refusals, ask-backs and questions about a guideline). Categories are computed by code; the model only phrases (and may pick an
-enumerated parameter the parser left open, shown to the user for confirmation).
+out-of-scope refusals, ask-backs and questions about a guideline). Categories are computed by code; model phrasing is
+{"on" if settings.phrases_guidelines else "off (guideline_phrasing=auto with the embedded default)"}; the model may pick an
+enumerated parameter the parser left open, shown to the user for confirmation.
 
 | Metric | Value |
 |---|---|
