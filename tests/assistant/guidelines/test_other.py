@@ -230,7 +230,7 @@ ADRENAL = [
 ]
 # The former case "3 cm, 30 HU, absolute washout 60% -> benign, no follow-up (unverified)" turned an unconfirmed
 # washout threshold into "no follow-up"; washout input is now refused (tests/assistant/guidelines/
-# test_guidelines_adrenal.py).
+# test_adrenal.py).
 
 
 @pytest.mark.parametrize(("kwargs", "category", "section", "unverified"), ADRENAL)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from assistant.guidelines import CalculatorInputError, MissingParameterError, NotApplicableError, lungrads
+from tests.support.paths import TEST_DATA
 
 CASES = [
     # (kwargs, category)
@@ -325,7 +325,7 @@ def test_lungrads_300_mm_is_the_plausibility_bound() -> None:
 
 # ------------------------------------------------------------------------------------------------ case file
 
-CASE_FILE = Path(__file__).parents[2] / "data" / "guideline_cases" / "lungrads.jsonl"
+CASE_FILE = TEST_DATA / "guideline_cases" / "lungrads.jsonl"
 SOURCES_FILE = CASE_FILE.with_name("sources.toml")
 LUNG_RADS_SOURCES = {"lung-rads-2022-cde", "lung-rads-2022", "lung-rads-2022-notes"}
 

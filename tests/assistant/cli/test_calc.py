@@ -13,6 +13,7 @@ import pytest
 
 from assistant.cli import calc as cli_calc
 from assistant.settings import Settings
+from tests.support.paths import REPO
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,7 +109,7 @@ def test_calc_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     )
     proc = subprocess.Popen(
         [sys.executable, "-u", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # nobody reads: the first write raises BrokenPipeError
