@@ -26,6 +26,7 @@ from retrieval.reports import (
     split_sections,
 )
 from retrieval.vectors import IndexConfig
+from retrieval.versions import VersionedFolder, VersionedFolderError
 
 __all__ = [
     "DEFAULT_MIN_RELEVANCE",
@@ -47,6 +48,8 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "SyntheticPatients",
     "TeachingIndex",
+    "VersionedFolder",
+    "VersionedFolderError",
     "chunk_text",
     "content_id",
     "create_embedder",

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,11 +29,12 @@ from retrieval.vectors import (
     to_gpu,
     write_faiss,
 )
+from retrieval.versions import CURRENT as CURRENT  # re-exported: the pointer's name is part of the layout
+from retrieval.versions import VersionedFolder
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-CURRENT = "CURRENT"  # a file naming the live version folder; replacing it is the atomic commit
 MODES = ("hybrid", "dense", "bm25")
 EMBED_BATCH = 64
 Filters = Mapping[str, str | Sequence[str]]
@@ -71,21 +69,6 @@ class Manifest:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    if sys.platform == "win32":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk], show_progress: bool = False) -> np.ndarray:
@@ -175,18 +158,14 @@ class HybridIndex:
     @staticmethod
     def exists(path: Path) -> bool:
         """Whether a committed index lives at ``path``."""
-        return (Path(path) / CURRENT).is_file()
+        return VersionedFolder(Path(path)).exists()
 
     @staticmethod
     def _version_dir(path: Path) -> Path:
         path = Path(path)
-        try:
-            name = (path / CURRENT).read_text(encoding="utf-8").strip()
-        except FileNotFoundError as exc:
-            raise RetrievalError(f"no index at {path}: build it first (radassist index build)") from exc
-        folder = path / name
-        if not name or "/" in name or not folder.is_dir():
-            raise RetrievalError(f"the index at {path} is damaged ({CURRENT} names a missing folder)")
+        folder = VersionedFolder(path).committed_version()
+        if folder is None:
+            raise RetrievalError(f"no index at {path}: build it first (radassist index build)")
         return folder
 
     @classmethod
@@ -251,29 +230,8 @@ class HybridIndex:
         target = Path(path) if path is not None else self._path
         if target is None:
             raise RetrievalError("this index has no path to save to")
-        target.mkdir(parents=True, exist_ok=True)
-        name = f"v{time.time_ns()}-{uuid.uuid4().hex[:8]}"
-        tmp = target / f".tmp-{name}"
-        tmp.mkdir()
-        try:
-            self._write_files(tmp)
-            _fsync_dir(tmp)
-            os.replace(tmp, target / name)
-            pointer = target / f".{CURRENT}.{name}"
-            pointer.write_text(name + "\n", encoding="utf-8")
-            _fsync_file(pointer)
-            os.replace(pointer, target / CURRENT)  # the commit point
-            _fsync_dir(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        VersionedFolder(target).commit(self._write_files)  # files and folders fsynced before the switch
         self._path = target
-        for entry in target.iterdir():  # old versions and leftovers of interrupted saves
-            if entry.name != name and entry.name != CURRENT and entry.name.startswith(("v", ".tmp-", f".{CURRENT}.")):
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
         logger.info("saved index of %d chunks to %s", len(self._chunks), target)
 
     def _write_files(self, folder: Path) -> None:
@@ -287,8 +245,6 @@ class HybridIndex:
             write_faiss(to_cpu(self._faiss, self._on_gpu), folder / "faiss.index")
         # The manifest goes last: a folder without one was never completed.
         (folder / "manifest.json").write_text(self.manifest().to_json(), encoding="utf-8")
-        for entry in folder.iterdir():
-            _fsync_file(entry)
 
     def add(self, chunks: Iterable[Chunk], *, show_progress: bool = False, save: bool = True) -> int:
         """Embed and add the chunks not yet present (by id); returns how many were added."""

@@ -18,11 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,13 +30,15 @@ from assistant.settings import Settings
 from assistant.vision.encoder import EncoderSpec, ImageEncoder
 from assistant.vision.profiles import BUILTIN_PROFILES, ImageInput, find_bundle, load_bundle, profile_from_settings
 from assistant.vision.service import ImageLike, SimilarCase, SimilarCaseIndex, VisionService, read_teaching_cases
+from retrieval.versions import CURRENT as CURRENT  # re-exported: names the committed version folder
+from retrieval.versions import VersionedFolder
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
 IMAGES_CORPUS = "images"
-CURRENT = "CURRENT"  # names the committed version folder
+REBUILD = "rebuild it (radassist index build --corpus images --input FILE)"
 
 
 def images_index_dir(settings: Settings) -> Path:
@@ -107,19 +106,15 @@ def corpus_sha256(path: Path) -> str:
         raise RetrievalError(f"cannot read the teaching corpus {path}: {exc.strerror}") from exc
 
 
+def _versions(folder: Path) -> VersionedFolder:
+    """The index's version folders and ``CURRENT`` pointer (the layout the text indexes use too)."""
+    return VersionedFolder(folder, label="similar-case index", repair=REBUILD)
+
+
 def committed_version(folder: Path) -> Path | None:
     """The committed version folder of the index at ``folder``; None when none was built."""
-    pointer = folder / CURRENT
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text(encoding="utf-8").strip()
-    version = folder / name
-    if not name or "/" in name or not version.is_dir():
-        raise RetrievalError(
-            f"the similar-case index at {folder} is damaged ({CURRENT} names a missing folder): rebuild it "
-            "(radassist index build --corpus images --input FILE)"
-        )
-    return version
+    with translated_retrieval_errors():
+        return _versions(folder).committed_version()
 
 
 def read_index_meta(folder: Path) -> dict[str, Any] | None:
@@ -154,35 +149,14 @@ def build_similar_index(
         "encoder": service.encoder.spec.model_name,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    _commit(folder, lambda tmp: index.save(tmp, extra))
+    with translated_retrieval_errors():  # files and folders fsynced, then CURRENT switched; old versions removed
+        _versions(folder).commit(lambda tmp: index.save(tmp, extra))
     index.meta = {**extra, "fingerprint": index.fingerprint, "count": len(index.cases), "skipped": index.skipped}
     logger.info(
         "similar-case index: %d cases (%d skipped) in %.1f s", len(index.cases), index.skipped,
         time.perf_counter() - started,
     )  # fmt: skip
     return index
-
-
-def _commit(folder: Path, write: Callable[[Path], None]) -> None:
-    """Write a new version folder, then switch ``CURRENT`` to it with one rename; readers never see half."""
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"v{time.time_ns()}-{uuid.uuid4().hex[:8]}"
-    tmp = folder / f".tmp-{name}"
-    try:
-        write(tmp)
-        os.replace(tmp, folder / name)
-        pointer = folder / f".{CURRENT}.{name}"
-        pointer.write_text(name + "\n", encoding="utf-8")
-        os.replace(pointer, folder / CURRENT)  # the commit point
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    for entry in folder.iterdir():  # older versions and leftovers of interrupted builds
-        if entry.name not in (name, CURRENT) and entry.name.startswith(("v", ".tmp-", f".{CURRENT}.")):
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
 
 
 def _stale_reason(meta: dict[str, Any] | None, fingerprint: str, corpus: Path) -> str | None:
@@ -212,7 +186,7 @@ class SimilarCaseLibrary:
     @property
     def configured(self) -> bool:
         """Whether similar cases are wanted: a teaching corpus is configured or an index was built."""
-        return self.corpus is not None or (self.folder / CURRENT).is_file()
+        return self.corpus is not None or _versions(self.folder).exists()
 
     def service(self) -> VisionService:
         with self._lock:
