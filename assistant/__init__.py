@@ -46,6 +46,7 @@ from assistant.store.conversations import (
     SavedChat,
     SaveResult,
 )
+from assistant.store.db import ensure_private_dir
 from assistant.store.users import UserError, UserStore, check_user_name
 from assistant.vision.profiles import ImageInput
 from assistant.vision.service import SimilarCase, VisionService, images_from_study
@@ -73,6 +74,7 @@ __all__ = [
     "VisionService",
     "calculator_params",
     "empty_sections",
+    "ensure_private_dir",
     "export_report",
     "images_from_study",
     "list_templates",

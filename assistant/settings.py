@@ -69,6 +69,9 @@ class Settings:
     auth_proxy_header: str | None = None
     auth_trusted_proxies: str = ""
     upload_max_age_s: float = 3600.0  # uploads, renderings and Gradio's upload cache are deleted after this
+    # Conversations and report drafts not changed for this many days are deleted (and files left in data_dir/tmp);
+    # 0 = kept forever. Swept when `radassist serve` starts and daily while it runs.
+    retention_days: int = 0
     # Ingest budgets against decompression bombs, in DECODED bytes (rows × columns × frames × samples × bytes per
     # sample: checked from the header before decoding, and enforced while inflating deflated DICOM and zip
     # members). Sized for the smallest server we support, 2 cores / 8 GB with 10 users (docs/benchmarks.md,
@@ -113,6 +116,10 @@ class Settings:
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.retention_days < 0:
+            raise ConfigurationError(
+                f"retention_days must be 0 (keep forever) or a number of days, got {self.retention_days}"
+            )
         if self.vision_max_images < 1:
             raise ConfigurationError(f"vision_max_images must be at least 1, got {self.vision_max_images}")
         if self.llm_max_tokens < 1:

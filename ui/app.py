@@ -30,11 +30,12 @@ from assistant import (
     UserError,
     UserStore,
     check_user_name,
+    ensure_private_dir,
 )
 from ui import calculators
 from ui.messages import error_text, history_to_turns
 from ui.report_panel import AUTO_TEMPLATE, report_html, report_templates
-from ui.session import browser_secret, close_session, gradio_cache_dir, sessions_root
+from ui.session import browser_secret, close_session, gradio_cache_dir, sessions_root, temp_root
 from ui.viewer import WINDOWS, ViewerOutputs
 from ui.workspace import LOOPBACK, MODES, STUDY_QA, OpenedChat, Workspace
 
@@ -565,8 +566,8 @@ def prepare_temp(runtime: Runtime | RuntimeStarter) -> None:
     """
     data_dir = runtime.settings.data_dir
     cache = gradio_cache_dir(data_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    sessions_root(data_dir).mkdir(parents=True, exist_ok=True)
+    for folder in (data_dir, temp_root(data_dir), cache, sessions_root(data_dir)):
+        ensure_private_dir(folder)  # owner-only whatever the umask: renderings and uploads hold images
     os.environ["GRADIO_TEMP_DIR"] = str(cache.resolve())
 
 

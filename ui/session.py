@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant import Study
+from assistant import Study, ensure_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def browser_secret(data_dir: Path) -> str:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
@@ -85,13 +85,12 @@ class Session:
     @classmethod
     def create(cls, data_dir: Path) -> Session:
         """A session with its own folder under the temporary area (random name: no link to a person)."""
-        folder = sessions_root(data_dir) / secrets.token_hex(12)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = ensure_private_dir(sessions_root(data_dir) / secrets.token_hex(12))
         return cls(folder=folder)
 
     def file(self, suffix: str, stem: str = "") -> Path:
         """A fresh path in this session's folder (random name, so browser caches never show a stale file)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.folder)
         return self.folder / f"{stem}{secrets.token_hex(6)}{suffix}"
 
     def clear_study(self) -> None:

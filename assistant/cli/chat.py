@@ -18,6 +18,7 @@ from assistant.modes.mode import Mode
 from assistant.runtime import AskContext, Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
 from assistant.startup import RuntimeStarter
+from assistant.store.retention import RetentionSweeper
 from assistant.vision.service import ImageRef, SimilarCase, images_from_study
 
 FRONTEND_GROUP = "radassist.frontends"
@@ -252,7 +253,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     launch = next(iter(frontends)).load()
     # The app is up at once; the engine starts (and the guideline index is built) behind it, with progress
     # in the app's status line and here.
-    with RuntimeStarter(settings, progress=_stderr_progress) as starter:
+    # Retention (if configured) is swept now and daily while the app runs.
+    with RuntimeStarter(settings, progress=_stderr_progress) as starter, RetentionSweeper(settings):
         _stderr_progress(f"web app on http://{settings.host}:{settings.port} (Ctrl-C stops everything)")
         launch(starter)
     return 0

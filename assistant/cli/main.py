@@ -19,6 +19,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _registrars() -> list[Register]:
+    from assistant.cli import audit as cli_audit
     from assistant.cli import calc as cli_calc
     from assistant.cli import chat as cli_chat
     from assistant.cli import index as cli_index
@@ -35,6 +36,7 @@ def _registrars() -> list[Register]:
         cli_report.register,
         cli_models.register,
         cli_users.register,
+        cli_audit.register,
     ]
 
 

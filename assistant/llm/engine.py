@@ -161,9 +161,14 @@ class EmbeddedEngine:
                 f"cannot start the LLM engine: port {self.spec.port} on {self.spec.host} is already in use "
                 "(choose another with RADASSIST_ENGINE_PORT, or 0 for any free port)"
             )
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the engine
+        # Owner-only whatever the umask (vLLM may log requests); as store.db's ensure_private_dir (llm can't import it).
+        for folder in (self.log_dir, self.cache_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if folder.stat().st_mode & 0o077:
+                os.chmod(folder, 0o700)
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(log_fd, 0o600)  # a log from before, or a umask that let more through
+        self._log = os.fdopen(log_fd, "ab")
         self._log.write(f"\n===== radassist: starting engine {time.strftime('%F %T')} =====\n".encode())
         self._log.flush()
         env = engine_environment(dict(os.environ), self.cache_dir, self.spec.cpu_threads)

@@ -15,6 +15,7 @@ from typing import Any
 
 import retrieval
 from assistant.errors import RetrievalError, translated_retrieval_errors
+from assistant.store.db import ensure_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class GuidelineLibrary:
             if self._index is None:
                 if self._path is None:  # unreachable: the constructor requires a path or an index
                     raise RetrievalError("the guideline library has no index path")
+                ensure_private_dir(self._path.parent)  # <data_dir>/index: every corpus's index lives below it
                 building = not retrieval.HybridIndex.exists(self._path)
                 if building and progress:
                     progress(f"building the guideline index at {self._path} (first use)")

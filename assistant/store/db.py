@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -28,11 +29,40 @@ def owner_only(path: Path) -> None:
         logger.warning("cannot restrict the permissions of %s: %s", path, exc.strerror)
 
 
+def ensure_private_dir(path: Path) -> Path:
+    """Create the folder ``path`` (and its missing parents) readable by its owner only, whatever the umask; an
+    existing one open to group or others is restricted to 0700. Returns ``path``.
+
+    For the data dir and what the app writes under it (logs, indexes, temporary renderings and exports): a file
+    in such a folder cannot be reached by another local user, whatever its own mode.
+    """
+    path = Path(path)
+    missing = []
+    current = path
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # created meanwhile by another thread or process: restricted below if needed
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask; chmod's is not
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except OSError as exc:  # someone else's folder: still usable, but say so
+        logger.warning("cannot restrict the permissions of %s: %s", path, exc.strerror)
+    return path
+
+
 def connect(path: Path, schema: str) -> sqlite3.Connection:
     """Open the database for one store: the file created owner-only, WAL, ``synchronous=FULL`` (a committed change
     survives a crash of the machine), foreign keys on, ``schema`` applied. Raises ``OSError``/``sqlite3.Error``,
     which each store translates into its own error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
     try:
         owner_only(path)
