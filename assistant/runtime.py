@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import retrieval
-from assistant.errors import ConfigurationError
+from assistant.errors import ConfigurationError, RadassistError
 from assistant.llm.client import ChatModel, GenerationOptions, OpenAIChatClient
 from assistant.llm.engine import EmbeddedEngine, EngineSpec
 from assistant.llm.model_files import resolve_chat_model
+from assistant.llm.urls import redact_url
 from assistant.modes.answer import Answer, Turn
 from assistant.modes.chat import ChatService
 from assistant.modes.grounded import GroundedService
@@ -38,7 +39,7 @@ class Runtime:
     """Everything a front end needs, alive between ``open_runtime``'s enter and exit."""
 
     settings: Settings
-    llm_url: str
+    llm_url: str  # for display: the server's address with any user:password redacted (redact_url)
     model_id: str
     engine: EmbeddedEngine | None
     client: OpenAIChatClient
@@ -102,7 +103,12 @@ class Runtime:
         guideline mode for guideline-shaped questions, else chat. ``progress`` hears about one-off preparation
         (the guideline index's first build).
         """
-        ctx = context or AskContext()
+        with credentials_hidden():
+            yield from self._stream(question, mode, history, context or AskContext(), progress)
+
+    def _stream(
+        self, question: str, mode: Mode | str, history: Sequence[Turn], ctx: AskContext, progress: Progress | None
+    ) -> Iterator[AnswerEvent]:
         chosen = choose_mode(question, mode, patient_key=ctx.patient_key, has_images=bool(ctx.images))
         yield AnswerEvent("mode", mode=chosen)
         if chosen is Mode.CHAT:
@@ -168,6 +174,23 @@ class AnswerEvent:
     mode: Mode | None = None
     text: str = ""
     answer: Answer | None = None
+
+
+@contextmanager
+def credentials_hidden() -> Iterator[None]:
+    """Errors raised inside leave without the LLM URL's user:password (the client's messages name its URL)."""
+    try:
+        yield
+    except RadassistError as exc:
+        text = redact_url(str(exc))
+        if text == str(exc):
+            raise
+        try:
+            clean = type(exc)(text)
+        except Exception:  # a subclass with another constructor: the base error carries the message as well
+            clean = RadassistError(text)
+        # Not "from exc": the original, password included, would be printed with every logged traceback.
+        raise clean from None
 
 
 def index_dir(settings: Settings, corpus: str) -> Path:
@@ -238,21 +261,22 @@ def open_runtime(
     audit = AuditLog(settings.db_path)
     client = OpenAIChatClient(url, model=served, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s)
     try:
-        options = GenerationOptions(max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
-        model_id = client.model_id
-        library, guidelines, grounded = create_services(settings, client, options, audit)
-        yield Runtime(
-            settings=settings,
-            llm_url=url,
-            model_id=model_id,
-            engine=engine,
-            client=client,
-            audit=audit,
-            chat=ChatService(client, options, audit, vision),
-            library=library,
-            guidelines=guidelines,
-            grounded=grounded,
-        )
+        with credentials_hidden():
+            options = GenerationOptions(max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
+            model_id = client.model_id
+            library, guidelines, grounded = create_services(settings, client, options, audit)
+            yield Runtime(
+                settings=settings,
+                llm_url=redact_url(url),
+                model_id=model_id,
+                engine=engine,
+                client=client,
+                audit=audit,
+                chat=ChatService(client, options, audit, vision),
+                library=library,
+                guidelines=guidelines,
+                grounded=grounded,
+            )
     finally:
         client.close()
         audit.close()

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from assistant.errors import LLMUnavailableError, RadassistError
-from assistant.runtime import Progress, Runtime, open_runtime
+from assistant.llm.urls import redact_url
+from assistant.runtime import Progress, Runtime, credentials_hidden, open_runtime
 from assistant.settings import Settings
 from assistant.vision.service import VisionService
 
@@ -51,15 +52,15 @@ class StartupStatus:
     retrying: bool = False  # failed, but tried again shortly (a remote LLM server that is not up yet)
 
     def describe(self) -> str:
-        """One line for a status bar or a chat message."""
+        """One line for a status bar or a chat message (never the LLM URL's user:password)."""
         if self.state is StartupState.READY:
             return f"ready (started in {self.elapsed_s:.0f} s)"
         if self.state is StartupState.FAILED:
             again = " (trying again)" if self.retrying else ""
-            return f"failed to start: {self.error}{again}"
+            return redact_url(f"failed to start: {self.error}{again}")
         if self.state is StartupState.STOPPED:
             return "stopped"
-        return f"starting ({self.elapsed_s:.0f} s): {self.step}"
+        return redact_url(f"starting ({self.elapsed_s:.0f} s): {self.step}")
 
 
 RETRY_S = 10.0
@@ -117,6 +118,7 @@ class RuntimeStarter:
     def _note(self, message: str) -> None:
         if self._stop.is_set():
             raise _Cancelled()
+        message = redact_url(message)
         with self._cond:
             self._step = message
         if self._echo is not None:
@@ -145,7 +147,8 @@ class RuntimeStarter:
     def _open_once(self) -> None:
         retry = False
         try:
-            with self._opener(self.settings, progress=self._note, vision=self.vision) as runtime:
+            # credentials_hidden: the opener's errors name the LLM server by its URL, which may hold user:password.
+            with credentials_hidden(), self._opener(self.settings, progress=self._note, vision=self.vision) as runtime:
                 runtime.prepare_guidelines(self._note)
                 with self._cond:
                     self._runtime = runtime
@@ -166,7 +169,8 @@ class RuntimeStarter:
             # Once at error level; the retries of a server that stays down only at debug level.
             self._failures += 1
             level = logging.DEBUG if self._failures > 1 else logging.ERROR
-            logger.log(level, "the runtime failed to start: %s%s", exc, " (trying again)" if retry else "")
+            again = " (trying again)" if retry else ""
+            logger.log(level, "the runtime failed to start: %s%s", redact_url(str(exc)), again)
         except Exception as exc:  # noqa: BLE001 - reported to every waiter; the traceback goes to the log
             state, error = StartupState.FAILED, RadassistError(f"unexpected {type(exc).__name__}; see the log")
             logger.error("the runtime failed to start", exc_info=exc)
@@ -191,7 +195,8 @@ class RuntimeStarter:
     def status(self) -> StartupStatus:
         with self._cond:
             elapsed = self._ready_after if self._ready_after is not None else time.monotonic() - self._started
-            error = str(self._error) if self._error is not None else None
+            # The opener's errors may name the LLM server by its URL, credentials included: they are shown.
+            error = redact_url(str(self._error)) if self._error is not None else None
             return StartupStatus(self._state, self._step, elapsed, error, self._retrying)
 
     @property
@@ -214,7 +219,7 @@ class RuntimeStarter:
             status = StartupStatus(self._state, self._step, time.monotonic() - self._started)
             error = self._error
         if error is not None:
-            raise RuntimeNotReady(f"the assistant could not start: {error}") from error
+            raise RuntimeNotReady(redact_url(f"the assistant could not start: {error}")) from error
         if status.state is StartupState.STOPPED:
             raise RuntimeNotReady("the assistant is shutting down")
         raise RuntimeNotReady(f"the language model is still starting ({status.elapsed_s:.0f} s): {status.step}")

@@ -7,14 +7,16 @@ Retain Patient Characteristics (E.3.7: sex only; age as an age group in the summ
 cleaned (no Clean Pixel Data option): Burned In Annotation = YES is reported to the user instead.
 
 This goes further than Table E.1-1 where that is safer: every private element, every person name, every
-free-text element not on a short allow-list and every element of unknown VR is removed, and every UID not
+free-text element not on a short allow-list, every element of unknown VR and every bulk element (OB, OW, UN,
+...: an Encapsulated Document, a vendor blob) other than the pixels is removed, and every UID not
 issued under the DICOM root is remapped, at any depth of nested sequences.
 
 Public names
 ------------
 - ``Pseudonymizer(salt)``: keyed pseudonyms from one secret salt: ``patient_key(patient_id)``,
-  ``uid(uid)``, ``date_shift(patient_key)``; ``Pseudonymizer.from_data_dir(data_dir)`` keeps the salt in
-  ``data_dir/deid_salt`` (created on first use, mode 0600, atomically).
+  ``uid(uid)``, ``date_shift(patient_key)``, ``image_key(content_key)``;
+  ``Pseudonymizer.from_data_dir(data_dir)`` keeps the salt in ``data_dir/deid_salt`` (created on first use,
+  mode 0600, atomically).
 - ``deidentify(ds, pseudonymizer, keep_pixel_data=False) -> Dataset``: a de-identified copy.
 - ``collect_identifiers(ds) -> list[str]``: the identifying strings a header holds (names, IDs, ...).
 - ``clean_text(text, identifiers) -> str | None``: free text with identifiers, dates, numbers removed.
@@ -131,6 +133,18 @@ _TEXT_VRS = frozenset({"AE", "LO", "LT", "SH", "ST", "UT", "UC", "UR"})
 _PIXEL_KEYWORDS = frozenset({
     "PixelData", "FloatPixelData", "DoubleFloatPixelData", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
 })
+# Bulk VRs: their bytes can be anything (an Encapsulated Document's PDF, a vendor blob, a thumbnail), so no rule
+# can clean them. They are removed wherever they are, except the pixels (when kept) and what is listed here.
+_BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_BULK_KEPT = frozenset({"FileMetaInformationVersion"})  # PS3.10 7.1: two bytes, 00 01
+# Numeric lookup tables the pixels cannot be displayed without (PS3.3 C.7.6.3.1.5, C.11.1, C.11.2): kept only
+# with the pixels.
+_LUT_KEYWORDS = frozenset({
+    "RedPaletteColorLookupTableData", "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
+    "AlphaPaletteColorLookupTableData", "SegmentedRedPaletteColorLookupTableData",
+    "SegmentedGreenPaletteColorLookupTableData", "SegmentedBluePaletteColorLookupTableData",
+    "SegmentedAlphaPaletteColorLookupTableData", "LUTData",
+})
 # Strings worth looking for in free text: these hold identities (plus every person name, PN, anywhere).
 _IDENTIFYING = frozenset({
     "PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID", "IssuerOfPatientID", "AdmissionID",
@@ -184,6 +198,14 @@ class Pseudonymizer:
         if not text or text.startswith(DICOM_UID_ROOT):
             return text
         return "2.25." + str(int.from_bytes(self._mac("uid", text)[:16], "big"))
+
+    def image_key(self, content_key: str) -> str:
+        """A keyed pseudonym of an image's content hash ("I-" + 32 hex digits): what may be stored or audited.
+
+        A plain content hash can be recomputed by anyone holding the image and so links an audit row to it; this
+        one cannot without the salt.
+        """
+        return "I-" + self._mac("image", str(content_key)).hex()[:32]
 
     def date_shift(self, key: str | None) -> timedelta:
         """The per-patient date offset: 1 to 3650 days back, the same for every study of the patient."""
@@ -412,6 +434,7 @@ class _Context:
         self.identifiers = identifiers
         self.shift = shift
         self.patient_key = key
+        self.keep_pixel_data = False  # nested items keep their LUTs only when the pixels are kept
 
 
 def _deid_element(elem: DataElement, ctx: _Context) -> DataElement | None:
@@ -423,7 +446,8 @@ def _deid_element(elem: DataElement, ctx: _Context) -> DataElement | None:
     if keyword == "PatientID":
         return DataElement(elem.tag, vr, ctx.patient_key or "")
     if vr == "SQ":
-        return DataElement(elem.tag, vr, Sequence([_deid_dataset(item, ctx) for item in elem.value or ()]))
+        items = [_deid_dataset(item, ctx, ctx.keep_pixel_data) for item in elem.value or ()]
+        return DataElement(elem.tag, vr, Sequence(items))
     if vr == "UI":
         values = [ctx.pseudonymizer.uid(v) for v in _as_strings(elem.value)]
         return DataElement(elem.tag, vr, values if len(values) > 1 else (values[0] if values else None))
@@ -433,7 +457,7 @@ def _deid_element(elem: DataElement, ctx: _Context) -> DataElement | None:
         if not shifted or any(s is None for s in shifted):
             return None
         return DataElement(elem.tag, vr, shifted if len(shifted) > 1 else shifted[0])
-    if vr in ("PN", "UN", "AS"):
+    if vr in ("PN", "AS") or _is_bulk(vr):
         return None
     if vr in _TEXT_VRS:
         if keyword in _SAFE_TEXT:
@@ -450,15 +474,22 @@ def _deid_element(elem: DataElement, ctx: _Context) -> DataElement | None:
     return elem
 
 
+def _is_bulk(vr: str | None) -> bool:
+    """Whether a VR (or an ambiguous dictionary VR such as "OB or OW", "US or SS or OW") may hold raw bytes."""
+    return bool(vr) and any(v.strip() in _BULK_VRS for v in str(vr).split(" or "))
+
+
 def _drops_unread(vr: str | None, keyword: str, keep_pixel_data: bool) -> bool:
     """Whether an element is removed whatever its value (so it need not be converted)."""
     if not keyword or keyword in _REMOVE:
         return True
     if keyword in _EMPTY or keyword == "PatientID":
         return False
-    if keyword in _PIXEL_KEYWORDS:
+    if keyword in _PIXEL_KEYWORDS or keyword in _LUT_KEYWORDS:
         return not keep_pixel_data
-    if vr in ("PN", "UN", "AS") or vr is None:
+    if keyword in _BULK_KEPT:
+        return False
+    if vr in ("PN", "AS") or vr is None or _is_bulk(vr):
         return True
     return vr in _TEXT_VRS and keyword not in _SAFE_TEXT and keyword not in _CLEAN_TEXT
 
@@ -478,7 +509,9 @@ def _deid_dataset(
             elem = src[tag]
         except Exception:  # an unparseable value is dropped: removing is always allowed (E.1)
             continue
-        if elem.keyword in _PIXEL_KEYWORDS and not keep_pixel_data:
+        if elem.keyword in _PIXEL_KEYWORDS or elem.keyword in _LUT_KEYWORDS or elem.keyword in _BULK_KEPT:
+            if keep_pixel_data or elem.keyword in _BULK_KEPT:
+                out.add(elem)  # the bulk this profile keeps, as is
             continue
         try:
             new = _deid_element(elem, ctx)
@@ -507,14 +540,23 @@ def deidentify(
     key = pseudonymizer.patient_key(_first_string(ds, "PatientID"))
     shift = pseudonymizer.date_shift(key or _first_string(ds, "StudyInstanceUID"))
     ctx = _Context(pseudonymizer, identifiers, shift, key)
+    ctx.keep_pixel_data = keep_pixel_data
     out = _deid_dataset(ds, ctx, keep_pixel_data, frozenset(drop))
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         out.file_meta = _deid_dataset(meta, ctx)  # type: ignore[assignment]
-    burned = (burned_in or _first_string(ds, "BurnedInAnnotation") or "").upper()
-    # PS3.15 E.1.1: Patient Identity Removed is YES only if nothing identifying is left, pixels included.
-    out.PatientIdentityRemoved = "NO" if burned == "YES" else "YES"
-    out.DeidentificationMethod = "radassist PS3.15 basic profile; modified dates; patient characteristics"
+    burned = (burned_in or _first_string(ds, "BurnedInAnnotation") or "").strip().upper()
+    if burned in ("YES", "NO"):
+        out.BurnedInAnnotation = burned  # PS3.3 C.7.6.1.1.8: only the enumerated values; unknown stays absent
+    elif "BurnedInAnnotation" in out:
+        del out.BurnedInAnnotation
+    # PS3.15 E.1.1: Patient Identity Removed is YES only if nothing identifying is left. Here that requires:
+    # the header went through this profile (every free text, name, private and bulk element removed or cleaned)
+    # and, when the source has pixels, Burned In Annotation is known to be NO: this profile does not clean pixels
+    # (no Clean Pixel Data option), and an absent or unreadable value does not say the pixels are free of text.
+    has_pixels = any(keyword_for_tag(t) in _PIXEL_KEYWORDS for t in ds.keys())
+    out.PatientIdentityRemoved = "YES" if burned == "NO" or not has_pixels else "NO"
+    out.DeidentificationMethod = "radassist PS3.15 basic; modified dates; patient characteristics"  # LO: 64
     codes = Sequence()
     for value, meaning in _METHOD_CODES:
         item = Dataset()

@@ -1,9 +1,11 @@
 """Export a report draft: plain text, Markdown, JSON (structured) and DICOM Comprehensive SR (highdicom).
 
 The SR references the study by its pseudonymous UIDs (ingest replaced the originals; they are not kept) and
-carries the pseudonymous patient key as Patient ID, no name, no birth date. Its text is the draft's text, line
-for line: :func:`sr_text` rebuilds it from a file read back with pydicom. A draft with unconfirmed statements is
-exported as PARTIAL (Completion Flag) and every SR is UNVERIFIED: the assistant cannot verify a report.
+carries the pseudonymous patient key as Patient ID, no name, no birth date. Its own dates (content, instance
+creation) are moved by the patient's date shift, like the study's (PS3.15 E.3.6): a real export day beside a
+shifted study date would give the shift away. Its text is the draft's text, line for line: :func:`sr_text`
+rebuilds it from a file read back with pydicom. A draft with unconfirmed statements is exported as PARTIAL
+(Completion Flag) and every SR is UNVERIFIED: the assistant cannot verify a report.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import secrets
 import uuid
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from assistant.errors import RadassistError
 from assistant.report.draft import (
     NUMBERED,
     UNCONFIRMED_MARK,
+    Origin,
     Report,
     Section,
     Statement,
@@ -33,6 +37,13 @@ logger = logging.getLogger(__name__)
 NOTICE = "Research prototype — not for clinical use. Every output must be checked by a qualified radiologist."
 MANUFACTURER = "radassist"
 SR_SERIES_NUMBER = 900  # a high series number keeps the report after the image series in viewers
+
+
+class DateShifter(Protocol):
+    """What the SR needs of the de-identification keys (``assistant.imaging.deid.Pseudonymizer``, which report
+    may not import): the per-patient date shift ingest applied to the study's dates."""
+
+    def date_shift(self, key: str | None) -> dt.timedelta: ...
 
 
 class ExportError(RadassistError):
@@ -175,8 +186,63 @@ def _evidence(report: Report) -> tuple[list[Any], bool]:
     return [stub(secondary_capture, _deterministic_uid(report.report_id, "none"), _deterministic_uid("s"))], False
 
 
-def create_sr(report: Report, version: int = 1) -> Any:
-    """The draft as a DICOM Comprehensive SR dataset (``highdicom.sr.ComprehensiveSR``)."""
+_MAX_SHIFT_DAYS = 3650  # as assistant.imaging.deid: a made-up shift is as large as a real one
+
+
+def sr_datetime(report: Report, keys: DateShifter | None = None, now: dt.datetime | None = None) -> dt.datetime:
+    """When the SR says it was made, on the patient's shifted time line (PS3.15 E.3.6).
+
+    With the de-identification ``keys`` and a patient key: now, moved by the same per-patient shift as the
+    study's dates (ingest: ``Pseudonymizer.date_shift(patient_key)``), so the interval study → report is kept.
+    Without them the shift cannot be known: the study's (already shifted) date, else now moved by a random
+    shift. Never the real day: beside a shifted study date it would give the patient's shift away.
+    """
+    now = now or dt.datetime.now()
+    study = report.study
+    if keys is not None and study is not None and study.patient_key:
+        return now + keys.date_shift(study.patient_key)
+    if study is not None and study.study_date:
+        return dt.datetime.combine(study.study_date, dt.time())
+    return now - dt.timedelta(days=1 + secrets.randbelow(_MAX_SHIFT_DAYS))
+
+
+def _date_sr(sr: Any, when: dt.datetime) -> None:
+    """Put ``when`` in every date the SR holds of its own (highdicom writes the real clock time)."""
+    da, tm = when.strftime("%Y%m%d"), when.strftime("%H%M%S")
+    sr.ContentDate, sr.ContentTime = da, tm
+    sr.InstanceCreationDate, sr.InstanceCreationTime = da, tm
+    for keyword in ("SeriesDate", "SeriesTime"):
+        if keyword in sr:
+            setattr(sr, keyword, da if keyword.endswith("Date") else tm)
+
+    def walk(dataset: Any) -> None:  # DT values (verification, observation date-times) at any depth
+        for elem in dataset:
+            if elem.VR == "SQ":
+                for item in elem.value or ():
+                    walk(item)
+            elif elem.VR == "DT" and elem.value:
+                elem.value = when.strftime("%Y%m%d%H%M%S")
+
+    walk(sr)
+
+
+# Words that came from outside the product's fixed wording: a person's (dictated, edited) or a prior report's.
+# Drafted statements are derived from the others: they hold such words only when the others do.
+_OUTSIDE_ORIGINS = frozenset({Origin.DICTATED, Origin.EDITED, Origin.PRIOR})
+
+
+def _free_text(report: Report) -> bool:
+    """Whether the SR's text may hold words no rule controls (typed by a person, copied from a prior report, or
+    drafted from those). Nothing scrubs these before export."""
+    return bool(report.changes) or any(s.origin in _OUTSIDE_ORIGINS for _, s in report.statements())
+
+
+def create_sr(report: Report, version: int = 1, keys: DateShifter | None = None) -> Any:
+    """The draft as a DICOM Comprehensive SR dataset (``highdicom.sr.ComprehensiveSR``).
+
+    ``keys``: the de-identification keys (a ``Pseudonymizer``) that shifted the study's dates; the SR's own dates
+    get the same shift (see :func:`sr_datetime`).
+    """
     import highdicom as hd
     from pydicom.sr.coding import Code
 
@@ -218,8 +284,19 @@ def create_sr(report: Report, version: int = 1) -> Any:
     except (ValueError, TypeError, AttributeError) as exc:
         raise ExportError(f"the DICOM SR could not be built: {exc}") from exc
     sr.SeriesDescription = report.title
-    sr.PatientIdentityRemoved = "YES"
-    sr.DeidentificationMethod = "radassist: pseudonymous key and UIDs, shifted dates"  # LO: 64 chars
+    _date_sr(sr, sr_datetime(report, keys))
+    # PS3.15 E.1.1: YES only if nothing identifying is left. The header qualifies (pseudonymous key and UIDs,
+    # shifted dates, no name); the TEXT items qualify only when all of their words are the product's fixed wording
+    # (template defaults, calculator output, impressions drafted from those). Dictated, edited or prior text goes
+    # in as written: it was never scrubbed and may name the patient, a relative, a date or an ID, so such an SR
+    # (and one whose impression was drafted from such text) says NO.
+    controlled = not _free_text(report)
+    sr.PatientIdentityRemoved = "YES" if controlled else "NO"
+    sr.DeidentificationMethod = (  # LO: at most 64 characters
+        "radassist: pseudonymous key and UIDs, shifted dates"
+        if controlled
+        else "radassist: pseudonymous IDs, shifted dates; text not scrubbed"
+    )
     return sr
 
 
@@ -242,8 +319,17 @@ def sr_text(dataset: Any) -> str:
 # ------------------------------------------------------------------------------------------------ files
 
 
-def export_report(report: Report, fmt: ExportFormat | str, path: Path, version: int | None = None) -> Path:
-    """Write ``report`` to ``path`` in ``fmt`` (md, txt, json, sr); returns the path."""
+def export_report(
+    report: Report,
+    fmt: ExportFormat | str,
+    path: Path,
+    version: int | None = None,
+    keys: DateShifter | None = None,
+) -> Path:
+    """Write ``report`` to ``path`` in ``fmt`` (md, txt, json, sr); returns the path.
+
+    ``keys``: the de-identification keys, so the SR's own dates get the patient's date shift (:func:`create_sr`).
+    """
     try:
         kind = ExportFormat(fmt)
     except ValueError:
@@ -252,7 +338,7 @@ def export_report(report: Report, fmt: ExportFormat | str, path: Path, version: 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if kind is ExportFormat.SR:
-            create_sr(report, version or 1).save_as(path, enforce_file_format=True)
+            create_sr(report, version or 1, keys).save_as(path, enforce_file_format=True)
         else:
             text = {
                 ExportFormat.MARKDOWN: lambda: to_markdown(report, version),

@@ -5,6 +5,9 @@ projector that produced the entry: the same picture under another model is anoth
 projected embeddings *already serialised* as the base64 payload vLLM wants, so a follow-up turn costs a dict
 lookup, not an encoder pass or a ``torch.save``. Memory is bounded (least recently used entries go first).
 
+The content hash never leaves the process: anyone holding the image can recompute it. What is stored or audited
+is its keyed pseudonym (``VisionService.audit_key``: HMAC-SHA-256 under the de-identification salt).
+
 Public names: ``image_key(rendering)``, ``serialize_embeds(tensor)``, ``CachedEmbedding``, ``EmbeddingCache``.
 """
 

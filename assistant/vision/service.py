@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 
 from assistant.errors import ConfigurationError, LLMUnavailableError, RadassistError, RetrievalError
+from assistant.imaging.deid import Pseudonymizer
 from assistant.imaging.study import Image, Series, Study
 from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role
 from assistant.vision.cache import CachedEmbedding, EmbeddingCache, image_key
@@ -54,7 +57,7 @@ class ImageRef:
 
     rendering: np.ndarray  # (rows, cols) or (rows, cols, 3) uint8
     label: str = "image"
-    key: str = ""
+    key: str = ""  # content hash: the in-process cache key; anyone with the image can recompute it, so never stored
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -104,7 +107,7 @@ class Attachment:
 
     image_input: ImageInput
     parts: tuple[dict[str, Any], ...]  # one content part per image under embeds/pixels; none for text-only
-    image_keys: tuple[str, ...]  # content hashes: pseudonymous, safe to log and audit
+    image_keys: tuple[str, ...]  # keyed pseudonyms (VisionService.audit_key): the only image ids fit for the audit
     labels: tuple[str, ...]
     image_tokens: int = 0  # embeds: the LLM positions the images take
     note: str | None = None  # text-only: the plain statement that the pixels were not analysed
@@ -150,7 +153,11 @@ class VisionService:
         cache: EmbeddingCache | None = None,
         max_model_len: int | None = None,
         llm_hidden_size: int | None = None,
+        keys: Pseudonymizer | Callable[[], Pseudonymizer] | None = None,
     ) -> None:
+        """``keys``: the de-identification keys (or a function loading them on first use) that turn content
+        hashes into the image ids audit rows keep; without them, a random key of this service's own (ids stay
+        stable within the process but link to nothing after it)."""
         if profile.image_input is ImageInput.EMBEDS and bundle is None and (encoder is None or projector is None):
             raise ConfigurationError(f"the {profile.name} profile needs a vision bundle or an encoder and projector")
         self.profile = profile
@@ -161,6 +168,8 @@ class VisionService:
         self.max_model_len = max_model_len
         self.llm_hidden_size = llm_hidden_size or (bundle.llm_hidden_size if bundle else None)
         self._fingerprint: str | None = None
+        self._keys = keys
+        self._keys_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, cache: EmbeddingCache | None = None) -> VisionService:
@@ -179,6 +188,7 @@ class VisionService:
             cache=cache,
             max_model_len=settings.engine_max_model_len if settings.uses_embedded_engine else None,
             llm_hidden_size=hidden,
+            keys=lambda: Pseudonymizer.from_data_dir(settings.data_dir),  # the salt ingest uses; read on first image
         )
 
     @classmethod
@@ -188,6 +198,18 @@ class VisionService:
     @property
     def image_input(self) -> ImageInput:
         return self.profile.image_input
+
+    def audit_key(self, content_key: str) -> str:
+        """The id of an image for audit rows: HMAC-SHA-256 of its content hash under the de-identification salt.
+
+        A plain content hash would let anyone holding the image find its rows (and link rows across sites).
+        """
+        with self._keys_lock:
+            if not isinstance(self._keys, Pseudonymizer):
+                loader = self._keys
+                self._keys = loader() if loader is not None else Pseudonymizer(secrets.token_bytes(32))
+            keys = self._keys
+        return keys.image_key(content_key)
 
     # -- models -------------------------------------------------------------------------------------------
 
@@ -275,10 +297,10 @@ class VisionService:
                 f"{len(refs)} images are attached but the {self.profile.name} profile sends at most "
                 f"{self.profile.max_images} per request: attach fewer images"
             )
-        keys = tuple(r.key for r in refs)
         labels = tuple(r.label for r in refs)
         if not refs:
             return Attachment(self.image_input, (), (), ())
+        keys = tuple(self.audit_key(r.key) for r in refs)  # the cache keeps the content hashes; these leave
         started = time.perf_counter()
         misses_before = self.cache.misses
         cached: list[CachedEmbedding] | None = None

@@ -67,7 +67,7 @@ def test_planted_phi_never_reaches_summaries_headers_or_logs(
     assert study.patient_key and study.patient_key.startswith("P-")
     assert study.study_date is not None and study.study_date != date(2023, 9, 14)
     header = dict((kw, value) for _, kw, value in study.series[0].header)
-    assert header["PatientIdentityRemoved"] == "YES"
+    assert header["PatientIdentityRemoved"] == "NO"  # no Burned In Annotation: the pixels are not known clean
     assert header["PatientID"] == study.patient_key
     assert header["Manufacturer"]  # technical facts survive
 

@@ -48,7 +48,7 @@ def test_sr_round_trip_text_and_de_identified_references(
         assert any(statement.text in t for t in texts)
     assert ds.StudyInstanceUID == chest_study.study_instance_uid and ds.StudyInstanceUID.startswith("2.25.")
     assert ds.PatientID == chest_study.patient_key and str(ds.PatientName) == ""
-    assert ds.PatientIdentityRemoved == "YES"
+    assert ds.PatientIdentityRemoved == "NO"  # the dictated sentence went in as typed: never scrubbed
     ref = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
     assert ref.ReferencedSOPInstanceUID == chest_study.instances[0].sop_instance_uid
     assert (ds.CompletionFlag, ds.VerificationFlag) == ("PARTIAL", "UNVERIFIED")  # unconfirmed defaults remain
