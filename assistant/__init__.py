@@ -49,7 +49,7 @@ from assistant.store.conversations import (
 from assistant.store.db import ensure_private_dir
 from assistant.store.users import UserError, UserStore, check_user_name
 from assistant.vision.profiles import ImageInput
-from assistant.vision.service import SimilarCase, VisionService, images_from_study
+from assistant.vision.service import SimilarCase, View, VisionService, image_in_view, images_from_study
 
 NOT_FOR_CLINICAL_USE = (
     "Research prototype — not for clinical use. Every output must be checked by a qualified radiologist."
@@ -71,11 +71,13 @@ __all__ = [
     "ReportError",
     "ReportStore",
     "StudyRef",
+    "View",
     "VisionService",
     "calculator_params",
     "empty_sections",
     "ensure_private_dir",
     "export_report",
+    "image_in_view",
     "images_from_study",
     "list_templates",
     "load_report_template",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +123,8 @@ class Runtime:
             extra: dict[str, Any] = {"mode": chosen.value}
             if attachment is not None:
                 extra["image_input"] = attachment.image_input.value
+                if ctx.sent:
+                    extra["sent"] = [dict(item) for item in ctx.sent]
             answer = Answer("".join(pieces).strip(), self.chat.model.model_id, (), time.monotonic() - started, extra)
             yield AnswerEvent("answer", mode=chosen, answer=answer)
             return
@@ -164,6 +166,8 @@ class AskContext:
 
     images: Sequence[ImageLike] = ()
     patient_key: str | None = None
+    # What each image is, for the answer's "sent" field: {"series", "frame", "window"} (vision.service.image_in_view).
+    sent: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ from assistant import (
     RuntimeStarter,
     StartupState,
     StudyRef,
+    View,
     VisionService,
+    image_in_view,
     images_from_study,
     list_templates,
     load_study,
@@ -334,7 +336,7 @@ class Workspace:
             yield history, *rest
             return
         history.append({"role": "assistant", "content": ""})
-        context = AskContext(images=tuple(images_from_study(s.study)) if s.study is not None else ())
+        context = self._view_context(s)
         text = ""
         try:
             # Runtime.stream picks the mode and dispatches (the same path as `radassist ask`); this only renders.
@@ -362,6 +364,19 @@ class Workspace:
                 shown = ""
             history[-1]["content"] = (shown + "\n\n" if shown else "") + error_text(exc)
             yield history, gr.skip(), gr.skip(), gr.skip()
+
+    def _view_context(self, s: Session) -> AskContext:
+        """The frame on screen, rendered with the window on screen: what the radiologist sees is what is sent."""
+        if s.study is None:
+            return AskContext()
+        spec: Any = s.window
+        if isinstance(spec, str) and spec.startswith("custom:"):
+            centre, width = spec.split(":", 1)[1].split("/")
+            spec = (float(centre), float(width))
+        elif spec in ("default", "", None):
+            spec = None
+        image, sent = image_in_view(s.study, View(s.series_index, s.slice_index, spec))
+        return AskContext(images=(image,), sent=(sent,))
 
     def answer_api(self, message: str) -> Iterator[str]:
         """The /chat API endpoint: one question, no study, the answer streamed (for scripts and benchmarks).

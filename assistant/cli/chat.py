@@ -19,7 +19,7 @@ from assistant.runtime import AskContext, Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
 from assistant.startup import RuntimeStarter
 from assistant.store.retention import RetentionSweeper
-from assistant.vision.service import ImageRef, SimilarCase, images_from_study
+from assistant.vision.service import ImageRef, SimilarCase, View, image_in_view, images_from_study
 
 FRONTEND_GROUP = "radassist.frontends"
 
@@ -55,6 +55,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="attach a study image (DICOM file, folder or zip of a series, PNG/JPEG); repeatable. --json adds "
         '"image_input": "embeds" | "pixels" | "none" (none: the model did not see the pixels)',
+    )
+    ask.add_argument(
+        "--frame",
+        type=int,
+        metavar="N",
+        help="with --image: send frame N (1-based) of the series, as on screen (default: each series' middle frame)",
+    )
+    ask.add_argument(
+        "--window",
+        metavar="PRESET|C/W",
+        help="with --image: render the sent frame in this window (lung, mediastinum, bone, ... or CENTER/WIDTH)",
+    )
+    ask.add_argument(
+        "--series",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --frame/--window: the series (1-based, default 1)",
     )
     ask.add_argument(
         "--similar",
@@ -126,14 +144,16 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     mode, patient = Mode(args.mode), args.patient
     if patient and mode not in (Mode.AUTO, Mode.GROUNDED):
         raise ConfigurationError("--patient is only used by --mode grounded")
-    images = load_images(args.image, settings)  # before the engine starts: a bad file fails fast
+    if (args.frame is not None or args.window) and not args.image:
+        raise ConfigurationError("--frame and --window choose what of an --image is sent; give --image FILE")
+    images, sent = load_view(args.image, settings, args.series, args.frame, args.window)  # fails fast on bad files
     with open_runtime(settings, progress=progress or _quiet) as runtime:
         # Looked up before the answer (an embeds model then reuses the encoded images), shown after it.
         similar, similar_error = _similar_cases(runtime, images, args.similar)
         status = 1 if similar_error else 0  # the answer is still given when only the similar cases failed
         if args.batch:
             return max(_ask_batch(runtime, items, mode, patient, images, similar), status)
-        context = AskContext(images=tuple(images), patient_key=patient)
+        context = AskContext(images=tuple(images), patient_key=patient, sent=tuple(sent))
         answer: Answer | None = None
         streamed = False
         # Runtime.stream picks the mode and dispatches; this front end only renders what it yields.
@@ -203,6 +223,44 @@ def _plain_text(answer: Answer) -> str:
 
 def _quiet(message: str) -> None:
     pass
+
+
+def load_view(
+    paths: list[Path], settings: Settings, series: int, frame: int | None, window: str | None
+) -> tuple[list[ImageRef], list[dict[str, Any]]]:
+    """The images to send and what they are: with --frame/--window, that frame rendered in that window (as the
+    web app sends the frame on screen); otherwise each series' representative frame."""
+    if not paths:
+        return [], []
+    result = load_study(paths, settings)
+    for outcome in result.files:
+        if not outcome.ok:
+            _stderr_progress(f"{outcome.path}: {outcome.error}")
+    if not result.studies:
+        raise IngestError("none of the attached images could be read (see the messages above)")
+    if frame is None and not window:
+        # Each series' representative frame in the file's own window, described like a view.
+        pairs = [
+            image_in_view(study, View(i, s.images.index(s.representative(1)[0]), None))
+            for study in result.studies
+            for i, s in enumerate(study.series)
+        ]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    spec: Any = None
+    if window:
+        parts = window.replace(",", "/").split("/")
+        try:
+            spec = (float(parts[0]), float(parts[1])) if len(parts) == 2 else window.strip().lower()
+        except ValueError:
+            raise ConfigurationError(f"--window {window!r} is not a preset name or CENTER/WIDTH") from None
+    study = result.studies[0]
+    middle = study.series[min(max(series - 1, 0), len(study.series) - 1)].frame_count // 2 if study.series else 0
+    chosen = View(series - 1, (frame - 1) if frame is not None else middle, spec)
+    try:
+        image, sent = image_in_view(study, chosen)
+    except (KeyError, ValueError) as exc:
+        raise ConfigurationError(f"--window {window!r}: {exc}") from exc
+    return [image], [sent]
 
 
 def load_images(paths: list[Path], settings: Settings) -> list[ImageRef]:

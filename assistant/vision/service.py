@@ -25,7 +25,7 @@ import numpy as np
 
 from assistant.errors import ConfigurationError, LLMUnavailableError, RadassistError, RetrievalError
 from assistant.imaging.deid import Pseudonymizer
-from assistant.imaging.study import Image, Series, Study
+from assistant.imaging.study import Image, Series, Study, WindowSpec, render
 from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role
 from assistant.vision.cache import CachedEmbedding, EmbeddingCache, image_key
 from assistant.vision.encoder import ImageEncoder
@@ -90,6 +90,43 @@ def images_from_study(study: Study, per_series: int = 1) -> list[ImageRef]:
             position = series.images.index(frame)
             out.append(ImageRef(frame.rendering, series_label(series, frame, position)))
     return out
+
+
+@dataclass(frozen=True)
+class View:
+    """What the radiologist looks at: a series, one of its frames, and the window (None = the file's own, a
+    preset name such as "lung", or a (centre, width) pair). Indices are 0-based."""
+
+    series: int = 0
+    frame: int = 0
+    window: WindowSpec = None
+
+
+def image_in_view(study: Study, view: View) -> tuple[ImageRef, dict[str, Any]]:
+    """The frame on screen rendered with the window on screen, labelled (series, slice n/N, window), and what
+    was sent as data: ``{"series", "frame", "window"}`` (1-based numbers, the window's name or C/W)."""
+    if not 0 <= view.series < len(study.series):
+        raise RadassistError(f"series {view.series + 1} does not exist (the study has {len(study.series)})")
+    series = study.series[view.series]
+    if not 0 <= view.frame < series.frame_count:
+        raise RadassistError(
+            f"frame {view.frame + 1} does not exist (series {view.series + 1} has {series.frame_count} frames)"
+        )
+    image = series.images[view.frame]
+    chosen = image.resolve_window(view.window)
+    pixels = render(image, view.window)  # (rows, cols) or (rows, cols, 3) uint8, as the viewer shows it
+    if image.is_color or chosen is None:
+        window = "colour" if image.is_color else "none"
+    else:
+        described = chosen.describe()
+        window = (
+            f"{described['name']} C{described['center']}/W{described['width']}"
+            if "center" in described
+            else str(described.get("name", "VOI LUT"))
+        )
+    label = f"{series_label(series, image, view.frame)}, slice {view.frame + 1}/{series.frame_count}, window {window}"
+    sent = {"series": view.series + 1, "frame": view.frame + 1, "window": window}
+    return ImageRef(pixels, label), sent
 
 
 def as_image_ref(image: ImageLike, index: int = 0) -> ImageRef:
