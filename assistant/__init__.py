@@ -28,8 +28,7 @@ from assistant.modes.chat import ChatService
 from assistant.modes.grounded import GroundedService
 from assistant.modes.guideline import GuidelineService
 from assistant.modes.mode import Mode, choose_mode
-from assistant.report.draft import ReportError, StudyRef, list_templates
-from assistant.report.draft import load_template as load_report_template
+from assistant.report.draft import ReportError, StudyRef, list_templates, load_report_template
 from assistant.report.export import ExportFormat, empty_sections, export_report
 from assistant.report.export import to_markdown as report_markdown
 from assistant.report.service import DraftingService

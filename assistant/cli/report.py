@@ -19,7 +19,7 @@ from typing import Any
 
 from assistant.errors import ConfigurationError
 from assistant.llm.client import ChatModel
-from assistant.report.draft import StudyRef, list_templates, load_template, render_text
+from assistant.report.draft import StudyRef, list_templates, load_report_template, render_text
 from assistant.report.edits import parse_intent
 from assistant.report.export import ExportFormat, empty_sections, to_json
 from assistant.report.priors import InMemoryPriors
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         action = args.report_command
         if action == "templates":
             for name in list_templates():
-                t = load_template(name)
+                t = load_report_template(name)
                 print(f"{name:20} {t.title} ({', '.join(t.modalities)}; {', '.join(t.body_parts[:3])})")
             return 0
         if action == "list":

@@ -155,7 +155,7 @@ def list_templates(directory: Path | None = None) -> tuple[str, ...]:
 
 
 @cache
-def load_template(name: str, directory: Path | None = None) -> ReportTemplate:
+def load_report_template(name: str, directory: Path | None = None) -> ReportTemplate:
     """Read and validate the report template called ``name``."""
     folder = directory or templates_dir()
     path = folder / f"{name}.toml"
@@ -234,7 +234,7 @@ def choose_template(
 ) -> TemplateChoice:
     """Pick the template from the study's modality, body part and description; ask when it is not clear."""
     names = list_templates()
-    templates = [load_template(n) for n in names]
+    templates = [load_report_template(n) for n in names]
     mod = (modality or "").strip().upper()
     if mod in ("DX", "DR"):
         mod = "DX"
@@ -574,7 +574,7 @@ def create_report(
     template: ReportTemplate | str, report_id: str | None = None, study: StudyRef | None = None
 ) -> Report:
     """A fresh draft: the template's defaults as unconfirmed statements."""
-    tmpl = load_template(template) if isinstance(template, str) else template
+    tmpl = load_report_template(template) if isinstance(template, str) else template
     report = Report(
         report_id=report_id or new_report_id(),
         template=tmpl.name,

@@ -25,7 +25,7 @@ from assistant.report.draft import (
     choose_template,
     create_report,
     diff_reports,
-    load_template,
+    load_report_template,
     undo_target,
 )
 from assistant.report.edits import Intent, condense, facts_kept, find_statements, parse_intent
@@ -97,7 +97,7 @@ class DraftingService:
             if choice.template is None:
                 raise ReportError(choice.question())
             template = choice.template
-        tmpl = load_template(template)
+        tmpl = load_report_template(template)
         report = create_report(tmpl, report_id, study)
         notes = []
         if self.priors is not None and study is not None:
@@ -155,13 +155,13 @@ class DraftingService:
     def plan(self, report_id: str, text: str) -> list[Clause]:
         """How a dictation would be split and placed by the rules alone (no model, nothing saved)."""
         report = self.store.load(report_id)
-        return split_dictation(load_template(report.template), text)
+        return split_dictation(load_report_template(report.template), text)
 
     def dictate(self, report_id: str, text: str) -> Reply:
         """Place a dictation into the draft (one new version), redraft the impression, recompute recommendations."""
         current = self.store.current(report_id)
         report = current.report
-        template = load_template(report.template)
+        template = load_report_template(report.template)
         message_id = self.store.add_message(report_id, "user", text, MessageStatus.PENDING)
         try:
             clauses = self._resolve(template, split_dictation(template, text))
@@ -285,7 +285,7 @@ class DraftingService:
             after = after.replace(impression_locked=True)
         if statement.origin is Origin.CALCULATOR:
             after = after.replace(dismissed=(*after.dismissed, statement.text))
-        after = apply_derived(after, load_template(report.template))
+        after = apply_derived(after, load_report_template(report.template))
         return self._commit(current, after, "edit", f"deleted from {part.title}: {statement.id}", message_id)
 
     def _replace(self, report_id: str, intent: Intent, message_id: int) -> Reply:
@@ -306,7 +306,7 @@ class DraftingService:
         after = report.with_part(part.slot, [edited if s.id == statement.id else s for s in part.statements])
         if part.section is Section.IMPRESSION:
             after = after.replace(impression_locked=True)
-        after = apply_derived(after, load_template(report.template))
+        after = apply_derived(after, load_report_template(report.template))
         return self._commit(current, after, "edit", f"changed in {part.title}: {statement.id}", message_id)
 
     def _concise(self, report_id: str, intent: Intent, message_id: int) -> Reply:
@@ -374,7 +374,7 @@ class DraftingService:
         current = self.store.current(report_id)
         report = current.report.replace(impression_locked=False)
         report = report.with_part(Section.IMPRESSION, [])
-        after = apply_derived(report, load_template(report.template))
+        after = apply_derived(report, load_report_template(report.template))
         return self._commit(current, after, "edit", "impression redrafted from the findings", message_id)
 
     def _ask(self, report: Report, message_id: int, text: str) -> Reply:

@@ -10,7 +10,7 @@ import pytest
 from assistant.errors import LLMUnavailableError
 from assistant.llm.client import OpenAIChatClient
 from assistant.report.dictation import PlacementError, Placer, placement_schema, split_dictation
-from assistant.report.draft import Origin, Section, load_template, render_text
+from assistant.report.draft import Origin, Section, load_report_template, render_text
 from assistant.report.edits import parse_intent
 from assistant.report.service import DraftingService
 from assistant.report.store import MessageStatus, ReportStore
@@ -31,7 +31,7 @@ def test_the_placement_set_has_at_least_40_snippets_over_all_templates() -> None
         "cxr", "ct_chest", "ct_abdomen_pelvis", "mri_brain", "us_thyroid", "mammo_screening"
     }  # fmt: skip
     for case in cases:
-        template = load_template(str(case["template"]))
+        template = load_report_template(str(case["template"]))
         expected = case["expected"]
         assert isinstance(expected, list) and set(expected) <= set(template.slots), case
 
@@ -39,7 +39,7 @@ def test_the_placement_set_has_at_least_40_snippets_over_all_templates() -> None
 def test_rules_place_the_snippets_they_are_sure_of_correctly() -> None:
     placed = wrong = 0
     for case in _cases():
-        clauses = split_dictation(load_template(str(case["template"])), str(case["text"]))
+        clauses = split_dictation(load_report_template(str(case["template"])), str(case["text"]))
         expected = list(case["expected"])  # type: ignore[call-overload]
         assert len(clauses) == len(expected), (case["text"], [c.text for c in clauses])
         for clause, slot in zip(clauses, expected, strict=True):
@@ -74,7 +74,7 @@ def test_the_request_carries_a_json_schema_of_the_template_slots() -> None:
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
     client = OpenAIChatClient("http://engine.test", model="m", transport=httpx.MockTransport(handler))
-    template = load_template("cxr")
+    template = load_report_template("cxr")
     assert Placer(client).place(template, "Blunting of the costophrenic angle") == "findings.pleura"
     fmt = sent[0]["response_format"]
     assert isinstance(fmt, dict) and fmt["type"] == "json_schema"
@@ -92,7 +92,7 @@ def test_an_answer_outside_the_template_is_refused_and_nothing_changes(store: Re
     assert store.current(report_id).number == before.number
     assert [m.status for m in store.messages(report_id) if m.role == "user"] == [MessageStatus.FAILED]
     with pytest.raises(PlacementError):
-        Placer(ScriptedModel(["not json"])).place(load_template("cxr"), "x")
+        Placer(ScriptedModel(["not json"])).place(load_report_template("cxr"), "x")
 
 
 def test_without_a_model_unsure_sentences_are_reported_and_kept_for_retry(store: ReportStore) -> None:

@@ -15,7 +15,7 @@ import pytest
 from assistant.llm.client import ChatMessage, GenerationOptions, OpenAIChatClient
 from assistant.llm.engine import EmbeddedEngine
 from assistant.report.dictation import Placer
-from assistant.report.draft import load_template, render_text
+from assistant.report.draft import load_report_template, render_text
 from assistant.report.service import DraftingService
 from assistant.report.store import MessageStatus, ReportStore
 from assistant.runtime import create_engine
@@ -38,7 +38,7 @@ def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def test_structured_output_places_a_sentence_through_real_vllm(engine: EmbeddedEngine) -> None:
-    template = load_template("ct_chest")
+    template = load_report_template("ct_chest")
     with OpenAIChatClient(engine.url, timeout_s=120) as client:
         slot = Placer(client).place(template, "Something odd here")
     assert slot in template.slots  # the random model can only answer inside the schema

@@ -11,7 +11,7 @@ from assistant.report.draft import (
     choose_template,
     create_report,
     list_templates,
-    load_template,
+    load_report_template,
     render_text,
 )
 
@@ -24,7 +24,7 @@ def test_the_six_templates_exist_as_data_files() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_new_draft_has_every_section_and_only_unconfirmed_defaults(name: str) -> None:
-    template = load_template(name)
+    template = load_report_template(name)
     report = create_report(template)
     sections = {p.section for p in report.parts}
     assert sections == set(Section)
@@ -68,4 +68,4 @@ def test_a_body_part_without_a_template_is_asked_not_guessed() -> None:
 
 def test_an_unknown_template_is_named_with_the_known_ones() -> None:
     with pytest.raises(ReportError, match="no report template named 'xr_knee'.*ct_chest"):
-        load_template("xr_knee")
+        load_report_template("xr_knee")
