@@ -39,7 +39,7 @@ def test_ask_json_prints_one_object(tiny_engine: str, radassist_bin: Path, cli_e
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert set(result) == {"answer", "citations", "model"}
+    assert set(result) == {"answer", "citations", "model", "mode"}  # "mode" added (additive): which mode answered
     assert isinstance(result["answer"], str) and result["answer"] and result["citations"] == []
     assert result["model"].startswith("tiny-llama")  # the served name of the fixture model
 

@@ -34,7 +34,7 @@ def test_ask_guideline_json_and_batch(
     batch = tmp_path / "q.jsonl"
     lines = [
         {"id": "computed", "question": "Single solid 7 mm nodule in a high-risk smoker - follow-up?"},
-        {"id": "ask-back", "question": "Solid nodule 7 mm in a chronic cigarette user"},
+        {"id": "ask-back", "question": "Solid nodule 7 mm in a chronic tobacco user"},
     ]
     batch.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     out = subprocess.run(
