@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from assistant.modes.guideline import GUIDELINE_IDS
 from assistant.modes.mode import Mode
 from assistant.runtime import open_runtime
 from assistant.settings import load_settings
@@ -34,16 +35,6 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 EVAL_SET = DATA / "guideline_questions.jsonl"
 HELDOUT_SET = DATA / "guideline_questions_heldout.jsonl"
 COMMAND = ".venv/bin/python -m bench.bench_guideline_eval"
-GUIDELINE_IDS = {
-    "fleischner": "fleischner-2017",
-    "lungrads": "lung-rads-2022",
-    "tirads": "ti-rads-2017",
-    "bosniak": "bosniak-2019",
-    "birads": "bi-rads-5",
-    "lirads": "li-rads-2018",
-    "adrenal": "acr-adrenal-2017",
-    "renal": "acr-renal-2018",
-}
 # The held-out set names missing inputs in plain words; these are the calculator parameters each may be.
 MISSING_NAMES = {
     "risk": ("risk",),
