@@ -374,6 +374,11 @@ def _affirmed(text: str, pattern: str) -> bool | None:
     return False if seen else None
 
 
+def _all_affirmed(text: str, table: tuple[tuple[str, str], ...]) -> list[str]:
+    """The values of ``table`` whose pattern occurs un-negated in ``text`` (in table order)."""
+    return [value for value, pattern in table if _affirmed(text, pattern)]
+
+
 def _age(text: str) -> int | None:
     m = re.search(
         r"\b(\d{1,3})\s*(?:-\s*)?(?:yo\b|y/o|y\.o\.|years?[\s-]old|year[\s-]old|yrs?[\s-]old|[mf]\b)", text
@@ -818,16 +823,15 @@ def _tirads(text: str) -> tuple[dict[str, Any], list[str]]:
         if _has(text, pattern):
             params["margin"] = value
             break
-    foci = [
-        value
-        for value, pattern in (
+    foci = _all_affirmed(
+        text,
+        (
             ("punctate", r"punctate|microcalc"),
             ("macrocalcifications", r"macrocalc|coarse calc"),
             ("peripheral", r"peripheral|rim calc\w*|eggshell"),
             ("comet_tail", r"comet[\s-]tail"),
-        )
-        if _affirmed(text, pattern)
-    ]
+        ),
+    )
     if foci:
         params["echogenic_foci"] = foci
     elif _has(
@@ -1056,15 +1060,14 @@ def _lirads(text: str) -> tuple[dict[str, Any], list[str]]:
         if before > 0 and params["size_mm"] >= before * 1.5:
             params["threshold_growth"] = True
             notes.append(f"{before:g} -> {params['size_mm']:g} mm in {months.group(1)} months read as threshold growth")
-    targetoid = [
-        value
-        for value, pattern in (
+    targetoid = _all_affirmed(
+        text,
+        (
             ("peripheral_washout", r"peripheral wash[\s-]?out"),
             ("delayed_central_enhancement", r"delayed central enhancement"),
             ("targetoid_restriction", r"targetoid (?:diffusion )?restriction"),
-        )
-        if _affirmed(text, pattern)
-    ]
+        ),
+    )
     if targetoid:
         params["lr_m_features"] = targetoid
     if _affirmed(
