@@ -1,20 +1,20 @@
 # The two commands of the README: `make run` and `make test`. Everything installs into .venv.
-.PHONY: setup browser run test lint bench
+.PHONY: setup system browser run test lint bench
 VENV := .venv
 PY := $(VENV)/bin/python
 
 setup:
 	bash scripts/setup.sh
 
-# Debian's Chromium for the end-to-end browser test (needs root/sudo; idempotent).
-browser:
-	bash scripts/browser-deps.sh
+# Debian packages the tests use for real: Chromium, Tesseract, Orthanc, PostgreSQL, nginx (root/sudo; idempotent).
+system:
+	bash scripts/system-deps.sh
 
 run: setup
 	$(VENV)/bin/radassist serve
 
 # Lint (ruff + mypy) first: CI runs this target, so the tooling carries the design.
-test: setup browser lint
+test: setup system lint
 	$(PY) -m pytest -q
 
 lint: setup
@@ -23,3 +23,6 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench.bench_llm
+
+# Old name of the target, kept for scripts that call it.
+browser: system

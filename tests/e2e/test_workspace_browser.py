@@ -6,7 +6,7 @@ DICOM series, see it rendered, change the window, ask a question and watch the a
 question and open its cited section, run a calculator, switch to report mode, dictate a finding, export the draft
 and the conversation; reload the page and restart the app: the conversation comes back.
 
-Needs Debian's chromium (scripts/browser-deps.sh); Playwright's own browser download is not used.
+Needs Debian's chromium (scripts/system-deps.sh); Playwright's own browser download is not used.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def serve(radassist_bin: Path, data: Path, port: int, *args: str, name: str = "s
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is missing: run scripts/browser-deps.sh (as root) first")
+        pytest.fail("chromium is missing: run scripts/system-deps.sh (as root) first")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
