@@ -1,0 +1,174 @@
+"""``radassist eval vqa | report``: measure what the radiologist gets, through the product's own answering path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ConfigurationError
+from assistant.eval import report as report_eval
+from assistant.eval import vqa as vqa_eval
+from assistant.eval.runner import EvalItem, RuntimeAsker, StudyImages
+from assistant.eval.runner import run as run_items
+from assistant.modes.mode import Mode
+from assistant.runtime import open_runtime
+from assistant.settings import Settings
+
+PREDICTIONS, METRICS_JSON, METRICS_MD = "predictions.jsonl", "metrics.json", "metrics.md"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``eval`` and its sub-commands."""
+    ev = sub.add_parser("eval", help="evaluate the whole pipeline on a benchmark or your own data (docs/evaluation.md)")
+    esub = ev.add_subparsers(dest="eval_command", required=True, metavar="TASK")
+
+    vqa = esub.add_parser(
+        "vqa", help="visual question answering (VQA-RAD / SLAKE-style JSON): accuracy, token-F1, recall"
+    )
+    vqa.add_argument("--data", type=Path, required=True, help="questions: a JSON list or JSONL (docs/evaluation.md)")
+    vqa.add_argument("--images", type=Path, required=True, help="folder of the images the questions name")
+    _common(vqa)
+    vqa.set_defaults(func=run_vqa)
+
+    rep = esub.add_parser("report", help="report generation vs reference reports: BLEU-4, ROUGE-L, CheXpert-14 F1")
+    rep.add_argument("--data", type=Path, required=True, help="JSONL: id, reference (or findings/impression), image(s)")
+    rep.add_argument("--images", type=Path, help="folder of the images (not needed when every line has 'generated')")
+    rep.add_argument("--prompt", default=report_eval.DEFAULT_PROMPT, help="what is asked for each study")
+    _common(rep)
+    rep.set_defaults(func=run_report)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N items of the data file")
+    p.add_argument("--out", type=Path, help="output folder (default: DATA_DIR/eval/<task>-<data file name>)")
+    p.add_argument("--resume", action="store_true", help="continue a run in --out: keep its answers, ask the rest")
+    p.add_argument("--concurrency", type=int, default=1, metavar="N", help="questions in flight at once (default 1)")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--llm-url", help="use a running OpenAI-compatible server instead of the embedded engine")
+    p.add_argument("--max-tokens", type=int, help="longest answer in tokens (default: the configured llm_max_tokens)")
+    p.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=Mode.AUTO.value,
+        help="how each question is answered, as `ask --mode` (default auto, what users get: study Q&A, header facts, "
+        "named guidelines); chat: always the model",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+
+
+def _settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
+    changes: dict[str, Any] = {}
+    if args.llm_url:
+        changes["llm_url"] = args.llm_url
+    if args.max_tokens:
+        changes["llm_max_tokens"] = args.max_tokens
+    return settings.replace(**changes) if changes else settings
+
+
+def _out_dir(args: argparse.Namespace, settings: Settings, task: str) -> Path:
+    return args.out or Path(settings.data_dir) / "eval" / f"{task}-{args.data.stem}"
+
+
+def _stderr(message: str) -> None:
+    print(f"radassist: {message}", file=sys.stderr, flush=True)
+
+
+class ProgressBar:
+    """A bar on stderr: redrawn in place on a terminal, a line every 10% otherwise (logs, CI)."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last_decile = -1
+
+    def __call__(self, done: int, total: int, failures: int) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        elapsed = time.monotonic() - self.started
+        bar = "#" * filled + "." * (width - filled)
+        text = f"{self.label} [{bar}] {done}/{total}, {failures} failed, {elapsed:.0f} s"
+        if self.tty:
+            self.stream.write("\r" + text + ("\n" if done >= total else ""))
+            self.stream.flush()
+            return
+        decile = 10 * done // total if total else 10
+        if decile != self._last_decile:
+            self._last_decile = decile
+            print(text, file=self.stream, flush=True)
+
+
+def _run(
+    settings: Settings, items: Sequence[EvalItem], out: Path, args: argparse.Namespace, label: str
+) -> list[dict[str, Any]]:
+    """Ask ``items`` through the product's path (the embedded engine or --llm-url) into out/predictions.jsonl."""
+    if not items:
+        return []
+    with open_runtime(settings, progress=_stderr) as runtime:
+        return run_items(
+            items, RuntimeAsker(runtime, Mode(args.mode)), StudyImages(settings), out / PREDICTIONS,
+            resume=args.resume, concurrency=args.concurrency, progress=ProgressBar(label),
+        )  # fmt: skip
+
+
+def _finish(
+    summary: dict[str, Any], table: Callable[[dict[str, Any]], str], out: Path, args: argparse.Namespace
+) -> int:
+    summary["predictions"] = str(out / PREDICTIONS)
+    (out / METRICS_JSON).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / METRICS_MD).write_text(table(summary), encoding="utf-8")
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(table(summary), end="")
+        print(f"\npredictions: {out / PREDICTIONS}\nmetrics: {out / METRICS_JSON}")
+    return 1 if summary["failures"] else 0
+
+
+def run_vqa(args: argparse.Namespace, settings: Settings) -> int:
+    if args.concurrency < 1:
+        raise ConfigurationError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if not args.images.is_dir():
+        raise ConfigurationError(f"--images {args.images} is not a folder")
+    settings = _settings_for(args, settings)
+    questions = vqa_eval.load_questions(args.data, args.limit)
+    out = _out_dir(args, settings, "vqa")
+    records = _run(settings, [q.item(args.images) for q in questions], out, args, "vqa")
+    summary = vqa_eval.summarize(records, seed=args.seed, resamples=args.resamples)
+    return _finish(summary, vqa_eval.table, out, args)
+
+
+def run_report(args: argparse.Namespace, settings: Settings) -> int:
+    if args.concurrency < 1:
+        raise ConfigurationError(f"--concurrency must be at least 1, got {args.concurrency}")
+    settings = _settings_for(args, settings)
+    cases = report_eval.load_cases(args.data, args.limit)
+    to_generate = [c for c in cases if c.generated is None]
+    if to_generate and (args.images is None or not args.images.is_dir()):
+        raise ConfigurationError(
+            f"{len(to_generate)} studies have no 'generated' report: give --images DIR to generate them"
+        )
+    out = _out_dir(args, settings, "report")
+    out.mkdir(parents=True, exist_ok=True)
+    items = [c.item(args.images, args.prompt) for c in to_generate]
+    generated = {r["_key"]: r for r in _run(settings, items, out, args, "report")}
+    records = []
+    for case in cases:
+        if case.generated is not None:
+            records.append({"_key": case.case_id, "id": case.case_id, "reference": case.reference,
+                            "prediction": case.generated})  # fmt: skip
+        else:
+            records.append(generated[case.case_id])
+    summary = report_eval.summarize(records, seed=args.seed, resamples=args.resamples)
+    if not to_generate:  # scores only: keep what was scored beside the metrics
+        with (out / PREDICTIONS).open("w", encoding="utf-8") as sink:
+            for record in records:
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return _finish(summary, report_eval.table, out, args)
