@@ -1,1 +1,2 @@
-"""What radassist keeps: the one database module, the audit trail and saved conversations."""
+"""What radassist keeps: the one database module (SQLite by default, PostgreSQL by URL; migrations in
+``migrations/``), the audit trail, saved conversations, accounts and retention."""

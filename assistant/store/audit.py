@@ -1,4 +1,4 @@
-"""A PHI-safe audit trail in SQLite: one row per answer, with no question or answer text in it.
+"""A PHI-safe audit trail in the database: one row per answer, with no question or answer text in it.
 
 Writing the row never costs the answer: when the trail cannot be written (database locked or corrupt, disk full,
 data dir gone), the row waits in memory and goes in with the next row that can be written.
@@ -9,35 +9,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import text
+
 from assistant.errors import RadassistError
-from assistant.store.db import SQLiteStore, transaction
+from assistant.store.db import DatabaseStore
 
 logger = logging.getLogger(__name__)
 
 # Rows kept in memory while the trail cannot be written (~100 bytes each: 1 MB at most); beyond it the oldest are
 # dropped, and how many is logged.
 RETRY_ROWS = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    mode TEXT NOT NULL,
-    template TEXT NOT NULL,
-    model TEXT NOT NULL,
-    chunk_ids TEXT NOT NULL,
-    latency_ms INTEGER NOT NULL,
-    output_chars INTEGER NOT NULL,
-    outcome TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -62,15 +50,15 @@ class AuditEntry:
     record: AuditRecord
 
 
-class AuditLog(SQLiteStore):
-    """Append-only audit rows in the local database (the shared :mod:`assistant.store.db` connection rules:
-    owner-only file, WAL, ``synchronous=FULL``, busy timeout); safe to share between threads."""
+class AuditLog(DatabaseStore):
+    """Append-only audit rows in the database (the shared :mod:`assistant.store.db` rules; ``path`` a SQLite
+    file or a database URL); safe to share between threads."""
 
-    SCHEMA = _SCHEMA
     WHAT = "audit trail"
 
-    def __init__(self, path: Path, retry_rows: int = RETRY_ROWS) -> None:
+    def __init__(self, path: Path | str, retry_rows: int = RETRY_ROWS) -> None:
         super().__init__(path)
+        self._lock = threading.RLock()  # guards the rows waiting in memory
         if retry_rows < 1:
             raise ValueError(f"retry_rows must be at least 1, got {retry_rows}")
         self._pending: deque[AuditRecord] = deque(maxlen=retry_rows)
@@ -102,20 +90,25 @@ class AuditLog(SQLiteStore):
     def _flush(self) -> None:
         """Write every waiting row in one transaction; on failure they all stay waiting."""
         rows = [
-            (r.ts, r.mode, r.template, r.model, json.dumps(list(r.chunk_ids)), r.latency_ms, r.output_chars, r.outcome)
+            {
+                "ts": r.ts, "mode": r.mode, "template": r.template, "model": r.model,
+                "chunk_ids": json.dumps(list(r.chunk_ids)), "latency_ms": r.latency_ms,
+                "output_chars": r.output_chars, "outcome": r.outcome,
+            }
             for r in self._pending
-        ]
-        conn = self._connection()
+        ]  # fmt: skip
         try:
-            with transaction(conn):
-                conn.executemany(
-                    "INSERT INTO audit (ts, mode, template, model, chunk_ids, latency_ms, output_chars, outcome)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            with self._writing() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO audit (ts, mode, template, model, chunk_ids, latency_ms, output_chars, outcome)"
+                        " VALUES (:ts, :mode, :template, :model, :chunk_ids, :latency_ms, :output_chars, :outcome)"
+                    ),
                     rows,
                 )
-        except sqlite3.Error as exc:
-            self.close()  # the next try opens the file afresh (it may have been repaired, or the disk freed)
-            raise self.ERROR(f"cannot write to the audit trail {self.path}: {exc}") from exc
+        except RadassistError:
+            self.close()  # the next try opens the database afresh (it may have been repaired, or the disk freed)
+            raise
         if len(rows) > 1:
             logger.info("audit trail writable again: %d waiting row(s) written", len(rows) - 1)
         self._pending.clear()
@@ -123,39 +116,30 @@ class AuditLog(SQLiteStore):
 
     def recent(self, limit: int = 50) -> Sequence[AuditRecord]:
         """The newest rows first."""
-        with self._lock:
-            try:
-                rows = (
-                    self._connection()
-                    .execute(
-                        "SELECT mode, template, model, chunk_ids, latency_ms, output_chars, outcome, ts"
-                        " FROM audit ORDER BY id DESC LIMIT ?",
-                        (limit,),
-                    )
-                    .fetchall()
-                )
-            except sqlite3.Error as exc:
-                raise self.ERROR(f"cannot read the audit trail {self.path}: {exc}") from exc
+        with self._reading() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT mode, template, model, chunk_ids, latency_ms, output_chars, outcome, ts"
+                    " FROM audit ORDER BY id DESC LIMIT :limit"
+                ),
+                {"limit": int(limit)},
+            ).fetchall()
         return [AuditRecord(m, t, mo, tuple(json.loads(c)), lat, oc, out, ts) for m, t, mo, c, lat, oc, out, ts in rows]
 
     def between(self, since: float, until: float | None = None, batch: int = 1000) -> Iterator[AuditEntry]:
         """Rows with ``since <= ts < until`` (no upper bound when None), in the order they were written; read in
-        batches, the store's lock held only while one is read."""
+        batches, each in its own short transaction."""
         last = 0
         while True:
-            with self._lock:
-                try:
-                    rows = (
-                        self._connection()
-                        .execute(
-                            "SELECT id, mode, template, model, chunk_ids, latency_ms, output_chars, outcome, ts"
-                            " FROM audit WHERE id > ? AND ts >= ? AND ts < ? ORDER BY id LIMIT ?",
-                            (last, since, float("inf") if until is None else until, batch),
-                        )
-                        .fetchall()
-                    )
-                except sqlite3.Error as exc:
-                    raise self.ERROR(f"cannot read the audit trail {self.path}: {exc}") from exc
+            bound = "" if until is None else " AND ts < :until"
+            with self._reading() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT id, mode, template, model, chunk_ids, latency_ms, output_chars, outcome, ts"
+                        f" FROM audit WHERE id > :last AND ts >= :since{bound} ORDER BY id LIMIT :batch"
+                    ),
+                    {"last": last, "since": since, "until": until, "batch": int(batch)},
+                ).fetchall()
             for i, m, t, mo, c, lat, oc, out, ts in rows:
                 yield AuditEntry(i, AuditRecord(m, t, mo, tuple(json.loads(c)), lat, oc, out, ts))
             if len(rows) < batch:

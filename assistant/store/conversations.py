@@ -1,10 +1,11 @@
-"""Chat sessions that survive a restart: each conversation's messages, last sources and open draft, in SQLite.
+"""Chat sessions that survive a restart: each conversation's messages, last sources and open draft, in the database.
 
 The conversation is written after every change (question asked, answer finished, edit, undo), each write one
-committed transaction (WAL, ``synchronous=FULL``), so an app restart or a killed process loses at most the answer
-that was streaming. The file is the same local database as the report drafts (``settings.db_path``), created
-readable by its owner only. What is stored is what the radiologist typed and the assistant answered; study files
-are never stored (they were de-identified in memory and are attached again after a restart).
+committed transaction (on SQLite: WAL, ``synchronous=FULL``), so an app restart or a killed process loses at most
+the answer that was streaming. The database is the one of the report drafts (``settings.database``: the local
+SQLite file, created readable by its owner only, or a PostgreSQL shared by several app replicas, which then all
+list and continue the same conversations). What is stored is what the radiologist typed and the assistant
+answered; study files are never stored (they were de-identified in memory and are attached again after a restart).
 
 Conversations belong to an owner (the authenticated user name, "" without authentication): one user never lists
 or opens another's.
@@ -15,40 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import text
+
 from assistant.errors import RadassistError
-from assistant.store.db import SQLiteStore, transaction
+from assistant.store.db import DatabaseStore
 
 logger = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chat_sessions (
-    chat_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    title TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    mode TEXT,
-    report_id TEXT,
-    citations TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS chat_sessions_by_owner ON chat_sessions(owner, updated_at);
-CREATE TABLE IF NOT EXISTS chat_messages (
-    chat_id TEXT NOT NULL REFERENCES chat_sessions(chat_id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    text TEXT NOT NULL,
-    note TEXT,
-    PRIMARY KEY (chat_id, position)
-);
-"""
 
 TITLE_CHARS = 60
 ROLES = ("user", "assistant")
@@ -118,27 +96,11 @@ def chat_title(entries: Sequence[ChatEntry]) -> str:
     return "Untitled"
 
 
-class ChatSessionStore(SQLiteStore):
-    """Conversations in one SQLite file; safe to share between threads (one connection, one lock)."""
+class ChatSessionStore(DatabaseStore):
+    """Conversations in the database (a SQLite file's ``Path`` or a database URL); safe to share between threads."""
 
-    SCHEMA = _SCHEMA
     WHAT = "conversation database"
     ERROR = ChatStoreError
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(chat_sessions)")}
-        if "revision" not in columns:  # a database from before revisions
-            conn.execute("ALTER TABLE chat_sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._connection()
-            try:
-                with transaction(conn):
-                    yield conn
-            except sqlite3.Error as exc:
-                raise ChatStoreError(f"the conversation database {self.path} failed: {exc}") from exc
 
     def save(
         self,
@@ -164,66 +126,79 @@ class ChatSessionStore(SQLiteStore):
         title = chat_title(entries)
         cites = json.dumps(list(citations), ensure_ascii=False, default=str)
         forked = False
-        with self._transaction() as conn:
+        with self._writing() as conn:
             row = None
             if chat_id is not None:
                 row = conn.execute(
-                    "SELECT owner, revision FROM chat_sessions WHERE chat_id = ?", (chat_id,)
+                    text("SELECT owner, revision FROM chat_sessions WHERE chat_id = :chat_id" + self._for_update),
+                    {"chat_id": chat_id},
                 ).fetchone()
                 if row is not None and (row[0] != owner or (revision is not None and row[1] != revision)):
                     chat_id, row, forked = None, None, True
+            values = {"title": title, "now": now, "mode": mode, "report_id": report_id, "cites": cites}
             if chat_id is None or row is None:
                 chat_id = chat_id or secrets.token_hex(8)
                 new_revision = 1
                 conn.execute(
-                    "INSERT INTO chat_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (chat_id, owner, title, now, now, mode, report_id, cites, new_revision),
+                    text(
+                        "INSERT INTO chat_sessions (chat_id, owner, title, created_at, updated_at, mode, report_id, "
+                        "citations, revision) VALUES (:chat_id, :owner, :title, :now, :now, :mode, :report_id, "
+                        ":cites, :revision)"
+                    ),
+                    {**values, "chat_id": chat_id, "owner": owner, "revision": new_revision},
                 )
             else:
                 new_revision = int(row[1]) + 1
                 conn.execute(
-                    "UPDATE chat_sessions SET title = ?, updated_at = ?, mode = COALESCE(?, mode), report_id = ?, "
-                    "citations = ?, "
-                    "revision = ? WHERE chat_id = ?",
-                    (title, now, mode, report_id, cites, new_revision, chat_id),
+                    text(
+                        "UPDATE chat_sessions SET title = :title, updated_at = :now, mode = COALESCE(:mode, mode), "
+                        "report_id = :report_id, citations = :cites, revision = :revision WHERE chat_id = :chat_id"
+                    ),
+                    {**values, "chat_id": chat_id, "revision": new_revision},
                 )
-                conn.execute("DELETE FROM chat_messages WHERE chat_id = ?", (chat_id,))
-            conn.executemany(
-                "INSERT INTO chat_messages VALUES (?, ?, ?, ?, ?)",
-                [(chat_id, i, e.role, e.text, e.note) for i, e in enumerate(entries)],
-            )
+                conn.execute(text("DELETE FROM chat_messages WHERE chat_id = :chat_id"), {"chat_id": chat_id})
+            if entries:
+                conn.execute(
+                    text(
+                        "INSERT INTO chat_messages (chat_id, position, role, text, note) "
+                        "VALUES (:chat_id, :position, :role, :text, :note)"
+                    ),
+                    [
+                        {"chat_id": chat_id, "position": i, "role": e.role, "text": e.text, "note": e.note}
+                        for i, e in enumerate(entries)
+                    ],
+                )
         logger.debug("conversation %s saved: %d message(s), revision %d", chat_id, len(entries), new_revision)
         return SaveResult(chat_id, new_revision, forked)
 
     def list(self, owner: str = "", limit: int = 50) -> list[ChatInfo]:
         """The owner's conversations, most recently changed first."""
-        with self._lock:
-            try:
-                rows = self._connection().execute(
+        with self._reading() as conn:
+            rows = conn.execute(
+                text(
                     "SELECT s.chat_id, s.title, s.created_at, s.updated_at, "
                     "(SELECT COUNT(*) FROM chat_messages m WHERE m.chat_id = s.chat_id), s.revision "
-                    "FROM chat_sessions s WHERE s.owner = ? ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?",
-                    (owner, int(limit)),
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise ChatStoreError(f"cannot read the conversation database {self.path}: {exc}") from exc
+                    "FROM chat_sessions s WHERE s.owner = :owner "
+                    "ORDER BY s.updated_at DESC, s.created_at DESC, s.chat_id LIMIT :limit"
+                ),
+                {"owner": owner, "limit": int(limit)},
+            ).fetchall()
         return [ChatInfo(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def load(self, chat_id: str, owner: str = "") -> SavedChat:
         """One conversation of ``owner``; :class:`ChatStoreError` if there is none with that id for them."""
-        with self._lock:
-            try:
-                conn = self._connection()
-                row = conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
+                text(
                     "SELECT title, created_at, updated_at, mode, report_id, citations, revision FROM chat_sessions "
-                    "WHERE chat_id = ? AND owner = ?",
-                    (chat_id, owner),
-                ).fetchone()
-                messages = conn.execute(
-                    "SELECT role, text, note FROM chat_messages WHERE chat_id = ? ORDER BY position", (chat_id,)
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise ChatStoreError(f"cannot read the conversation database {self.path}: {exc}") from exc
+                    "WHERE chat_id = :chat_id AND owner = :owner"
+                ),
+                {"chat_id": chat_id, "owner": owner},
+            ).fetchone()
+            messages = conn.execute(
+                text("SELECT role, text, note FROM chat_messages WHERE chat_id = :chat_id ORDER BY position"),
+                {"chat_id": chat_id},
+            ).fetchall()
         if row is None:
             raise ChatNotFound("that conversation is not in the saved conversations (deleted?)")
         entries = tuple(ChatEntry(r[0], r[1], r[2]) for r in messages)
@@ -235,8 +210,17 @@ class ChatSessionStore(SQLiteStore):
         return SavedChat(info, entries, citations, row[3], row[4])
 
     def delete(self, chat_id: str, owner: str = "") -> bool:
-        """Delete one of the owner's conversations; False if there was none."""
-        with self._transaction() as conn:
-            cur = conn.execute("DELETE FROM chat_sessions WHERE chat_id = ? AND owner = ?", (chat_id, owner))
-        return cur.rowcount > 0
-
+        """Delete one of the owner's conversations (its messages with it); False if there was none."""
+        with self._writing() as conn:
+            params = {"chat_id": chat_id, "owner": owner}
+            conn.execute(
+                text(
+                    "DELETE FROM chat_messages WHERE chat_id IN "
+                    "(SELECT chat_id FROM chat_sessions WHERE chat_id = :chat_id AND owner = :owner)"
+                ),
+                params,
+            )
+            deleted = conn.execute(
+                text("DELETE FROM chat_sessions WHERE chat_id = :chat_id AND owner = :owner"), params
+            ).rowcount
+        return deleted > 0

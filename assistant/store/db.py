@@ -1,15 +1,29 @@
-"""The local SQLite database file (``settings.db_path``): audit rows, report drafts and saved conversations."""
+"""The database: one URL (``settings.database``: the SQLite file ``settings.db_path`` by default, or PostgreSQL for
+several app replicas) through SQLAlchemy, with versioned Alembic migrations (``assistant/store/migrations``)
+applied when a store first opens it.
+
+:class:`DatabaseStore` is the base of every store on it: an engine opened on first use (the SQLite file created
+owner-only, WAL, ``synchronous=FULL``, foreign keys on, ``secure_delete``), migrated to the newest revision, and
+two ways in: :meth:`DatabaseStore._reading` and :meth:`DatabaseStore._writing` (one transaction, taken at once on
+SQLite, so two writers never deadlock; a read-modify-write locks its rows on PostgreSQL with ``FOR UPDATE``, see
+:attr:`DatabaseStore._for_update`). SQL is written portably (``text()`` with named parameters); JSON is kept as
+TEXT.
+"""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from assistant.errors import RadassistError
 
@@ -58,65 +72,220 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def connect(path: Path, schema: str) -> sqlite3.Connection:
-    """Open the database for one store: the file created owner-only, WAL, ``synchronous=FULL`` (a committed change
-    survives a crash of the machine), foreign keys on, ``schema`` applied. Raises ``OSError``/``sqlite3.Error``,
-    which each store translates into its own error."""
-    ensure_private_dir(path.parent)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-    try:
-        owner_only(path)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(schema)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+# ---------------------------------------------------------------------------------------------- SQLAlchemy stores
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30.0  # as connect(): a writer waits this long for another one's transaction
+_WRITE = "radassist_write"  # execution option: this connection's transaction writes (BEGIN IMMEDIATE on SQLite)
+_HEAD: list[str] = []  # the newest migration revision, read from the scripts once per process
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (taken at once, so two writers never deadlock); rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+def database_url(target: Path | str) -> str:
+    """The SQLAlchemy URL of ``target``: a ``Path`` is a SQLite file; ``postgresql://`` (and ``postgres://``) is
+    served by psycopg 3."""
+    if isinstance(target, Path):
+        return f"sqlite:///{target}"
+    text = str(target)
+    if "://" not in text:  # a file name given as a string
+        return f"sqlite:///{text}"
+    for prefix in ("postgresql://", "postgres://"):
+        if text.startswith(prefix):
+            return "postgresql+psycopg://" + text[len(prefix) :]
+    return text
 
 
-class SQLiteStore:
-    """A store in the local database: one connection, opened on first use (``SCHEMA`` applied, then
-    :meth:`_migrate`), shared between threads under one lock. An open failure is raised as ``ERROR``."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for any other database, or an in-memory one)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
 
-    SCHEMA = ""
-    WHAT = "database"  # named in the open error: "cannot open the <WHAT> <path>"
+
+def describe_database(url: str) -> str:
+    """``url`` fit to show: the SQLite file's path, or the URL with its password hidden."""
+    path = sqlite_file(url)
+    return str(path) if path is not None else sa.make_url(url).render_as_string(hide_password=True)
+
+
+def database_error(exc: BaseException) -> str:
+    """A short reason for a database failure: the driver's message, not SQLAlchemy's SQL dump."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def create_database_engine(target: Path | str) -> Engine:
+    """An engine on ``target`` with radassist's connection rules; nothing is connected yet, no file created.
+
+    SQLite: every connection in WAL, ``synchronous=FULL`` (a committed change survives a crash of the machine),
+    foreign keys on, deleted rows overwritten (``secure_delete``), a 30 s busy timeout; the driver's own
+    transaction handling is off, and a transaction begins ``IMMEDIATE`` when the connection is marked as
+    writing (:func:`begin_write`), ``DEFERRED`` otherwise. PostgreSQL (psycopg 3): connections checked before
+    use, so a restarted server costs no failed request.
+    """
+    url = database_url(target)
+    if sqlite_file(url) is not None or url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # SQLAlchemy's BEGIN below, not the driver's implicit one
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "secure_delete=ON"):
+                dbapi_conn.execute(f"PRAGMA {pragma}")
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get(_WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def begin_write(conn: Connection) -> Connection:
+    """Mark ``conn`` (before its transaction begins) as writing: SQLite takes the write lock at BEGIN."""
+    return conn.execution_options(**{_WRITE: True})
+
+
+def _migration_config(conn: Connection) -> Any:
+    from alembic.config import Config  # imported when a database is first opened, never at import time
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
+def migration_head() -> str:
+    """The newest revision of radassist's migrations."""
+    if not _HEAD:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        if head is None:
+            raise RuntimeError(f"no migration scripts in {MIGRATIONS}")
+        _HEAD.append(head)
+    return _HEAD[0]
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: never migrated, e.g. a SQLite file of radassist <= 0.x)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest revision (nothing to do, one cheap query, when it is there already).
+
+    An existing SQLite file of an earlier version (tables made by the stores' old ``CREATE TABLE IF NOT
+    EXISTS``) is adopted: the first revision creates only what is missing and adds missing columns, keeping every
+    row. On PostgreSQL, replicas starting together take turns (an advisory lock held by the migrating
+    transaction).
+    """
+    if current_revision(engine) == migration_head():
+        return
+    from alembic import command
+
+    with engine.connect() as conn:
+        begin_write(conn)
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7260221)")  # any constant shared by replicas
+            command.upgrade(_migration_config(conn), "head")
+    logger.info("database %s migrated to revision %s", describe_database(str(engine.url)), migration_head())
+
+
+class DatabaseStore:
+    """A store in the database (:mod:`assistant.store.db`'s rules): ``target`` is a SQLite file (a ``Path``) or a
+    database URL; the engine opens, and the schema is migrated, on first use. Safe to share between threads (each
+    use takes a pooled connection). An open failure is raised as ``ERROR``, naming ``WHAT``."""
+
+    WHAT = "database"  # named in the open error: "cannot open the <WHAT> <where>"
     ERROR: type[RadassistError] = RadassistError
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, target: Path | str) -> None:
+        self.url = database_url(target)
+        file = sqlite_file(self.url)
+        self.path: Path | None = file  # the SQLite file; None on a database server
+        self.where = describe_database(self.url)
+        self._open_lock = threading.Lock()
+        self._db: Engine | None = None
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                conn = connect(self.path, self.SCHEMA)
-                self._migrate(conn)
-            except (OSError, sqlite3.Error) as exc:
-                raise self.ERROR(f"cannot open the {self.WHAT} {self.path}: {exc}") from exc
-            self._conn = conn
-        return self._conn
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return sa.make_url(self.url).get_backend_name()
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring a database written by an older version up to ``SCHEMA`` (nothing by default)."""
+    @property
+    def _for_update(self) -> str:
+        """Appended to a SELECT whose rows the transaction then changes: locks them on PostgreSQL (SQLite's
+        ``BEGIN IMMEDIATE`` already holds the whole file)."""
+        return " FOR UPDATE" if self.dialect == "postgresql" else ""
+
+    def _engine(self) -> Engine:
+        with self._open_lock:
+            if self._db is None:
+                engine = None
+                try:
+                    if self.path is not None:
+                        _create_private_file(self.path)
+                    engine = create_database_engine(self.url)
+                    migrate(engine)
+                except (OSError, SQLAlchemyError) as exc:
+                    if engine is not None:
+                        engine.dispose()
+                    raise self.ERROR(f"cannot open the {self.WHAT} {self.where}: {database_error(exc)}") from exc
+                self._db = engine
+            return self._db
+
+    @contextmanager
+    def _reading(self, what: str = "read") -> Iterator[Connection]:
+        """A connection in one read transaction; a failure becomes ``ERROR`` ("cannot read the ...")."""
+        engine = self._engine()
+        try:
+            with engine.connect() as conn, conn.begin():
+                yield conn
+        except SQLAlchemyError as exc:
+            raise self.ERROR(f"cannot {what} the {self.WHAT} {self.where}: {database_error(exc)}") from exc
+
+    @contextmanager
+    def _writing(self, what: str = "write to") -> Iterator[Connection]:
+        """A connection in one write transaction, committed at the end, rolled back on any error; a database
+        failure becomes ``ERROR`` ("cannot write to the ...") with the driver's error as its cause."""
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                begin_write(conn)
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise self.ERROR(f"cannot {what} the {self.WHAT} {self.where}: {database_error(exc)}") from exc
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Close the pooled connections (the next use opens the database afresh)."""
+        with self._open_lock:
+            if self._db is not None:
+                self._db.dispose()
+                self._db = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file owner-only (its folder too) before SQLite does with the umask's mode."""
+    ensure_private_dir(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    owner_only(path)

@@ -4,8 +4,9 @@ files left in the data dir's temporary area; 0 days keeps everything.
 What goes: a conversation with its messages; a report draft with its versions, dictation turns and export records.
 A draft counts as changed by any of these (and by a kept conversation that has it open). The audit trail stays: its
 rows hold no text (mode, template, model, chunk ids, timings), and they are what a compliance review asks for.
-Deleted rows are overwritten in the file (``secure_delete``) and the write-ahead log is emptied afterwards, so their
-text does not linger in free pages.
+In a SQLite file, deleted rows are overwritten (``secure_delete``) and the write-ahead log is emptied afterwards, so
+their text does not linger in free pages; on PostgreSQL the sweep is one transaction and the server's autovacuum
+reclaims the space (the storage of a shared server is the hospital's to protect: encrypted volumes).
 
 :class:`RetentionSweeper` runs the sweep when the web app starts and then daily, in a background thread.
 """
@@ -14,16 +15,18 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
 from assistant.errors import RadassistError
 from assistant.settings import Settings
-from assistant.store.db import connect, transaction
+from assistant.store.db import begin_write, create_database_engine, database_error, describe_database
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ DAY_S = 86_400.0
 
 
 class RetentionError(RadassistError):
-    """The retention sweep could not read or change the local database."""
+    """The retention sweep could not read or change the database."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,8 @@ def sweep_retention(settings: Settings, now: float | None = None) -> RetentionRe
         return RetentionReport(None)
     cutoff = (time.time() if now is None else now) - settings.retention_days * DAY_S
     conversations = drafts = 0
-    if settings.db_path.exists():  # no database yet: nothing to delete, and none is created
-        conversations, drafts = _sweep_database(settings.db_path, cutoff)
+    if settings.database_url or settings.db_path.exists():  # no SQLite file yet: nothing to delete, none created
+        conversations, drafts = _sweep_database(settings.database, cutoff)
     files = _sweep_files(Path(settings.data_dir) / "tmp", cutoff)
     report = RetentionReport(cutoff, conversations, drafts, files)
     logger.info("%s (older than %d day(s))", report.describe(), settings.retention_days)
@@ -79,38 +82,50 @@ _KEPT_BY_CONVERSATION = """
 _DRAFT_TABLES = ("report_exports", "report_messages", "report_versions", "report_drafts")
 
 
-def _sweep_database(path: Path, cutoff: float) -> tuple[int, int]:
+def _sweep_database(target: Path | str, cutoff: float) -> tuple[int, int]:
     """Delete expired conversations and drafts in one transaction; returns (conversations, drafts)."""
+    where = describe_database(str(target) if not isinstance(target, Path) else f"sqlite:///{target}")
     try:
-        conn = connect(path, "")
-    except (OSError, sqlite3.Error) as exc:
-        raise RetentionError(f"cannot open the local database {path} for the retention sweep: {exc}") from exc
+        engine = create_database_engine(target)  # secure_delete is on for every SQLite connection
+    except (SQLAlchemyError, ImportError) as exc:
+        raise RetentionError(f"cannot open the database {where} for the retention sweep: {exc}") from exc
     try:
-        conn.execute("PRAGMA secure_delete=ON")  # deleted text is overwritten, not left in free pages
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         conversations = drafts = 0
-        with transaction(conn):
-            if {"report_drafts", *_DRAFT_TABLES} <= tables:
-                query = _EXPIRED_DRAFTS + (_KEPT_BY_CONVERSATION if "chat_sessions" in tables else "")
-                ids = [(row[0],) for row in conn.execute(query, {"cutoff": cutoff})]
-                for table in _DRAFT_TABLES:
-                    conn.executemany(f"DELETE FROM {table} WHERE report_id = ?", ids)  # noqa: S608 - fixed names
-                drafts = len(ids)
-            if {"chat_sessions", "chat_messages"} <= tables:
-                conn.execute(
-                    "DELETE FROM chat_messages WHERE chat_id IN"
-                    " (SELECT chat_id FROM chat_sessions WHERE updated_at < ?)",
-                    (cutoff,),
-                )
-                conversations = conn.execute("DELETE FROM chat_sessions WHERE updated_at < ?", (cutoff,)).rowcount
-        if conversations or drafts:
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            conn.rollback()  # the inspection's read transaction: the sweep takes the write lock at its BEGIN
+            begin_write(conn)
+            with conn.begin():
+                if {"report_drafts", *_DRAFT_TABLES} <= tables:
+                    query = _EXPIRED_DRAFTS + (_KEPT_BY_CONVERSATION if "chat_sessions" in tables else "")
+                    ids = [{"report_id": row[0]} for row in conn.execute(sa.text(query), {"cutoff": cutoff})]
+                    if ids:
+                        for table in _DRAFT_TABLES:  # fixed names
+                            conn.execute(sa.text(f"DELETE FROM {table} WHERE report_id = :report_id"), ids)  # noqa: S608
+                    drafts = len(ids)
+                if {"chat_sessions", "chat_messages"} <= tables:
+                    conn.execute(
+                        sa.text(
+                            "DELETE FROM chat_messages WHERE chat_id IN"
+                            " (SELECT chat_id FROM chat_sessions WHERE updated_at < :cutoff)"
+                        ),
+                        {"cutoff": cutoff},
+                    )
+                    conversations = conn.execute(
+                        sa.text("DELETE FROM chat_sessions WHERE updated_at < :cutoff"), {"cutoff": cutoff}
+                    ).rowcount
+        if (conversations or drafts) and engine.dialect.name == "sqlite":
             # The log still holds the pages as they were before: write them back and empty it (best effort: a
             # reader of another connection may hold it, then the next checkpoint does it).
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.Error as exc:
-        raise RetentionError(f"the retention sweep of {path} failed: {exc}") from exc
+            raw = engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+            finally:
+                raw.close()
+    except (SQLAlchemyError, OSError) as exc:
+        raise RetentionError(f"the retention sweep of {where} failed: {database_error(exc)}") from exc
     finally:
-        conn.close()
+        engine.dispose()
     return conversations, drafts
 
 

@@ -1,4 +1,5 @@
-"""Web app accounts in the local database: a name and a salted argon2id hash of the password, never the password.
+"""Web app accounts in the database (``settings.database``): a name and a salted argon2id hash of the password,
+never the password.
 
 ``RADASSIST_AUTH_USER``/``RADASSIST_AUTH_PASSWORD`` (the log-in of earlier versions) still work: that pair is one
 more account, checked before the table and listed with ``source="settings"``; its name cannot be added again.
@@ -9,27 +10,20 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from assistant.errors import RadassistError
 from assistant.settings import Settings
-from assistant.store.db import SQLiteStore
+from assistant.store.db import DatabaseStore
 
 logger = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-"""
 
 # Lower case only: Gradio keeps the name exactly as typed at log-in, and conversations and drafts belong to that
 # name, so "Alice" and "alice" must not be two ways into (or two halves of) one account. "@" and "." let an SSO
@@ -64,15 +58,14 @@ class UserInfo:
     source: str  # "database" or "settings"
 
 
-class UserStore(SQLiteStore):
-    """The ``users`` table of the local database (shared :mod:`assistant.store.db` rules), plus the optional
-    account from the settings; safe to share between threads."""
+class UserStore(DatabaseStore):
+    """The ``users`` table of the database (shared :mod:`assistant.store.db` rules; ``target`` a SQLite file's
+    ``Path`` or a database URL), plus the optional account from the settings; safe to share between threads."""
 
-    SCHEMA = _SCHEMA
     WHAT = "user database"
     ERROR = UserError
 
-    def __init__(self, path: Path, settings_account: tuple[str, str] | None = None) -> None:
+    def __init__(self, path: Path | str, settings_account: tuple[str, str] | None = None) -> None:
         super().__init__(path)
         self.settings_account = settings_account
         # argon2id with argon2-cffi's defaults (RFC 9106's second recommended profile: t=3, m=64 MiB, p=4).
@@ -81,11 +74,11 @@ class UserStore(SQLiteStore):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UserStore:
-        """The accounts of ``settings.db_path`` and, when both are set, ``auth_user``/``auth_password``."""
+        """The accounts of ``settings.database`` and, when both are set, ``auth_user``/``auth_password``."""
         account = None
         if settings.auth_user and settings.auth_password:
             account = (settings.auth_user, settings.auth_password)
-        return cls(settings.db_path, account)
+        return cls(settings.database, account)
 
     # ------------------------------------------------------------------------------------------ changes
 
@@ -99,15 +92,16 @@ class UserStore(SQLiteStore):
         if len(password) > MAX_PASSWORD_CHARS:
             raise UserError(f"the password must have at most {MAX_PASSWORD_CHARS} characters")
         hashed = self._hasher.hash(password)
-        with self._lock:
-            try:
-                self._connection().execute(
-                    "INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)", (name, hashed, time.time())
+        try:
+            with self._writing() as conn:
+                conn.execute(
+                    text("INSERT INTO users (name, password_hash, created_at) VALUES (:name, :hash, :now)"),
+                    {"name": name, "hash": hashed, "now": time.time()},
                 )
-            except sqlite3.IntegrityError as exc:
+        except UserError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
                 raise UserError(f"user {name!r} exists already (remove it first to set a new password)") from exc
-            except sqlite3.Error as exc:
-                raise UserError(f"cannot write to the user database {self.path}: {exc}") from exc
+            raise
         logger.info("user account added")
 
     def remove(self, name: str) -> None:
@@ -116,11 +110,8 @@ class UserStore(SQLiteStore):
             raise UserError(
                 f"user {name!r} comes from the settings: unset RADASSIST_AUTH_USER and RADASSIST_AUTH_PASSWORD"
             )
-        with self._lock:
-            try:
-                deleted = self._connection().execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
-            except sqlite3.Error as exc:
-                raise UserError(f"cannot write to the user database {self.path}: {exc}") from exc
+        with self._writing() as conn:
+            deleted = conn.execute(text("DELETE FROM users WHERE name = :name"), {"name": name}).rowcount
         if not deleted:
             raise UserError(f"no user {name!r}")
         logger.info("user account removed")
@@ -129,11 +120,8 @@ class UserStore(SQLiteStore):
 
     def list(self) -> list[UserInfo]:
         """Every account, by name; the settings' account (if any) first."""
-        with self._lock:
-            try:
-                rows = self._connection().execute("SELECT name, created_at FROM users ORDER BY name").fetchall()
-            except sqlite3.Error as exc:
-                raise UserError(f"cannot read the user database {self.path}: {exc}") from exc
+        with self._reading() as conn:
+            rows = conn.execute(text("SELECT name, created_at FROM users ORDER BY name")).fetchall()
         found = [UserInfo(name, created, "database") for name, created in rows]
         if self.settings_account:
             found.insert(0, UserInfo(self.settings_account[0], None, "settings"))
@@ -149,11 +137,8 @@ class UserStore(SQLiteStore):
         """Whether anyone can log in at all."""
         if self.settings_account:
             return True
-        with self._lock:
-            try:
-                return self._connection().execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
-            except sqlite3.Error as exc:
-                raise UserError(f"cannot read the user database {self.path}: {exc}") from exc
+        with self._reading() as conn:
+            return conn.execute(text("SELECT 1 FROM users LIMIT 1")).fetchone() is not None
 
     def verify(self, name: str, password: str) -> bool:
         """Whether ``password`` is ``name``'s; False for an unknown name, which costs as long as a wrong password."""
@@ -177,19 +162,18 @@ class UserStore(SQLiteStore):
         return True
 
     def _hash_of(self, name: str) -> str | None:
-        with self._lock:
-            try:
-                row = self._connection().execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
-            except sqlite3.Error as exc:
-                raise UserError(f"cannot read the user database {self.path}: {exc}") from exc
+        with self._reading() as conn:
+            row = conn.execute(text("SELECT password_hash FROM users WHERE name = :name"), {"name": name}).fetchone()
         return None if row is None else str(row[0])
 
     def _store_hash(self, name: str, hashed: str) -> None:
-        with self._lock:
-            try:
-                self._connection().execute("UPDATE users SET password_hash = ? WHERE name = ?", (hashed, name))
-            except sqlite3.Error as exc:  # the log-in still succeeds; the old hash stays valid
-                logger.warning("a password hash could not be upgraded: %s", type(exc).__name__)
+        try:
+            with self._writing() as conn:
+                conn.execute(
+                    text("UPDATE users SET password_hash = :hash WHERE name = :name"), {"hash": hashed, "name": name}
+                )
+        except UserError as exc:  # the log-in still succeeds; the old hash stays valid
+            logger.warning("a password hash could not be upgraded: %s", type(exc.__cause__).__name__)
 
     def _spend_a_verification(self, password: str) -> None:
         if self._dummy_hash is None:

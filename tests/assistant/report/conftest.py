@@ -1,4 +1,5 @@
-"""Fixtures of the report-drafting tests: a real SQLite store, real IU X-ray reports as priors."""
+"""Fixtures of the report-drafting tests: a real store (on SQLite and on PostgreSQL), real IU X-ray reports as
+priors."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from retrieval.reports import PriorReport, SyntheticPatients, read_reports
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Iterator[ReportStore]:
-    with ReportStore(tmp_path / "radassist.sqlite3") as s:
+def store(database: Path | str) -> Iterator[ReportStore]:
+    """A report store on each database: the SQLite file, then a new database on the throwaway PostgreSQL."""
+    with ReportStore(database) as s:
         yield s
 
 

@@ -77,3 +77,23 @@ def test_identity_removed_only_when_the_text_is_the_products_own(store: ReportSt
     assert ds.PatientIdentityRemoved == "NO"  # dictated words are exported as typed, never scrubbed
     assert "not scrubbed" in ds.DeidentificationMethod and len(ds.DeidentificationMethod) <= 64
 
+
+
+def _shifted_today(data_dir: Path, patient_key: str) -> set[str]:
+    """Today (and tomorrow, for a run across midnight) moved by the patient's shift under the data dir's salt."""
+    shift = Pseudonymizer.from_data_dir(data_dir).date_shift(patient_key)
+    today = dt.datetime.now() + shift
+    return {today.strftime("%Y%m%d"), (today + dt.timedelta(days=1)).strftime("%Y%m%d")}
+
+
+def test_the_cli_sr_export_dates_the_sr_with_the_patients_shift(tmp_path: Path) -> None:
+    from assistant.cli.main import main
+
+    data = tmp_path / "data"
+    base = ["--data-dir", str(data), "report"]
+    assert main([*base, "new", "--template", "cxr", "--patient-key", KEY, "--id", "r-cli-sr"]) == 0
+    assert main([*base, "export", "r-cli-sr", "--format", "sr", "--out", str(tmp_path / "r.dcm")]) == 0
+    ds = pydicom.dcmread(tmp_path / "r.dcm")
+    assert ds.ContentDate in _shifted_today(data, KEY) and ds.InstanceCreationDate == ds.ContentDate
+    assert dt.date.today().strftime("%Y%m%d") not in _own_dates(ds)
+

@@ -10,24 +10,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from assistant.cli import report as cli_report
 from assistant.report.draft import ReportError, create_report
 from assistant.report.service import DraftingService
 from assistant.report.store import LOCAL_OWNER, MessageStatus, ReportNotFound, ReportStore
 from assistant.settings import Settings, load_settings
+from assistant.store.db import create_database_engine
 
 ALICE, BOB = "user:alice", "user:bob"
 MISSING = "r-00000000"
 
 
-def _drafted(store: ReportStore) -> str:
+def _drafted(store: ReportStore, out: Path) -> str:
     """A draft with history, a failed dictation (kept for retry) and an export."""
     service = DraftingService(store)
     report_id = service.create("ct_chest").report.report_id
     service.handle(report_id, "Never smoker. 7 mm solid nodule RUL.")
     service.handle(report_id, "Tortuous thing.")  # no model: kept as a failed turn, offered for retry
-    service.export(report_id, "md", store.path.parent / "alice.md")
+    service.export(report_id, "md", out / "alice.md")
     return report_id
 
 
@@ -41,10 +43,9 @@ def _not_found_words(exc: BaseException, report_id: str) -> str:
     return str(exc).replace(report_id, "ID")
 
 
-def test_another_owners_draft_is_not_found_like_a_missing_one(tmp_path: Path) -> None:
-    db = tmp_path / "radassist.sqlite3"
-    with ReportStore(db, owner=ALICE) as alice:
-        report_id = _drafted(alice)
+def test_another_owners_draft_is_not_found_like_a_missing_one(tmp_path: Path, database: Path | str) -> None:
+    with ReportStore(database, owner=ALICE) as alice:
+        report_id = _drafted(alice, tmp_path)
         before = _state(alice, report_id)
         alice_message = alice.messages(report_id)[-1].id
         bob = alice.as_owner(BOB)
@@ -83,8 +84,8 @@ def test_another_owners_draft_is_not_found_like_a_missing_one(tmp_path: Path) ->
         assert alice.as_owner(ALICE).exists(report_id) and alice.as_owner(LOCAL_OWNER).drafts() == []
 
 
-def test_an_id_clash_says_the_same_whoever_owns_the_id(tmp_path: Path) -> None:
-    with ReportStore(tmp_path / "radassist.sqlite3", owner=ALICE) as alice:
+def test_an_id_clash_says_the_same_whoever_owns_the_id(database: Path | str) -> None:
+    with ReportStore(database, owner=ALICE) as alice:
         DraftingService(alice).create("cxr", report_id="r-clash")
         with pytest.raises(ReportError) as own:
             DraftingService(alice).create("cxr", report_id="r-clash")
@@ -94,10 +95,11 @@ def test_an_id_clash_says_the_same_whoever_owns_the_id(tmp_path: Path) -> None:
         assert alice.as_owner(BOB).drafts() == []
 
 
-def test_a_view_shares_the_connection_and_closing_it_keeps_the_store_open(tmp_path: Path) -> None:
-    with ReportStore(tmp_path / "radassist.sqlite3") as store:
+def test_a_view_shares_the_connection_and_closing_it_keeps_the_store_open(database: Path | str) -> None:
+    with ReportStore(database) as store:
         assert store.owner == LOCAL_OWNER
         view = store.as_owner(ALICE)
+        assert view._engine() is store._engine()  # one pool of connections for every owner's view
         report_id = DraftingService(view).create("cxr").report.report_id
         view.close()
         assert store.as_owner(ALICE).exists(report_id) and not store.exists(report_id)
@@ -105,17 +107,20 @@ def test_a_view_shares_the_connection_and_closing_it_keeps_the_store_open(tmp_pa
             store.as_owner(None)  # type: ignore[arg-type]
 
 
-def test_the_owner_deletes_a_draft_with_its_history_dialogue_and_exports(tmp_path: Path) -> None:
-    db = tmp_path / "radassist.sqlite3"
-    with ReportStore(db, owner=ALICE) as alice:
-        report_id = _drafted(alice)
+def test_the_owner_deletes_a_draft_with_its_history_dialogue_and_exports(tmp_path: Path, database: Path | str) -> None:
+    with ReportStore(database, owner=ALICE) as alice:
+        report_id = _drafted(alice, tmp_path)
         alice.delete(report_id)
         assert alice.drafts() == [] and alice.messages(report_id) == []
         with pytest.raises(ReportNotFound):
             alice.current(report_id)
-    with sqlite3.connect(db) as conn:
-        for table in ("report_drafts", "report_versions", "report_messages", "report_exports"):
-            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
+    engine = create_database_engine(database)
+    try:
+        with engine.connect() as conn:
+            for table in ("report_drafts", "report_versions", "report_messages", "report_exports"):
+                assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one() == 0, table
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------------- migration
@@ -176,11 +181,13 @@ def _subcommands() -> set[str]:
 def test_every_report_subcommand_acting_as_the_local_user_finds_nothing_of_a_web_users(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = load_settings(env={}, data_dir=tmp_path / "data")
+    # A PACS that is never reached: `report send` reads the draft (as the local user) before any network call.
+    settings = load_settings(env={}, data_dir=tmp_path / "data", pacs_url="http://127.0.0.1:9/dicom-web")
     with ReportStore(settings.db_path, owner=ALICE) as alice:
-        report_id = _drafted(alice)
+        report_id = _drafted(alice, tmp_path)
         before = _state(alice, report_id)
     out = tmp_path / "cli-export.md"
+    sr = tmp_path / "cli-export.dcm"
     by_id = {
         "show": ["show", "ID"],
         "show --json": ["show", "ID", "--json"],
@@ -190,6 +197,8 @@ def test_every_report_subcommand_acting_as_the_local_user_finds_nothing_of_a_web
         "undo": ["undo", "ID"],
         "retry": ["retry", "ID", "--no-llm"],
         "export": ["export", "ID", "--format", "md", "--out", str(out)],
+        "export sr": ["export", "ID", "--format", "sr", "--out", str(sr)],
+        "send": ["send", "ID", "--yes"],
         "delete": ["delete", "ID"],
     }
     # A subcommand added later must be walked here too (or named as one that takes no draft id).
@@ -200,7 +209,7 @@ def test_every_report_subcommand_acting_as_the_local_user_finds_nothing_of_a_web
         with pytest.raises(ReportNotFound) as missing:
             _run(settings, "report", *[MISSING if a == "ID" else a for a in argv])
         assert _not_found_words(other.value, report_id) == _not_found_words(missing.value, MISSING), name
-    assert not out.exists()
+    assert not out.exists() and not sr.exists()
     capsys.readouterr()
     assert _run(settings, "report", "list") == 0 and capsys.readouterr().out == ""
     # The local user's own drafts still work, and a web user sees none of them.

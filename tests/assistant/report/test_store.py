@@ -1,4 +1,5 @@
-"""Persistence: drafts, history and dialogue are in SQLite after every change and survive a restart."""
+"""Persistence: drafts, history and dialogue are in the database (SQLite and PostgreSQL) after every change and
+survive a restart."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from assistant.report.store import MessageStatus, ReportStore
 from tests.support.paths import REPO
 
 
-def test_a_draft_and_its_history_survive_a_restart(tmp_path: Path) -> None:
-    db = tmp_path / "radassist.sqlite3"
+def test_a_draft_and_its_history_survive_a_restart(database: Path | str) -> None:
+    db = database
     with ReportStore(db) as store:
         service = DraftingService(store)
         report_id = service.create("cxr").report.report_id
@@ -30,8 +31,8 @@ def test_a_draft_and_its_history_survive_a_restart(tmp_path: Path) -> None:
         assert reopened.drafts()[0].report_id == report_id
 
 
-def test_a_killed_process_loses_nothing_it_had_saved(tmp_path: Path) -> None:
-    db = tmp_path / "radassist.sqlite3"
+def test_a_killed_process_loses_nothing_it_had_saved(database: Path | str) -> None:
+    db = database
     script = (
         "import os, sys\n"
         "from assistant.report.store import ReportStore\n"

@@ -1,4 +1,4 @@
-"""The audit trail opens the local database like every other store and keeps no text."""
+"""The audit trail opens the database like every other store and keeps no text (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from assistant.store.audit import AuditLog, AuditRecord
 def test_audit_uses_the_shared_connection_rules(tmp_path: Path) -> None:
     audit = AuditLog(tmp_path / "db.sqlite3")
     audit.record(AuditRecord("chat", "chat_system@1", "m", ("c1",), 12, 34, "ok"))
-    conn = audit._connection()
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: a committed row survives a crash
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with audit._engine().connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: a committed row survives a crash
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1  # deleted text is overwritten
     assert stat.S_IMODE((tmp_path / "db.sqlite3").stat().st_mode) == 0o600
     (row,) = audit.recent()
     assert row.chunk_ids == ("c1",) and row.outcome == "ok"
@@ -91,8 +92,8 @@ def test_a_corrupt_database_keeps_rows_waiting_and_drops_the_oldest_beyond_the_l
     audit.close()
 
 
-def test_between_reads_a_period_in_write_order_across_batches(tmp_path: Path) -> None:
-    audit = AuditLog(tmp_path / "db.sqlite3")
+def test_between_reads_a_period_in_write_order_across_batches(database: Path | str) -> None:
+    audit = AuditLog(database)
     for ts in (5.0, 10.0, 15.0, 20.0, 25.0):
         audit.record(_rec("ok", ts=ts))
     assert [e.record.ts for e in audit.between(10.0, 25.0, batch=2)] == [10.0, 15.0, 20.0]

@@ -37,8 +37,8 @@ def test_save_and_reopen_in_a_new_store_object(tmp_path: Path) -> None:
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
 
 
-def test_saving_again_replaces_the_messages_edits_and_undos_included(tmp_path: Path) -> None:
-    store = ChatSessionStore(tmp_path / "db.sqlite3")
+def test_saving_again_replaces_the_messages_edits_and_undos_included(database: Path | str) -> None:
+    store = ChatSessionStore(database)
     chat_id = store.save(None, DIALOGUE).chat_id
     edited = [*DIALOGUE[:1], ChatEntry("user", "Any effusion?")]
     assert store.save(chat_id, edited, revision=1) == SaveResult(chat_id, 2, False)
@@ -47,8 +47,8 @@ def test_saving_again_replaces_the_messages_edits_and_undos_included(tmp_path: P
     assert saved.info.title == "Any effusion?"
 
 
-def test_list_is_newest_first_and_nothing_empty_is_saved(tmp_path: Path) -> None:
-    store = ChatSessionStore(tmp_path / "db.sqlite3")
+def test_list_is_newest_first_and_nothing_empty_is_saved(database: Path | str) -> None:
+    store = ChatSessionStore(database)
     assert store.save(None, []) is None
     first = store.save(None, [ChatEntry("user", "first question")]).chat_id
     second = store.save(None, [ChatEntry("user", "second question")]).chat_id
@@ -58,8 +58,8 @@ def test_list_is_newest_first_and_nothing_empty_is_saved(tmp_path: Path) -> None
     assert [c.chat_id for c in store.list(limit=1)] == [first]
 
 
-def test_owners_never_see_or_overwrite_each_others_conversations(tmp_path: Path) -> None:
-    store = ChatSessionStore(tmp_path / "db.sqlite3")
+def test_owners_never_see_or_overwrite_each_others_conversations(database: Path | str) -> None:
+    store = ChatSessionStore(database)
     alice = store.save(None, [ChatEntry("user", "alice's question")], owner="alice").chat_id
     assert store.list(owner="bob") == []
     with pytest.raises(ChatStoreError, match="not in the saved conversations"):
@@ -90,9 +90,9 @@ def test_unwritable_database_is_a_readable_error(tmp_path: Path) -> None:
         store.list()
 
 
-def test_a_killed_process_keeps_every_saved_turn(tmp_path: Path) -> None:
+def test_a_killed_process_keeps_every_saved_turn(database: Path | str) -> None:
     """A writer killed right after a save: the next process reads the conversation whole."""
-    db = tmp_path / "db.sqlite3"
+    db = database
     script = (
         "import os, sys\n"
         "from assistant.store.conversations import ChatEntry, ChatSessionStore\n"
@@ -121,8 +121,8 @@ def test_the_database_is_owner_only_whichever_store_creates_it(tmp_path: Path) -
         assert stat.S_IMODE(db.stat().st_mode) == 0o600, db
 
 
-def test_two_tabs_on_one_conversation_never_erase_each_others_turns(tmp_path: Path) -> None:
-    store = ChatSessionStore(tmp_path / "db.sqlite3")
+def test_two_tabs_on_one_conversation_never_erase_each_others_turns(database: Path | str) -> None:
+    store = ChatSessionStore(database)
     start = [ChatEntry("user", "q0"), ChatEntry("assistant", "a0")]
     first = store.save(None, start)
     tab1 = tab2 = first.revision  # both tabs opened revision 1
@@ -149,3 +149,32 @@ def test_a_database_from_before_revisions_is_upgraded(tmp_path: Path) -> None:
     store = ChatSessionStore(db)
     assert store.load("abc").info.revision == 1
     assert store.save("abc", [ChatEntry("user", "new")], revision=1) == SaveResult("abc", 2, False)
+
+
+def test_tabs_saving_one_revision_at_the_same_moment_never_lose_a_turn(database: Path | str) -> None:
+    """The revision check and the write are one transaction (SQLite: the write lock at BEGIN; PostgreSQL: the row
+    locked FOR UPDATE): of tabs saving over the same revision at once, exactly one continues it, the others fork."""
+    import threading
+
+    store = ChatSessionStore(database)
+    for round_ in range(5):
+        first = store.save(None, [ChatEntry("user", "q0")])
+        barrier = threading.Barrier(4)
+        results: list[SaveResult | None] = []
+
+        def tab(
+            i: int, chat_id: str = first.chat_id, barrier: threading.Barrier = barrier, results: list = results
+        ) -> None:
+            barrier.wait()
+            results.append(store.save(chat_id, [ChatEntry("user", "q0"), ChatEntry("user", f"tab {i}")], revision=1))
+
+        threads = [threading.Thread(target=tab, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        kept = [r for r in results if r is not None and not r.forked]
+        assert len(results) == 4 and len(kept) == 1, (round_, results)
+        assert kept[0] == SaveResult(first.chat_id, 2, False)
+        assert len({r.chat_id for r in results if r is not None}) == 4  # every tab's turn is somewhere
+    store.close()

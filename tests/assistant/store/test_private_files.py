@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from assistant.llm.engine import EmbeddedEngine, EngineSpec
 from assistant.modes.sources import GuidelineLibrary
 from assistant.store.db import ensure_private_dir
 from assistant.store.users import UserStore
+from tests.support.paths import REPO
 
 
 def mode(path: Path) -> int:
@@ -79,3 +82,28 @@ def test_the_index_folder_is_private(tmp_path: Path) -> None:
     library = GuidelineLibrary(retrieval.HashingEmbedder(256), tmp_path / "data" / "index" / "guidelines")
     library.index()
     assert mode(tmp_path / "data" / "index") == 0o700
+
+
+def test_everything_the_cli_writes_is_owner_only_under_a_permissive_umask(tmp_path: Path, shared_dir: Path) -> None:
+    """The data dir, database, salt, renderings and exports (report and audit) of real CLI runs: 0700/0600."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    dicom = shared_dir / "data" / "dicom" / "pydicom_data" / "emri_small.dcm"
+    runs = [
+        ["report", "new", "--template", "cxr", "--patient-key", "P-0123456789abcdef0123", "--id", "r-perm"],
+        ["report", "dictate", "r-perm", "Small left pleural effusion.", "--no-llm"],
+        ["report", "export", "r-perm", "--format", "md", "--out", str(out / "exports" / "r.md")],
+        ["report", "export", "r-perm", "--format", "sr", "--out", str(data / "exports" / "r.dcm")],
+        ["ingest", str(dicom), "--out", str(out / "renderings")],
+        ["audit", "export", "--since", "2000-01-01", "--format", "csv", "--out", str(out / "audit.csv")],
+    ]
+    for argv in runs:
+        proc = subprocess.run(
+            [sys.executable, "-m", "assistant.cli.main", "--data-dir", str(data), *argv],
+            cwd=REPO, capture_output=True, text=True, timeout=300, umask=0o022,
+        )  # fmt: skip
+        assert proc.returncode == 0, (argv, proc.stderr)
+    written = [p for root in (data, out) for p in (root, *root.rglob("*"))]
+    assert any(p.suffix == ".png" for p in written) and (data / "exports" / "r.dcm").exists()
+    open_ones = {str(p.relative_to(tmp_path)): oct(mode(p)) for p in written if mode(p) & 0o077}
+    assert open_ones == {}
+    assert {mode(p) for p in written if p.is_dir()} == {0o700}

@@ -164,3 +164,30 @@ def test_the_sweeper_does_nothing_when_retention_is_off(tmp_path: Path) -> None:
     with RetentionSweeper(Settings(data_dir=tmp_path), sweep=lambda s: calls.append(s) or RetentionReport(None)) as s:
         assert not s.running
     assert calls == []
+
+
+def test_old_conversations_go_on_either_database(database: Path | str, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from assistant.store.db import create_database_engine
+
+    url = database if isinstance(database, str) else None  # the SQLite default is the data dir's file
+    settings = Settings(data_dir=tmp_path / "data", retention_days=30, database_url=url)
+    target = settings.database
+    chats = ChatSessionStore(target)
+    old = chats.save(None, [ChatEntry("user", "old question")])
+    new = chats.save(None, [ChatEntry("user", "recent question")])
+    assert old is not None and new is not None
+    engine = create_database_engine(target)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE chat_sessions SET updated_at = :t WHERE chat_id = :c"),
+                     {"t": NOW - 31 * DAY_S, "c": old.chat_id})  # fmt: skip
+        conn.execute(sa.text("UPDATE chat_sessions SET updated_at = :t WHERE chat_id = :c"),
+                     {"t": NOW - DAY_S, "c": new.chat_id})  # fmt: skip
+    engine.dispose()
+
+    assert sweep_retention(settings, now=NOW).conversations == 1
+    assert [c.chat_id for c in chats.list()] == [new.chat_id]
+    with pytest.raises(ChatNotFound):
+        chats.load(old.chat_id)
+    chats.close()
