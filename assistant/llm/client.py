@@ -1,14 +1,23 @@
 """One client for any server that speaks the OpenAI chat-completions protocol (vLLM, local or remote).
 
 Streaming is the normal path: ``stream_chat`` yields text pieces as the server sends them. Transport and
-protocol failures become :class:`LLMUnavailableError` with a message that names the server and the cause.
+protocol failures become :class:`LLMUnavailableError` with a message that names the server and the cause
+(:class:`ServerUnreachable` when the server itself is down or broke off).
+
+Several servers (``RADASSIST_LLM_URL=http://gpu1:8000,http://gpu2:8000``) are one :class:`PooledChatClient`
+(:func:`create_chat_client` picks): a conversation sticks to one server, so vLLM's prefix and image caches hit,
+and moves to the next when that one is down. One router URL (vLLM's production-stack router, KServe) is simply
+one server here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -16,6 +25,7 @@ from typing import Any, Protocol
 import httpx
 
 from assistant.errors import LLMUnavailableError
+from assistant.llm.urls import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +59,8 @@ class GenerationOptions:
     temperature: float = 0.2
     response_format: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Which server of a pool answers (never sent): the conversation's id; None = the conversation's first question.
+    affinity_key: str | None = None
 
 
 class ChatModel(Protocol):
@@ -94,6 +106,13 @@ class OpenAIChatClient:
             trust_env=False,  # a local engine must never be reached through a proxy
         )
 
+    def set_base_url(self, base_url: str) -> None:
+        """Point the client at a new address (the embedded engine restarted on another port)."""
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        root = base_url.rstrip("/")
+        self.base_url = root if root.endswith("/v1") else root + "/v1"
+
     def close(self) -> None:
         self._http.close()
 
@@ -127,10 +146,14 @@ class OpenAIChatClient:
     def _unreachable(self, exc: httpx.HTTPError) -> LLMUnavailableError:
         kind = type(exc).__name__
         if isinstance(exc, httpx.ConnectError):
-            return LLMUnavailableError(f"cannot connect to the LLM server at {self.base_url} (is it running?)")
+            return ServerUnreachable(f"cannot connect to the LLM server at {self.base_url} (is it running?)")
         if isinstance(exc, httpx.TimeoutException):
-            return LLMUnavailableError(f"the LLM server at {self.base_url} timed out ({kind})")
-        return LLMUnavailableError(f"the connection to the LLM server at {self.base_url} failed ({kind})")
+            return ServerUnreachable(f"the LLM server at {self.base_url} timed out ({kind})")
+        return ServerUnreachable(f"the connection to the LLM server at {self.base_url} failed ({kind})")
+
+    def pool_status(self) -> str | None:
+        """For the status line: which servers of a pool are down and who answers instead (None: one server)."""
+        return None
 
     def stream_chat(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
@@ -152,7 +175,8 @@ class OpenAIChatClient:
             with self._http.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:
                 if response.status_code != 200:
                     response.read()
-                    raise LLMUnavailableError(
+                    error = ServerUnreachable if response.status_code in _SERVER_DOWN else LLMUnavailableError
+                    raise error(
                         f"the LLM server at {self.base_url} refused the request "
                         f"({response.status_code}: {_error_detail(response)})"
                     )
@@ -172,7 +196,7 @@ class OpenAIChatClient:
                             yield piece
         except httpx.HTTPError as exc:
             if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-                raise LLMUnavailableError(
+                raise ServerUnreachable(
                     f"the LLM server at {self.base_url} closed the connection in the middle of the answer"
                 ) from exc
             raise self._unreachable(exc) from exc
@@ -180,6 +204,183 @@ class OpenAIChatClient:
             raise LLMUnavailableError(f"the LLM server at {self.base_url} sent a malformed stream") from exc
         if not finished:
             raise LLMUnavailableError(f"the LLM server at {self.base_url} ended the answer before it was complete")
+
+
+# A gateway in front of a dead server, or a server shutting down / overloaded: another server may answer.
+_SERVER_DOWN = frozenset({502, 503, 504})
+
+
+class ServerUnreachable(LLMUnavailableError):
+    """The server is down, unreachable, timed out or broke off the answer (another server of a pool may answer);
+    a refusal of the request itself (4xx) is a plain :class:`LLMUnavailableError`."""
+
+
+def split_urls(value: str | Sequence[str]) -> tuple[str, ...]:
+    """The servers of ``RADASSIST_LLM_URL``: a comma-separated list (or a sequence), blanks dropped, order kept."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(u.strip() for u in items if u.strip()))
+
+
+def create_chat_client(
+    urls: str | Sequence[str],
+    model: str | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 120.0,
+    transport: httpx.BaseTransport | None = None,
+) -> OpenAIChatClient:
+    """A client of one server, or a :class:`PooledChatClient` when ``urls`` names several."""
+    servers = split_urls(urls)
+    if not servers:
+        raise ValueError("no LLM server URL given")
+    if len(servers) == 1:
+        return OpenAIChatClient(servers[0], model, api_key, timeout_s, transport)
+    return PooledChatClient(servers, model, api_key, timeout_s, transport)
+
+
+def affinity_of(messages: Sequence[ChatMessage], options: GenerationOptions | None) -> str:
+    """The key that picks a conversation's server: ``options.affinity_key`` (the conversation id) when given,
+    else the text of its first question, the same in every turn of the conversation."""
+    if options is not None and options.affinity_key:
+        return options.affinity_key
+    for message in messages:
+        if message.role is Role.USER:
+            if isinstance(message.content, str):
+                return message.content
+            return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+    return ""
+
+
+class PooledChatClient(OpenAIChatClient):
+    """Several OpenAI-compatible servers serving the same model, used as one.
+
+    Each conversation is sent to the server ranked first for its key by rendezvous hashing (the highest
+    ``sha256(key, server)``): every app replica picks the same server for it without sharing any state, and a
+    server leaving moves only its own conversations. A server that cannot be reached (or breaks off) is marked
+    down for ``retry_down_s`` and the request goes, before any text was shown, to the next server in the
+    conversation's ranking; an answer broken off half-way is an error ("ask again"), never a spliced answer. The
+    status line says which servers are down and where their conversations went (:meth:`pool_status`).
+    """
+
+    def __init__(
+        self,
+        base_urls: Sequence[str],
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+        retry_down_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        servers = split_urls(base_urls)
+        if len(servers) < 2:
+            raise ValueError(f"a pool needs at least two server URLs, got {list(base_urls)!r}")
+        if retry_down_s <= 0:
+            raise ValueError(f"retry_down_s must be positive, got {retry_down_s}")
+        super().__init__(servers[0], model, api_key, timeout_s, transport)
+        self.members = tuple(OpenAIChatClient(u, model, api_key, timeout_s, transport) for u in servers)
+        self.retry_down_s = retry_down_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down: dict[str, float] = {}  # base_url -> when it may be tried again (clock)
+        self._moved: dict[str, str] = {}  # down server's base_url -> the server that last answered in its place
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+        super().close()
+
+    def set_base_url(self, base_url: str) -> None:
+        raise ValueError("a pool of LLM servers has no single address to change")
+
+    @property
+    def model_id(self) -> str:
+        if self._model is None:
+            error: LLMUnavailableError | None = None
+            for member in self._ranked(""):
+                try:
+                    self._model = member.model_id
+                    break
+                except LLMUnavailableError as exc:
+                    self._mark_down(member, exc)
+                    error = exc
+            else:
+                raise LLMUnavailableError(f"none of the {len(self.members)} LLM servers answered: {error}")
+        return self._model
+
+    def _home(self, key: str) -> list[OpenAIChatClient]:
+        """The servers in ``key``'s order of preference (rendezvous hashing), whether up or down."""
+
+        def weight(member: OpenAIChatClient) -> bytes:
+            return hashlib.sha256(f"{key}\x00{member.base_url}".encode()).digest()
+
+        return sorted(self.members, key=weight, reverse=True)
+
+    def _ranked(self, key: str) -> list[OpenAIChatClient]:
+        """The servers in ``key``'s order of preference; those marked down (and not due a retry) last."""
+        now = self._clock()
+        with self._lock:
+            down = {url for url, until in self._down.items() if until > now}
+        ranked = self._home(key)
+        return [m for m in ranked if m.base_url not in down] + [m for m in ranked if m.base_url in down]
+
+    def _mark_down(self, member: OpenAIChatClient, exc: LLMUnavailableError) -> None:
+        with self._lock:
+            fresh = member.base_url not in self._down
+            self._down[member.base_url] = self._clock() + self.retry_down_s
+        if fresh:
+            logger.warning(
+                "LLM server %s is down (%s); its conversations go to the others", redact_url(member.base_url),
+                redact_url(str(exc)),
+            )  # fmt: skip
+
+    def _mark_up(self, member: OpenAIChatClient, preferred: OpenAIChatClient) -> None:
+        with self._lock:
+            if self._down.pop(member.base_url, None) is not None:
+                self._moved.pop(member.base_url, None)
+                logger.info("LLM server %s answers again", redact_url(member.base_url))
+            if preferred is not member:
+                self._moved[preferred.base_url] = member.base_url
+
+    def pool_status(self) -> str | None:
+        now = self._clock()
+        with self._lock:
+            down = [url for url, until in self._down.items() if until > now or url in self._moved]
+            notes = [
+                f"{redact_url(url)} down, its conversations on {redact_url(self._moved[url])}"
+                if url in self._moved else f"{redact_url(url)} down"
+                for url in down
+            ]  # fmt: skip
+        up = len(self.members) - len(down)
+        if not notes:
+            return f"pool of {len(self.members)} vLLM servers, all up"
+        return f"pool of {len(self.members)} vLLM servers, {up} up · ⚠️ failed over: " + "; ".join(notes)
+
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None) -> Iterator[str]:
+        """The answer from the conversation's server, or from the next one when it is down."""
+        key = affinity_of(messages, options)
+        ranked, preferred = self._ranked(key), self._home(key)[0]  # the conversation's own server, even when down
+        error: LLMUnavailableError | None = None
+        for member in ranked:
+            started = False
+            try:
+                for piece in member.stream_chat(messages, options):
+                    started = True
+                    yield piece
+            except ServerUnreachable as exc:
+                self._mark_down(member, exc)
+                if started:
+                    raise ServerUnreachable(
+                        f"{exc}; ask again: the next answer comes from another server of the pool"
+                    ) from exc
+                error = exc
+                continue
+            self._mark_up(member, preferred)
+            if member is not preferred:
+                logger.warning(
+                    "answer from %s in place of %s (down)", redact_url(member.base_url), redact_url(preferred.base_url)
+                )
+            return
+        raise ServerUnreachable(f"none of the {len(self.members)} LLM servers answered: {error}") from error
 
 
 def _short(value: Any, limit: int = 200) -> str:

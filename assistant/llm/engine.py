@@ -135,6 +135,17 @@ class EmbeddedEngine:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def exit_code(self) -> int | None:
+        """None while the started engine runs; its exit status once it ended (-9: killed by SIGKILL)."""
+        if self._proc is None:
+            return None
+        return self._proc.poll()
+
+    def restart(self, progress: Progress | None = None) -> str:
+        """Stop whatever is left of the engine and start it again (on the same port when that is free)."""
+        self.stop(timeout_s=5.0)
+        return self.start(progress)
+
     def vllm_args(self) -> list[str]:
         s = self.spec
         return [
@@ -155,7 +166,9 @@ class EmbeddedEngine:
         if self._proc is not None:
             return self.url
         if self.spec.port == 0:
-            self.port = free_port(self.spec.host)
+            # A restart keeps its port (the clients' URL) unless something else took it meanwhile.
+            if self.port == 0 or port_in_use(self.spec.host, self.port):
+                self.port = free_port(self.spec.host)
         elif port_in_use(self.spec.host, self.spec.port):
             raise EngineStartError(
                 f"cannot start the LLM engine: port {self.spec.port} on {self.spec.host} is already in use "
@@ -219,6 +232,8 @@ class EmbeddedEngine:
     def _last_log_line(self) -> str:
         """The newest informative line of the engine log (vLLM's INFO lines and progress bars)."""
         for line in reversed(self._tail(40)):
+            if line.startswith("===== radassist: starting engine"):
+                break  # the log is appended to: what comes before this run's marker is an earlier run's
             if " INFO " in line or "Loading" in line or "Started" in line:
                 text = line.split("] ", 1)[-1].strip()
                 return text if len(text) <= 120 else text[:120] + "…"
