@@ -32,11 +32,12 @@ from assistant import (
     check_user_name,
     ensure_private_dir,
 )
-from ui import calculators
+from ui import calculators, priors_panel
 from ui.messages import error_text, history_to_turns
+from ui.pacs_panel import PacsPanel
 from ui.report_panel import AUTO_TEMPLATE, report_html, report_templates
 from ui.session import browser_secret, close_session, gradio_cache_dir, sessions_root, temp_root
-from ui.viewer import WINDOWS, ViewerOutputs
+from ui.viewer import WINDOWS, ViewerOutputs, pins_markdown, whole_series_update
 from ui.workspace import LOOPBACK, MODES, STUDY_QA, OpenedChat, Workspace
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,37 @@ SINGLE_USER_NOTICE = (
     "computer shares its conversations and drafts. Accounts: `radassist users add NAME` (docs/security.md)."
 )
 
+# The page is laid out to the screen: a compact header, then three columns (chat, viewer, the mode's panel) that
+# each take the height left under the header (--ra-top, measured by LAYOUT_JS) and scroll inside themselves, so
+# none of them runs below the screen at 1920x1080 or on a 1440x900 laptop (checked in the browser test).
+CHAT_HEIGHT = "max(220px, calc(100vh - var(--ra-top, 160px) - 380px))"
+IMAGE_HEIGHT = "max(220px, calc(100vh - var(--ra-top, 160px) - 480px))"
+LAYOUT_JS = """
+() => {
+    const fit = () => {
+        const main = document.getElementById('ra-main');
+        if (!main) return;
+        const top = Math.round(main.getBoundingClientRect().top + window.scrollY);
+        document.documentElement.style.setProperty('--ra-top', top + 'px');
+    };
+    fit();
+    window.addEventListener('resize', fit);
+    new ResizeObserver(fit).observe(document.body);
+}
+"""
+
 CSS = """
+:root { --ra-top: 160px; }
+.gradio-container { max-width: 100% !important; padding-top: 6px !important; padding-bottom: 0 !important; }
+#ra-header { align-items: center; gap: 10px; }
+#ra-access { font-size: 0.85em; }
+#status-line { font-size: 0.9em; }
+.ra-col { max-height: calc(100vh - var(--ra-top) - 10px); overflow-y: auto; flex-wrap: nowrap !important; }
+.ra-col > * { flex-shrink: 0; }
+#ra-header > * { min-width: 0 !important; }
+#ra-notice, #ra-access { font-size: 0.85em; }
+#ra-window label, #ra-mode label { padding: 2px 8px !important; }
+#ra-chat .message img, #ra-chat img { max-height: 96px; width: auto; }
 #ra-notice { background: #fff4e5; border-left: 4px solid #e67e22; padding: 4px 10px; }
 #ra-banner { background: #fdecea; border-left: 4px solid #c0392b; padding: 4px 10px; }
 .ra-unconfirmed { background: #fff3b0; border-bottom: 1px dashed #b8860b; }
@@ -259,22 +290,24 @@ def create_app(
     with gr.Blocks(
         title="radassist",
         analytics_enabled=False,
+        fill_width=True,  # the three columns use the whole screen
         delete_cache=(max(60, min(max_age, 600)), max_age),  # Gradio's upload cache expires too
     ) as app:
         session = gr.State(None, time_to_live=max_age, delete_callback=close_session)
         # This browser's open conversation, reopened on the next visit (also after an app restart).
-        last_chat = gr.BrowserState(None, storage_key="radassist-last-chat", secret=browser_secret(ws.data_dir))
+        secret = browser_secret(ws.data_dir, ws.settings.browser_secret)  # shared by replicas when set
+        last_chat = gr.BrowserState(None, storage_key="radassist-last-chat", secret=secret)
         # Without log-in on a non-loopback address, conversations belong to the browser that had them (a random id).
-        browser_id = gr.BrowserState(None, storage_key="radassist-browser", secret=browser_secret(ws.data_dir))
+        browser_id = gr.BrowserState(None, storage_key="radassist-browser", secret=secret)
 
         def owner_of(request: gr.Request | None, browser: Any) -> str:
             return ws.owner(request_user(request, settings), browser)
 
-        gr.Markdown("# radassist")
-        gr.Markdown(f"**{NOT_FOR_CLINICAL_USE}**", elem_id="ra-notice")
-        # Who is using the app: the single-user mode says so; with log-in, the name it was given.
+        # A compact header: the page is three columns that each fit the screen (chat, viewer, the mode's panel).
         single = login == SINGLE_USER
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="ra-header"):
+            gr.Markdown(f"**radassist** · **{NOT_FOR_CLINICAL_USE}**", elem_id="ra-notice")
+            # Who is using the app: the single-user mode says so; with log-in, the name it was given.
             access = gr.Markdown(
                 SINGLE_USER_NOTICE.format(host=settings.host) if single else "", elem_id="ra-access"
             )  # fmt: skip
@@ -282,12 +315,12 @@ def create_app(
             gr.Button("Log out", link="/logout", size="sm", scale=0, visible=login == ACCOUNTS, elem_id="ra-logout")
         status_line = gr.Markdown(ws.status_line(), elem_id="status-line")
         status_timer = gr.Timer(1.0, active=ws.starting())  # the engine's start shows here until it is ready
-        with gr.Row():
+        with gr.Row(elem_id="ra-main"):
             # ---------------------------------------------------------------- left: chat
-            with gr.Column(scale=3):
+            with gr.Column(scale=4, elem_id="ra-chat-col", elem_classes=["ra-col"]):
                 mode = gr.Radio(list(MODES), value=STUDY_QA, label="Mode", elem_id="ra-mode")
                 chatbot = gr.Chatbot(
-                    label="Conversation", height=460, editable="user", elem_id="ra-chat",
+                    label="Conversation", height=CHAT_HEIGHT, editable="user", elem_id="ra-chat",
                     feedback_options=None, buttons=["copy", "copy_all"],
                 )  # fmt: skip
                 box = gr.MultimodalTextbox(
@@ -305,30 +338,51 @@ def create_app(
                     with gr.Row():
                         open_chat = gr.Button("Open", size="sm", elem_id="ra-open-chat")
                         delete_chat = gr.Button("Delete", size="sm", elem_id="ra-delete-chat")
-            # ---------------------------------------------------------------- right: viewer + panels
-            with gr.Column(scale=2):
+                    # Delete asks first, naming the conversation it would delete.
+                    with gr.Group(visible=False, elem_id="ra-confirm-delete") as confirm_box:
+                        confirm_text = gr.Markdown("", elem_id="ra-confirm-text")
+                        with gr.Row():
+                            confirm_yes = gr.Button(
+                                "Yes, delete it", size="sm", variant="stop", elem_id="ra-delete-yes"
+                            )  # fmt: skip
+                            confirm_no = gr.Button("Cancel", size="sm", elem_id="ra-delete-no")
+            # ---------------------------------------------------------------- middle: viewer
+            with gr.Column(scale=4, elem_id="ra-viewer-col", elem_classes=["ra-col"]):
                 banner = gr.Markdown("", visible=False, elem_id="ra-banner")
                 image = gr.Image(
-                    label="Study", type="filepath", interactive=False, height=380, elem_id="ra-image",
+                    label="Study", type="filepath", interactive=False, height=IMAGE_HEIGHT, elem_id="ra-image",
                     buttons=["fullscreen"],
                 )  # fmt: skip
                 caption = gr.Markdown("No study loaded.", elem_id="ra-caption")
                 series = gr.Dropdown(label="Series", choices=[], visible=False, elem_id="ra-series")
                 slider = gr.Slider(1, 2, value=1, step=1, label="Image", visible=False, elem_id="ra-slice")
-                window = gr.Radio(list(WINDOWS), value="default", label="Window", elem_id="ra-window")
+                with gr.Row():  # its own row: Gradio would otherwise squeeze it beside the slider
+                    window = gr.Radio(list(WINDOWS), value="default", label="Window", elem_id="ra-window")
                 with gr.Row():
                     center = gr.Number(label="Centre (HU)", value=40, precision=1, elem_id="ra-center", min_width=80)
                     width = gr.Number(label="Width (HU)", value=400, precision=1, elem_id="ra-width", min_width=80)
-                    apply_window = gr.Button("Apply custom window", size="sm", elem_id="ra-apply-window")
+                    apply_window = gr.Button("Apply custom window", size="sm", elem_id="ra-apply-window", min_width=60)
+                # Key images: frames pinned here are sent together with each question, instead of this one.
+                with gr.Row():
+                    pin = gr.Button("Add this slice", size="sm", elem_id="ra-pin", min_width=60)
+                    unpin = gr.Button("Remove this slice", size="sm", elem_id="ra-unpin", min_width=60)
+                    clear_pins = gr.Button("Clear pinned", size="sm", elem_id="ra-clear-pins", min_width=60)
+                pins = gr.Markdown("", elem_id="ra-pins")
+                whole = gr.Checkbox(False, label="Send the whole series", visible=False, elem_id="ra-whole-series")
                 with gr.Accordion("De-identified metadata", open=False):
                     metadata = gr.JSON(label="Study summary", elem_id="ra-metadata")
+                pacs = PacsPanel(ws)  # "Open from PACS" (only with a configured PACS; docs/pacs.md)
+                pacs.layout()
+            # ---------------------------------------------------------------- right: the mode's panel
+            with gr.Column(scale=3, elem_id="ra-panel-col", elem_classes=["ra-col"]):
                 similar = gr.Markdown("", visible=False, elem_id="ra-similar")
+                prior_reports = gr.Markdown("", visible=False, elem_id="ra-priors")  # ui/priors_panel.py
 
-                with gr.Group(visible=True) as sources_panel:
+                with gr.Group(visible=True, elem_id="ra-sources-panel") as sources_panel:
                     sources = gr.Radio([], label="Sources (click to read the section)", visible=False,
                                        elem_id="ra-sources")  # fmt: skip
                     source_text = gr.Markdown("", elem_id="ra-source-text")
-                with gr.Column(visible=False) as calc_panel:
+                with gr.Column(visible=False, elem_id="ra-calc-panel") as calc_panel:
                     gr.Markdown("### Guideline calculators\nExact categories computed in code (as `radassist calc`).")
                     with gr.Tabs():
                         for name in calculators.calculator_names():
@@ -341,7 +395,7 @@ def create_app(
                                     lambda *vals, _n=name: ws.calculate(_n, *vals), inputs, result,
                                     api_name=f"calc_{name}",
                                 )  # fmt: skip
-                with gr.Column(visible=False) as report_panel:
+                with gr.Column(visible=False, elem_id="ra-report-panel") as report_panel:
                     with gr.Row():
                         template = gr.Dropdown(report_templates(), value=AUTO_TEMPLATE, label="Template",
                                                elem_id="ra-template")  # fmt: skip
@@ -361,9 +415,11 @@ def create_app(
                         versions = gr.Markdown("", elem_id="ra-versions")
 
         viewer = ViewerOutputs(
-            image=image, series=series, slider=slider, caption=caption, banner=banner, metadata=metadata
+            image=image, series=series, slider=slider, caption=caption, banner=banner, metadata=metadata, pins=pins,
+            whole=whole,
         )
         viewer_outputs = list(viewer.as_outputs())
+        pacs.wire(session, browser_id, viewer_outputs, owner_of)
         answer_outputs = [chatbot, sources, report_view, versions]
 
         # ---------------------------------------------------------------- chat events
@@ -385,8 +441,12 @@ def create_app(
             accept, [box, chatbot, session, browser_id], [box, chatbot, session, *viewer_outputs],
             api_visibility="private",
         )  # fmt: skip
+        # The custom window boxes show the new study's own window.
+        submitted.then(ws.window_boxes, session, [center, width], api_visibility="private", show_progress="hidden")
         # Similar teaching cases are looked up beside the answer, not in its way.
         submitted.then(ws.similar_cases, session, similar, api_visibility="private", show_progress="hidden")
+        submitted.then(priors_panel.handler(ws), session, prior_reports, api_visibility="private",
+                       show_progress="hidden")  # fmt: skip
         answering = submitted.then(answer, [chatbot, session, mode], answer_outputs, api_visibility="private")
         answered = answering.then(ready, None, box, api_visibility="private")
 
@@ -418,8 +478,8 @@ def create_app(
         new_chat.click(
             ws.new_chat, session, [chatbot, box, session, sources, source_text, chat_file, *viewer_outputs],
             cancels=[answering, retrying, editing], api_visibility="private",
-        ).then(lambda: (None, gr.update(value="", visible=False)), None, [last_chat, similar],
-               api_visibility="private")  # fmt: skip
+        ).then(lambda: (None, gr.update(value="", visible=False), "", gr.update(visible=False)), None,
+               [last_chat, similar, chat_status, confirm_box], api_visibility="private")  # fmt: skip
         retrying.then(remember, session, [last_chat, chats], api_visibility="private")
         editing.then(remember, session, [last_chat, chats], api_visibility="private")
 
@@ -454,10 +514,21 @@ def create_app(
             reopen, [chats, session, browser_id], [*opened_outputs, last_chat, mode],
             cancels=[answering, retrying, editing], api_visibility="private",
         ).then(lambda: gr.update(value="", visible=False), None, similar, api_visibility="private")  # fmt: skip
-        def remove(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
-            return ws.delete_chat(chat_id, state, owner_of(request, browser))
+        def ask_remove(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
+            return ws.ask_delete(chat_id, state, owner_of(request, browser))
 
-        delete_chat.click(remove, [chats, session, browser_id], [chats, chat_status], api_visibility="private")
+        def remove_confirmed(state: Any, browser: Any, request: gr.Request) -> Any:
+            return ws.confirm_delete(state, owner_of(request, browser))
+
+        # Delete asks first (naming the conversation); only "Yes, delete it" deletes, and only that one.
+        delete_chat.click(
+            ask_remove, [chats, session, browser_id], [confirm_box, confirm_text, chat_status],
+            api_visibility="private",
+        )  # fmt: skip
+        confirm_yes.click(
+            remove_confirmed, [session, browser_id], [chats, confirm_box, chat_status], api_visibility="private"
+        )  # fmt: skip
+        confirm_no.click(ws.cancel_delete, session, [confirm_box, chat_status], api_visibility="private")
 
         def on_load(last: Any, state: Any, browser: Any, request: gr.Request) -> Any:
             """Page (re)load: status line, saved conversations, and the conversation this browser had open."""
@@ -465,7 +536,7 @@ def create_app(
             restored = ws.restore(last, state, owner_of(request, browser))
             s = restored[2]
             reopened = bool(last) and getattr(s, "chat_id", None) == last
-            return (ws.status_line(), gr.Timer(active=ws.starting()), browser, *restored,
+            return (ws.status_line(), ws.status_timer(), browser, *restored,
                     mode_of(s) if reopened else gr.skip())  # fmt: skip
 
         app.load(on_load, [last_chat, session, browser_id],
@@ -479,7 +550,7 @@ def create_app(
 
             app.load(signed_in, None, access, api_visibility="private", show_progress="hidden")
         status_timer.tick(
-            lambda: (ws.status_line(), gr.Timer(active=ws.starting())), None, [status_line, status_timer],
+            lambda: (ws.status_line(), ws.status_timer()), None, [status_line, status_timer],
             api_visibility="private", show_progress="hidden",
         )  # fmt: skip
 
@@ -502,7 +573,20 @@ def create_app(
             apply_custom, [session, series, slider, center, width], [image, caption, window],
             api_visibility="private",
         )  # fmt: skip
-        series.input(ws.change_series, [session, series, window], [image, caption, slider], api_visibility="private")
+        series.input(
+            ws.change_series, [session, series, window], [image, caption, slider], api_visibility="private"
+        ).then(
+            lambda st: (whole_series_update(ws.session(st), ws.series_frames), pins_markdown(ws.session(st))),
+            session, [whole, pins], api_visibility="private", show_progress="hidden",
+        )  # fmt: skip
+        # The custom boxes follow the window in use: a preset's centre and width, the file's own, or the custom one.
+        for changed in (slider.input, window.input, series.input):
+            changed(ws.window_boxes, session, [center, width], api_visibility="private", show_progress="hidden")
+        # Key images: pin the frame on screen (with its window), remove it, clear; or send the whole series.
+        pin.click(ws.pin_frame, session, pins, api_visibility="private")
+        unpin.click(ws.unpin_frame, session, pins, api_visibility="private")
+        clear_pins.click(ws.clear_pins, session, pins, api_visibility="private")
+        whole.input(ws.choose_whole_series, [session, whole], pins, api_visibility="private")
 
         # ---------------------------------------------------------------- modes and report
         mode.change(
@@ -589,7 +673,7 @@ def launch(runtime: Runtime | RuntimeStarter) -> None:
         app.queue(default_concurrency_limit=8)
         try:
             app.launch(
-                server_name=settings.host, server_port=settings.port, inbrowser=False, css=CSS,
+                server_name=settings.host, server_port=settings.port, inbrowser=False, css=CSS, js=LAYOUT_JS,
                 # Refused with 413 while it streams: no single upload may exceed the per-upload byte budget.
                 max_file_size=settings.ingest_max_upload_bytes, **options,
             )  # fmt: skip

@@ -18,6 +18,7 @@ Progress = Callable[..., Any]
 
 GENERIC_ERROR = "⚠️ Unexpected internal error; details are in the server log."
 NOTE_TITLE = "Study loaded"
+FAILED_TITLE = "Upload not loaded"  # a note's title when nothing of the upload could be shown
 
 
 def error_text(exc: BaseException) -> str:
@@ -32,8 +33,12 @@ def message_text(content: Any) -> str | None:
     """The text of a chat message's content (a string, or Gradio 6's list of parts); None for files only."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    if isinstance(content, list):  # the text parts; files (the thumbnails of the images sent) are not text
+        texts = [
+            p if isinstance(p, str) else p.get("text", "")
+            for p in content
+            if isinstance(p, str) or (isinstance(p, dict) and p.get("type") == "text")
+        ]
         return " ".join(texts) if texts else None
     return None
 
@@ -44,9 +49,9 @@ def is_note(message: Message) -> bool:
     return bool(isinstance(metadata, dict) and metadata.get("title"))
 
 
-def note(text: str) -> Message:
+def note(text: str, title: str = NOTE_TITLE) -> Message:
     """A message the app adds to the chat (an ingest summary), titled so it is kept out of the dialogue."""
-    return {"role": "assistant", "content": text, "metadata": {"title": NOTE_TITLE}}
+    return {"role": "assistant", "content": text, "metadata": {"title": title}}
 
 
 def history_to_turns(history: Sequence[Message]) -> list[Turn]:

@@ -21,12 +21,15 @@ logger = logging.getLogger(__name__)
 BROWSER_SECRET_FILE = "ui_browser_secret"
 
 
-def browser_secret(data_dir: Path) -> str:
+def browser_secret(data_dir: Path, configured: str | None = None) -> str:
     """The key that encrypts what the app keeps in the browser (which conversation was open).
 
-    Kept in the data dir (created once, owner-only), so a value stored before a restart can be read after it;
-    Gradio's default is a new random key per launch.
+    ``configured`` (``settings.browser_secret``, shared by app replicas) when set; else kept in the data dir
+    (created once, owner-only), so a value stored before a restart can be read after it; Gradio's default is a new
+    random key per launch.
     """
+    if configured:
+        return configured
     path = Path(data_dir) / BROWSER_SECRET_FILE
     try:
         return path.read_text(encoding="ascii").strip()
@@ -70,7 +73,13 @@ class Session:
     series_index: int = 0
     slice_index: int = 0
     window: str = "default"
+    # Frames pinned to be sent with each question instead of the one on screen: (series, frame, window), 0-based
+    # indices and the window as ``window`` above; "the whole series" (sampled) instead of either when set.
+    pins: list[tuple[int, int, str]] = field(default_factory=list)
+    whole_series: bool = False
+    pending_delete: str | None = None  # the saved conversation a Delete asked to confirm
     report_id: str | None = None
+    report_version: int | None = None  # the draft's version as this tab last showed it (edits elsewhere are told)
     citations: list[dict[str, Any]] = field(default_factory=list)
     chat_id: str | None = None  # the saved conversation this tab continues
     chat_rev: int | None = None  # its revision as this tab last saved or opened it
@@ -98,6 +107,8 @@ class Session:
         self.files = []
         self.series_index = self.slice_index = 0
         self.window = "default"
+        self.pins = []
+        self.whole_series = False
         for path in self.folder.glob("view-*"):
             path.unlink(missing_ok=True)
 

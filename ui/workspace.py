@@ -10,6 +10,7 @@ here. Attachments are read only when they are regular files that the browser upl
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import secrets
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import gradio as gr
+import numpy as np
+from PIL import Image as PILImage
 
 from assistant import (
     NOT_FOR_CLINICAL_USE,
@@ -30,6 +33,7 @@ from assistant import (
     ExportFormat,
     ImageInput,
     Mode,
+    Pseudonymizer,
     RadassistError,
     ReportStore,
     Runtime,
@@ -40,11 +44,15 @@ from assistant import (
     VisionService,
     image_in_view,
     images_from_study,
+    images_in_views,
     list_templates,
     load_study,
+    series_views,
 )
 from ui import calculators, report_panel, viewer
 from ui.messages import (
+    FAILED_TITLE,
+    NOTE_TITLE,
     History,
     Message,
     Progress,
@@ -68,7 +76,7 @@ from ui.session import (
     sessions_root,
     sweep,
 )
-from ui.viewer import ViewerOutputs, view_outputs
+from ui.viewer import ViewerOutputs, pins_markdown, session_spec, window_values
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +88,7 @@ MODES = (STUDY_QA, GUIDELINE, REPORT)
 UI_MODES = {STUDY_QA: Mode.AUTO, GUIDELINE: Mode.GUIDELINE}
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+THUMBNAIL_PX = 96  # the chat's thumbnails of the images sent with a question
 
 _ANALYSED = {
     ImageInput.EMBEDS: "analysed by the model (image embeddings)",
@@ -139,8 +148,8 @@ class Workspace:
                 or getattr(self.settings, "auth_proxy_header", None)
             )  # fmt: skip
         self.single_user = single_user
-        self.store = store or ReportStore(self.settings.db_path)
-        self.chats = chats or ChatSessionStore(self.settings.db_path)
+        self.store = store or ReportStore(self.settings.database)
+        self.chats = chats or ChatSessionStore(self.settings.database)
         # The vision service (built from the settings before the engine starts) decides what the model sees.
         self.vision: VisionService = self.starter.vision
 
@@ -169,20 +178,45 @@ class Workspace:
             name = self.settings.llm_served_name or self.settings.llm_model or "default model"
             if status.state is StartupState.FAILED:
                 return f"Model: **{name}** · ⚠️ {status.describe()} · {analysed}"
-            return f"Model: **{name}** · ⏳ {status.describe()} · {analysed}"
+            return f"Model: **{name}** · ⏳ {self.start_text(status.step, status.elapsed_s)} · {analysed}"
         where = "embedded vLLM engine" if rt.engine else f"vLLM server at {rt.llm_url}"
+        pool_status = getattr(rt.client, "pool_status", None)  # OpenAIChatClient's; not on scripted test models
+        pool = pool_status() if pool_status is not None else None  # several servers: who is down, who answers
+        if pool is not None:
+            where = pool
+        health = rt.engine_health()  # the engine's watchdog: died or hung after start-up, being restarted
+        if health is not None and health.note:
+            return f"Model: **{rt.model_id}** ({where}) · {'' if health.ok else '⚠️ '}{health.note} · {analysed}"
         return f"Model: **{rt.model_id}** ({where}) · {analysed}"
+
+    def status_timer(self) -> Any:
+        """How the status line polls: every second while the engine starts or restarts, every 5 s while an embedded
+        engine runs (a later death shows up), not at all with a remote server that is up."""
+        rt = self.starter.runtime
+        health = rt.engine_health() if rt is not None else None
+        busy = self.starting() or (health is not None and not health.ok)
+        return gr.Timer(value=1.0 if busy else 5.0, active=busy or health is not None)
 
     def starting(self) -> bool:
         """True while the runtime is still starting or will try again (the UI keeps polling the status line)."""
         status = self.starter.status()
         return status.state is StartupState.STARTING or status.retrying
 
+    def start_text(self, step: str, elapsed_s: float) -> str:
+        """The start's progress for a person: which step of how many, the time so far and the usual time; never
+        the engine's own log lines (they are for the log: "reserved_cpus=[]" helps nobody at the screen)."""
+        number, total, what = start_step(step, embedded=not self.settings.llm_url)
+        estimate = START_ESTIMATE if total == 4 else "usually a few seconds"
+        return (
+            f"starting the language model, step {number} of {total}: {what} ({duration(elapsed_s)} so far; "
+            f"{estimate})"
+        )
+
     def waiting_messages(self) -> Iterator[str]:
         """While the runtime starts: one chat line per second saying what it is doing (nothing once ready)."""
         for status in self.starter.progress():
             yield (
-                f"⏳ The language model is starting ({status.elapsed_s:.0f} s: {status.step}). "
+                f"⏳ The language model is starting: {self.start_text(status.step, status.elapsed_s)}. "
                 "Your question will be answered as soon as it is ready."
             )
 
@@ -228,21 +262,21 @@ class Workspace:
             history.append({"role": "user", "content": text})
         if paths or text:
             self.save_chat(history, s)
-        return ({"text": "", "files": []}, history, s, *view_outputs(s).as_outputs())
+        return ({"text": "", "files": []}, history, s, *self.view_outputs(s).as_outputs())
 
     def ingest(self, paths: list[str], s: Session, progress: Progress | None = None) -> Message:
         """Load the uploaded files as the session's study; the uploads are deleted afterwards. Only regular files
         inside Gradio's upload cache are read (anything else is refused before anything is read)."""
         paths, refused = screen_uploads(paths, gradio_cache_dir(self.data_dir))  # before anything is read
         if not paths:
-            return note(refused_text(refused))
+            return note(refused_text(refused), FAILED_TITLE)
         if progress is not None:
             progress(0.1, desc=f"reading {len(paths)} file(s)")
         started = time.perf_counter()
         try:
             result = load_study(paths, self.settings)
         except Exception as exc:  # the loader reports per file; anything else is a message, not a crash
-            return note(error_text(exc))
+            return note(error_text(exc), FAILED_TITLE)
         finally:
             remove_uploads(paths, gradio_cache_dir(self.data_dir))
         if progress is not None:
@@ -271,9 +305,12 @@ class Workspace:
             lines.append(f"- `{Path(f.path).name}`: {f.error}")
         if len(result.errors) > 10:
             lines.append(f"- … and {len(result.errors) - 10} more file(s) could not be read.")
+        if result.skipped:  # zip members deliberately not opened: said, so that nothing vanishes silently
+            reasons = sorted({x.reason.split(",")[0].split(" (")[0] for x in result.skipped})
+            lines.append(f"- {len(result.skipped)} file(s) in the zip were skipped: {'; '.join(reasons)}.")
         if result.study is not None and self.image_input is ImageInput.NONE:
             lines.append("The model is text-only: it will see the de-identified metadata, not the pixels.")
-        return note("\n".join(lines))
+        return note("\n".join(lines), NOTE_TITLE if result.study is not None else FAILED_TITLE)
 
     # ------------------------------------------------------------------------------------------ viewer
 
@@ -335,12 +372,19 @@ class Workspace:
             history[:], *rest = self._report_turn(history, s, question)
             yield history, *rest
             return
+        history[-1]["content"] = question  # a retried question loses the thumbnails of its earlier answer
         history.append({"role": "assistant", "content": ""})
-        context = self._view_context(s)
         text = ""
         try:
+            # The conversation's id (saved with the question, before the model is asked) is the LLM pool's
+            # affinity key: every turn of it goes to one server of a pool, whichever app replica asks.
+            context = dataclasses.replace(self._view_context(s), conversation_id=s.chat_id)
             # Runtime.stream picks the mode and dispatches (the same path as `radassist ask`); this only renders.
             for event in self.runtime.stream(question, mode=UI_MODES[mode], history=turns, context=context):
+                if event.kind == "mode" and event.mode is Mode.CHAT and context.images:
+                    # The images go with this question: the question shows thumbnails of exactly what is sent.
+                    history[-2]["content"] = [question, *self._thumbnails(s, context)]
+                    yield history, gr.skip(), gr.skip(), gr.skip()
                 if event.kind == "mode" and event.mode in (Mode.GUIDELINE, Mode.GROUNDED):
                     history[-1]["content"] = "⏳ Looking up the guideline…"
                     yield history, gr.skip(), gr.skip(), gr.skip()
@@ -366,17 +410,99 @@ class Workspace:
             yield history, gr.skip(), gr.skip(), gr.skip()
 
     def _view_context(self, s: Session) -> AskContext:
-        """The frame on screen, rendered with the window on screen: what the radiologist sees is what is sent."""
+        """What goes with a question: the whole series sampled evenly when chosen, else the pinned frames in
+        series order, else the frame on screen, each rendered with its window and labelled."""
         if s.study is None:
             return AskContext()
-        spec: Any = s.window
-        if isinstance(spec, str) and spec.startswith("custom:"):
-            centre, width = spec.split(":", 1)[1].split("/")
-            spec = (float(centre), float(width))
-        elif spec in ("default", "", None):
-            spec = None
-        image, sent = image_in_view(s.study, View(s.series_index, s.slice_index, spec))
-        return AskContext(images=(image,), sent=(sent,))
+        if s.whole_series and self.series_frames > 1:
+            views = series_views(s.study, s.series_index, self.series_frames, session_spec(s.window))
+            images, sent = images_in_views(s.study, views, sampled=True)
+            return AskContext(images=tuple(images), sent=tuple(sent), study=s.study)
+        if s.pins:
+            views = [View(series, frame, session_spec(window)) for series, frame, window in s.pins]
+            images, sent = images_in_views(s.study, views)
+            return AskContext(images=tuple(images), sent=tuple(sent), study=s.study)
+        image, what = image_in_view(s.study, View(s.series_index, s.slice_index, session_spec(s.window)))
+        return AskContext(images=(image,), sent=(what,), study=s.study)  # study: facts and priors
+
+    def _thumbnails(self, s: Session, context: AskContext) -> list[dict[str, Any]]:
+        """Small PNGs of the images sent (the renderings themselves, shrunk), as chat file parts with their labels."""
+        parts: list[dict[str, Any]] = []
+        # A text-only model gets each frame's label, not its pixels: the thumbnail says so.
+        sent = "Sent" if self.image_input is not ImageInput.NONE else "Described to the model (pixels not analysed)"
+        for image in context.images:
+            pixels = getattr(image, "rendering", None)
+            if pixels is None:
+                continue
+            picture = PILImage.fromarray(np.ascontiguousarray(pixels))
+            picture.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            path = s.file(".png", "sent-")
+            picture.save(path)
+            parts.append({"path": str(path), "alt_text": f"{sent}: {getattr(image, 'label', 'image')}"})
+        return parts
+
+    # ------------------------------------------------------------------------------------------ pinned frames
+
+    @property
+    def image_limit(self) -> int:
+        """How many images one question may carry: the profile's limit (a text-only model gets their labels)."""
+        profile = self.vision.profile
+        return profile.max_images if profile.sees_images else self.settings.vision_max_images
+
+    @property
+    def series_frames(self) -> int:
+        """How many frames "the whole series" sends: the setting, at most the profile's limit; 0 when the profile
+        does not take several images."""
+        profile = self.vision.profile
+        if not profile.sees_images or profile.max_images < 2:
+            return 0
+        wanted = self.settings.vision_series_frames or profile.max_images
+        return min(wanted, profile.max_images)
+
+    def view_outputs(self, s: Session) -> ViewerOutputs:
+        return viewer.view_outputs(s, self.series_frames)
+
+    def pin_frame(self, session: Session | None) -> str:
+        """Pin the frame on screen (with its window) to be sent with each question. Returns the pins panel."""
+        s = self.session(session)
+        if s.study is None:
+            return "⚠️ Load a study first: there is no frame to pin."
+        pin = (s.series_index, s.slice_index, s.window)
+        if any(p[:2] == pin[:2] for p in s.pins):
+            s.pins = sorted([p for p in s.pins if p[:2] != pin[:2]] + [pin])  # the same frame: its window now
+            return pins_markdown(s)
+        if len(s.pins) >= self.image_limit:
+            return pins_markdown(s) + (
+                f"\n\n⚠️ At most {self.image_limit} frames can be sent with one question (the "
+                f"{self.vision.profile.name} profile's limit): unpin one first."
+            )
+        s.pins = sorted([*s.pins, pin])
+        return pins_markdown(s)
+
+    def unpin_frame(self, session: Session | None) -> str:
+        """Unpin the frame on screen. Returns the pins panel."""
+        s = self.session(session)
+        s.pins = [p for p in s.pins if p[:2] != (s.series_index, s.slice_index)]
+        return pins_markdown(s)
+
+    def clear_pins(self, session: Session | None) -> str:
+        s = self.session(session)
+        s.pins = []
+        return pins_markdown(s)
+
+    def choose_whole_series(self, session: Session | None, chosen: bool) -> str:
+        """Send the whole series (sampled evenly) instead of the pinned frames or the frame on screen."""
+        s = self.session(session)
+        s.whole_series = bool(chosen) and s.study is not None and self.series_frames > 1
+        return pins_markdown(s)
+
+    def window_boxes(self, session: Session | None) -> tuple[Any, Any]:
+        """The custom centre and width boxes set to the window in use (a preset's values when a preset is on)."""
+        s = self.session(session)
+        centre, width = window_values(s)
+        if centre is None or width is None:
+            return gr.skip(), gr.skip()
+        return centre, width
 
     def answer_api(self, message: str) -> Iterator[str]:
         """The /chat API endpoint: one question, no study, the answer streamed (for scripts and benchmarks).
@@ -434,7 +560,7 @@ class Workspace:
             path.unlink(missing_ok=True)
         box = gr.update(value={"text": "", "files": []}, submit_btn=True, stop_btn=False)
         hidden = gr.update(value=None, visible=False)
-        return ([], box, s, self.sources_update(s), "", hidden, *view_outputs(s).as_outputs())
+        return ([], box, s, self.sources_update(s), "", hidden, *self.view_outputs(s).as_outputs())
 
     def export_chat(self, history: History | None, session: Session | None) -> tuple[str | None, str]:
         """The conversation as a Markdown file in the session folder. Returns (file, status)."""
@@ -578,7 +704,7 @@ class Workspace:
         draft = self._draft_view(s)
         return OpenedChat(
             history=entries_history(saved), session=s, sources=self.sources_update(s), source_text="", status=status,
-            report=draft.report, versions=draft.versions, viewer=view_outputs(s),
+            report=draft.report, versions=draft.versions, viewer=self.view_outputs(s),
         ).as_outputs()  # fmt: skip
 
     def delete_chat(self, chat_id: str | None, session: Session | None, owner: str | None = None) -> tuple[Any, str]:
@@ -596,6 +722,40 @@ class Workspace:
         if s.chat_id == chat_id:
             s.chat_id = None
         return self.chat_list_update(s), "Deleted." if deleted else "⚠️ That conversation was already gone."
+
+    def ask_delete(self, chat_id: str | None, session: Session | None, owner: str | None = None) -> tuple[Any, ...]:
+        """Delete pressed: name the conversation chosen and ask to confirm (nothing chosen: nothing to delete).
+
+        Returns (confirmation row, confirmation text, status)."""
+        s = self.session(session, owner)
+        s.pending_delete = None
+        hidden = gr.update(visible=False)
+        if not chat_id:
+            return hidden, "", "⚠️ Choose a saved conversation to delete first: nothing was deleted."
+        label = {value: label for label, value in self.chat_choices(s.owner)}.get(chat_id)
+        if label is None:  # gone, or someone else's: the same words
+            return hidden, "", "⚠️ That conversation is not among your saved conversations."
+        s.pending_delete = chat_id
+        on_screen = " (the conversation on screen)" if chat_id == s.chat_id else ""
+        text = f"Delete **{html.escape(label)}**{on_screen}? This cannot be undone."
+        return gr.update(visible=True), text, ""
+
+    def confirm_delete(self, session: Session | None, owner: str | None = None) -> tuple[Any, ...]:
+        """Delete confirmed: deletes the conversation the question named, and only that one.
+
+        Returns (conversation list, confirmation row, status)."""
+        s = self.session(session, owner)
+        chat_id, s.pending_delete = s.pending_delete, None
+        if not chat_id:
+            return gr.skip(), gr.update(visible=False), "Nothing was deleted."
+        chats, status = self.delete_chat(chat_id, s)
+        return chats, gr.update(visible=False), status
+
+    def cancel_delete(self, session: Session | None) -> tuple[Any, str]:
+        """Delete cancelled. Returns (confirmation row, status)."""
+        s = self.session(session)
+        s.pending_delete = None
+        return gr.update(visible=False), "Nothing was deleted."
 
     def restore(self, last_chat: str | None, session: Session | None, owner: str | None = None) -> tuple[Any, ...]:
         """Page load: list the owner's conversations (``owner`` None: the session's) and reopen the one this browser
@@ -660,7 +820,8 @@ class Workspace:
 
     def drafting(self, s: Session) -> DraftingService:
         """Drafting as the tab's owner (waits for the model while the engine starts)."""
-        return DraftingService(self.reports(s), self.runtime.client, audit=self.runtime.audit)
+        runtime = self.runtime  # priors: the patient's imported reports fill Comparison and the change flags
+        return DraftingService(self.reports(s), runtime.client, audit=runtime.audit, priors=runtime.grounded.priors)
 
     def draft_choices(self, owner: str | Session | None = None) -> list[str]:
         """The owner's saved drafts, newest first (they survive restarts: SQLite under the data dir)."""
@@ -673,6 +834,33 @@ class Workspace:
             logger.warning("saved drafts unreadable: %s", type(exc).__name__)
             return []
         return [f"{d.report_id} · {d.template} · v{d.current_version}" for d in drafts[:50]]
+
+    def draft_options(self, owner: str | Session | None = None, now: float | None = None) -> list[tuple[str, str]]:
+        """(label, draft id) of the owner's saved drafts, newest first: the label says what the draft is (title and
+        its first finding in the radiologist's words), its template and when it last changed, never its id."""
+        if isinstance(owner, Session):
+            owner = owner.owner
+        store = self.store.as_owner(owner if owner is not None else self.anonymous_owner())
+        try:
+            drafts = store.drafts()[:50]
+        except RadassistError as exc:
+            logger.warning("saved drafts unreadable: %s", type(exc).__name__)
+            return []
+        out = []
+        for d in drafts:
+            title = d.template
+            try:
+                report = store.current(d.report_id).report
+                title = report.title
+                said = [st.text for p in report.parts for st in p.statements if st.origin.value != "template"]
+                if said:
+                    first = " ".join(said[0].split())
+                    title += ": " + (first if len(first) <= 48 else first[:47] + "…")
+            except RadassistError:
+                pass  # the list still names the template and the date
+            when = relative_time(d.updated_at, now)
+            out.append((f"{title} · {d.template} · {when} · version {d.current_version}", d.report_id))
+        return out
 
     def new_report(self, session: Session | None, template: str | None, owner: str | None = None) -> tuple[Any, ...]:
         """A new draft from the template (or the study's). Returns (session, report, versions, status)."""
@@ -691,7 +879,7 @@ class Workspace:
     def open_report(self, session: Session | None, choice: str | None, owner: str | None = None) -> tuple[Any, ...]:
         """Reopen one of the owner's saved drafts. Returns (session, report, versions, status)."""
         s = self.session(session, owner)
-        report_id = (choice or "").split(" · ", 1)[0].strip()
+        report_id = (choice or "").split(" · ", 1)[0].strip()  # a draft id (or an older "id · template" label)
         if not report_id:
             return s, gr.skip(), gr.skip(), "⚠️ Choose a saved draft to open."
         try:
@@ -701,11 +889,15 @@ class Workspace:
         if not found:  # missing or someone else's: the same words
             return s, gr.skip(), gr.skip(), "⚠️ That draft is not among your saved drafts (deleted?)."
         s.report_id = report_id
-        return s, *self._draft_view(s), f"Opened draft {report_id}."
+        view = self._draft_view(s)
+        waiting = self.drafting(s).retry_note(report_id)  # a dictation the model or a crash left unapplied
+        return s, *view, "Opened the saved draft." + (f" {waiting}" if waiting else "")
 
     def _draft_view(self, s: Session) -> report_panel.DraftView:
-        """The report panel's view of the session's open draft."""
-        return report_panel.draft_view(self.reports(s), s.report_id)
+        """The report panel's view of the session's open draft (noting the version the tab now shows)."""
+        store = self.reports(s)
+        s.report_version = store.current(s.report_id).number if s.report_id and store.exists(s.report_id) else None
+        return report_panel.draft_view(store, s.report_id)
 
     def ensure_report(self, s: Session, template: str | None = None) -> str | None:
         if s.report_id is None or not self.reports(s).exists(s.report_id):
@@ -719,7 +911,7 @@ class Workspace:
         try:
             report_id = self.ensure_report(s)
             assert report_id is not None  # noqa: S101 - ensure_report raises otherwise
-            reply = self.drafting(s).handle(report_id, text)
+            reply = self.drafting(s).handle(report_id, text, s.report_version)
             shown = reply.text
             if reply.diff:
                 shown += f"\n\n```diff\n{reply.diff}\n```"
@@ -736,7 +928,7 @@ class Workspace:
         try:
             report_id = self.ensure_report(s)
             assert report_id is not None  # noqa: S101
-            reply = self.drafting(s).handle(report_id, command)
+            reply = self.drafting(s).handle(report_id, command, s.report_version)
             status = reply.text
         except Exception as exc:
             status = error_text(exc)
@@ -752,7 +944,11 @@ class Workspace:
             kind = ExportFormat(fmt)
             suffix = {"md": ".md", "json": ".json", "sr": ".dcm", "txt": ".txt"}.get(kind.value, f".{kind.value}")
             # The service reads the draft as the owner and records the export; another owner's is never written.
-            exported = DraftingService(store).export(s.report_id, kind, s.file(suffix, f"report-{kind.value}-"))
+            # The ingest's keys: a DICOM SR's own dates get the patient's date shift, as the study's dates did.
+            keys = Pseudonymizer.from_data_dir(self.data_dir) if kind is ExportFormat.SR else None
+            exported = DraftingService(store).export(
+                s.report_id, kind, s.file(suffix, f"report-{kind.value}-"), keys=keys
+            )
         except Exception as exc:
             return None, error_text(exc)
         return str(exported.path), f"Exported version {exported.version} as {kind.value}."
@@ -765,7 +961,7 @@ class Workspace:
         report_html, versions, drafts = gr.skip(), gr.skip(), gr.skip()
         if mode == REPORT:
             report_html, versions = self._draft_view(s)
-            drafts = gr.update(choices=self.draft_choices(s), value=None)
+            drafts = gr.update(choices=self.draft_options(s), value=None)
         return (
             s,
             gr.update(visible=mode in (STUDY_QA, GUIDELINE)),
@@ -779,6 +975,51 @@ class Workspace:
     def close(self) -> None:
         self.store.close()
         self.chats.close()
+
+
+# How long a start usually takes, measured with the embedded default model on a 2-core CPU (the browser test's
+# engine: about 1 min when the machine is idle, 4 min on a first start under load).
+START_ESTIMATE = "usually 1-4 min on a CPU, longer on the very first start"
+
+
+def start_step(step: str, embedded: bool = True) -> tuple[int, int, str]:
+    """(step number, steps in all, what it is) for the starter's latest progress line, in plain words."""
+    low = step.lower()
+    if not embedded and "llm engine" not in low:
+        if "guideline" in low or "index" in low:
+            return 2, 2, "opening the guideline library"
+        return 1, 2, "connecting to the language model server"
+    if "starting the llm engine" in low or "waiting for the llm engine" in low:
+        if "weight" in low or "loading" in low or "safetensors" in low:
+            return 2, 4, "loading the model's weights"
+        if "kv cache" in low or "graph" in low or "compil" in low or "warm" in low or "memory" in low:
+            return 3, 4, "warming up the engine"
+        return 2, 4, "starting the engine"
+    if "engine ready" in low or "guideline" in low or "index" in low or "embedd" in low:
+        return 4, 4, "opening the guideline library"
+    return 1, 4, "preparing the language model"
+
+
+def relative_time(when: float, now: float | None = None) -> str:
+    """'just now', '5 min ago', '3 h ago', 'yesterday', '4 days ago', then the date."""
+    ago = (time.time() if now is None else now) - when
+    if ago < 60:
+        return "just now"
+    if ago < 3600:
+        return f"{int(ago // 60)} min ago"
+    if ago < 86400:
+        return f"{int(ago // 3600)} h ago"
+    if ago < 2 * 86400:
+        return "yesterday"
+    if ago < 14 * 86400:
+        return f"{int(ago // 86400)} days ago"
+    return time.strftime("%d %b %Y", time.localtime(when))
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '2 min 05 s'."""
+    whole = int(max(seconds, 0))
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
 
 
 def refused_text(refused: Sequence[RefusedUpload]) -> str:

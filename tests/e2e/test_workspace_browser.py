@@ -27,8 +27,6 @@ from tests.support.http import wait_http
 from tests.support.paths import REPO
 from tests.ui.synthetic import PATIENT_ID, PATIENT_NAME, write_ct_series
 
-pytestmark = pytest.mark.engine
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,10 +42,13 @@ ENGINE_MS = int(os.environ.get("RADASSIST_E2E_ENGINE_MS", "900000"))
 
 
 @contextmanager
-def serve(radassist_bin: Path, data: Path, port: int, *args: str, name: str = "serve") -> Iterator[str]:
-    """``radassist serve`` (the product's own command) on a loopback port; yields its URL once it answers."""
+def serve(
+    radassist_bin: Path, data: Path, port: int, *args: str, name: str = "serve", settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``radassist serve`` (the product's own command) on a loopback port; yields its URL once it answers.
+    ``settings``: more RADASSIST_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADASSIST_")}
-    env.update(RADASSIST_DATA_DIR=str(data), RADASSIST_LLM_MAX_TOKENS="96")
+    env.update(RADASSIST_DATA_DIR=str(data), RADASSIST_LLM_MAX_TOKENS="96", **(settings or {}))
     log_path = data.parent / f"{name}.log"
     log = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -126,6 +127,7 @@ def wait_idle(page: Any) -> None:
     page.locator("#ra-input .submit-button").wait_for(state="visible", timeout=STEP_MS)
 
 
+@pytest.mark.engine
 def test_workspace_in_a_real_browser(
     default_model_dir: Path, radassist_bin: Path, browser: Any, tmp_path: Path
 ) -> None:
@@ -144,7 +146,8 @@ def test_workspace_in_a_real_browser(
             page.goto(url)
             status = page.locator("#status-line")
             status.wait_for()
-            assert "⏳ starting" in status.inner_text(), status.inner_text()
+            assert "⏳ starting the language model, step" in status.inner_text(), status.inner_text()
+            assert "so far" in status.inner_text() and "INFO" not in status.inner_text()
             shot(page, "00-engine-starting")
             page.locator("#status-line", has_text="embedded vLLM engine").wait_for(timeout=ENGINE_MS)
             assert "SmolLM2" in status.inner_text()
@@ -279,3 +282,169 @@ def drive_workspace(page: Any, url: str, data_dir: Path, series: list[Path], exp
     shot(page, "09-conversation-exported")
     # The uploads left Gradio's cache as soon as they were ingested.
     assert not [p for p in (data_dir / "tmp" / "gradio").rglob("*.dcm")]
+
+
+# ---------------------------------------------------------------------------------------------- what is sent, layout
+
+LAYOUT_SIZES = ((1920, 1080), (1440, 900))
+
+
+def frames_sent(request: dict[str, Any]) -> tuple[list[Any], list[str]]:
+    """The PNGs (as arrays) and the label lines of the images in a request's last user message."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    content = request["messages"][-1]["content"]
+    images = [
+        np.asarray(PILImage.open(io.BytesIO(base64.b64decode(p["image_url"]["url"].split(",", 1)[1]))))
+        for p in content
+        if isinstance(p, dict) and p.get("type") == "image_url"
+    ]
+    text = "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return images, [line for line in text.splitlines() if "slice " in line]
+
+
+def check_fits(page: Any, panel: str) -> None:
+    """Chat, viewer and the mode's panel column each lie inside the window (no page scrolling to follow an answer);
+    the mode's panel starts on screen, in its column (a long calculator form scrolls inside the column)."""
+    width, height = page.viewport_size["width"], page.viewport_size["height"]
+    page.wait_for_timeout(300)  # the layout script measures the header after a resize
+    for selector in ("#ra-chat-col", "#ra-chat", "#ra-input", "#ra-viewer-col", "#ra-image", "#ra-panel-col"):
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None, f"{selector} is not shown"
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height + 1, f"{selector} at {box} in {width}x{height}"
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, f"{selector} at {box} in {width}x{height}"
+    column = page.locator("#ra-panel-col").bounding_box()
+    box = page.locator(panel).first.bounding_box()
+    assert box is not None and column is not None, f"{panel} is not shown"
+    assert column["y"] <= box["y"] <= height - 150, f"{panel} at {box} starts below the screen ({width}x{height})"
+    assert column["x"] <= box["x"] and box["x"] + box["width"] <= column["x"] + column["width"] + 1
+    assert page.evaluate("() => window.scrollY") == 0
+
+
+def ask(page: Any, text: str, llm: Any) -> dict[str, Any]:
+    """Send a question; the request the model received."""
+    before = len(llm.requests)
+    send(page, text)
+    page.locator("#ra-chat [data-testid=bot]", has_text="Seen by the stub.").nth(before).wait_for()
+    wait_idle(page)
+    assert len(llm.requests) == before + 1
+    return llm.requests[-1]
+
+
+def test_what_is_on_screen_is_what_the_model_gets_and_the_workspace_fits_the_screen(
+    radassist_bin: Path, browser: Any, tmp_path: Path
+) -> None:
+    """Against an OpenAI-protocol stub under the pixels profile (no engine: seconds, not minutes): the PNGs the
+    model received are compared with the frames rendered here."""
+    from assistant import load_settings, load_study, render
+    from tests.support.openai_stub import OpenAIStub
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    files = write_ct_series(tmp_path / "ct", slices=12, size=128)
+    frames = load_study(files, load_settings(env={}, data_dir=tmp_path / "ref")).study.series[0].images  # type: ignore[union-attr]
+    settings = {"RADASSIST_VISION_PROFILE": "pixels", "RADASSIST_VISION_SERIES_FRAMES": "3"}
+    with OpenAIStub("Seen by the stub.") as llm, serve(
+        radassist_bin, data_dir, free_port(), "--llm-url", llm.url, name="serve-stub", settings=settings
+    ) as url:
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(STEP_MS)
+            page.goto(url)
+            page.locator("#status-line", has_text="stub-model").wait_for()
+
+            # Upload, then scroll to slice 7 and choose the lung window: the boxes show the preset's values.
+            page.locator("#ra-input input[type=file]").set_input_files([str(p) for p in files])
+            page.locator("#ra-input .thumbnail-item, #ra-input .thumbnails").first.wait_for()
+            first = ask(page, "What is shown?", llm)
+            assert page.locator("#ra-caption", has_text="shown enlarged ×3").count() == 1  # 128 px, enlarged
+            assert [a.shape for a in frames_sent(first)[0]] == [(128, 128)]  # the model: the frame at its own size
+            number = page.locator("#ra-slice input[type=number]")
+            number.fill("7")
+            number.press("Enter")
+            page.locator("#ra-caption", has_text="image 7/12").wait_for()
+            page.locator("#ra-window label", has_text="lung").click()
+            page.locator("#ra-caption", has_text="(lung)").wait_for()
+            page.wait_for_function("() => document.querySelector('#ra-center input').value === '-600'")
+            assert page.locator("#ra-width input").input_value() == "1500"
+            images, labels = frames_sent(ask(page, "Is there a nodule on this slice?", llm))
+            assert len(images) == 1 and (images[0] == render(frames[6], "lung")).all()
+            assert "slice 7/12, window lung C-600/W1500" in labels[0]
+            # Each question shows thumbnails of what was sent with it (one each so far).
+            thumbnails = page.locator("#ra-chat [data-testid=user] img")
+            assert thumbnails.count() == 2
+            shot(page, "20-slice-and-window-sent")
+            for size in LAYOUT_SIZES:
+                page.set_viewport_size({"width": size[0], "height": size[1]})
+                check_fits(page, "#ra-sources-panel")
+
+            # Pin slice 9 (bone), then slice 3 (lung): both are sent, in series order, with their windows.
+            for slice_number, window in ((9, "bone"), (3, "lung")):
+                number.fill(str(slice_number))
+                number.press("Enter")
+                page.locator("#ra-caption", has_text=f"image {slice_number}/12").wait_for()
+                page.locator("#ra-window label", has_text=window).click()
+                page.locator("#ra-caption", has_text=f"({window})").wait_for()
+                page.locator("#ra-pin").click()
+                page.locator("#ra-pins", has_text=f"slice {slice_number}/12").wait_for()
+            images, labels = frames_sent(ask(page, "Compare the pinned slices.", llm))
+            assert len(images) == 2 and (images[0] == render(frames[2], "lung")).all()
+            assert (images[1] == render(frames[8], "bone")).all()
+            assert "slice 3/12" in labels[0] and "slice 9/12" in labels[1]
+            assert thumbnails.count() == 4
+            shot(page, "21-pinned-frames-sent")
+
+            # The whole series, an explicit choice: three frames evenly spaced, each labelled with its place.
+            page.locator("#ra-whole-series input").check()
+            page.locator("#ra-pins", has_text="the whole series").wait_for()
+            images, labels = frames_sent(ask(page, "Describe the series.", llm))
+            assert len(images) == 3 and ["series sample 1 of 3" in labels[0], "slice 12/12" in labels[2]] == [True] * 2
+            assert thumbnails.count() == 7
+
+            # Each mode's panel fits beside the chat and the viewer, on a desktop and on a laptop screen.
+            for mode, panel in (("Guideline lookup", "#ra-calc-panel"), ("Report draft", "#ra-report-panel")):
+                page.locator("#ra-mode label", has_text=mode).click()
+                page.locator(panel).wait_for()
+                for size in LAYOUT_SIZES:
+                    page.set_viewport_size({"width": size[0], "height": size[1]})
+                    check_fits(page, panel)
+                shot(page, f"22-layout-{mode.split()[0].lower()}")
+            page.locator("#ra-mode label", has_text="Study Q&A").click()
+
+            # Delete asks first and deletes only the conversation chosen.
+            page.locator("#ra-new-chat").click()
+            send(page, "A second conversation.")
+            page.locator("#ra-chat [data-testid=bot]", has_text="Seen by the stub.").wait_for()
+            wait_idle(page)
+            page.locator("#ra-chats-box").click()
+            page.locator("#ra-chats input").click()
+            options = page.locator("ul[role=listbox] li")
+            options.nth(1).wait_for()
+            assert options.count() == 2
+            options.filter(has_text="What is shown?").click()
+            # Reopen the first one: the status says so, and "New chat" clears that line again.
+            page.locator("#ra-open-chat").click()
+            page.locator("#ra-chat-status", has_text="Reopened").wait_for()
+            page.locator("#ra-new-chat").click()
+            page.wait_for_function("() => !document.querySelector('#ra-chat-status').innerText.includes('Reopened')")
+            page.locator("#ra-chats input").click()
+            page.locator("ul[role=listbox] li").filter(has_text="What is shown?").click()
+            page.locator("#ra-delete-chat").click()
+            page.locator("#ra-confirm-text", has_text="What is shown?").wait_for()
+            page.locator("#ra-delete-no").click()
+            page.locator("#ra-chat-status", has_text="Nothing was deleted").wait_for()
+            page.locator("#ra-delete-chat").click()
+            page.locator("#ra-delete-yes").click()
+            page.locator("#ra-chat-status", has_text="Deleted.").wait_for()
+            page.locator("#ra-chats input").click()
+            page.locator("ul[role=listbox] li").first.wait_for()
+            remaining = page.locator("ul[role=listbox] li").all_inner_texts()
+            assert len(remaining) == 1 and "A second conversation." in remaining[0]
+            shot(page, "23-deleted-after-confirmation")
+        finally:
+            context.close()

@@ -123,6 +123,18 @@ def test_accounts_from_the_users_table_log_in_and_removal_logs_out(launched: Lau
         assert client.post("/login", data={"username": "alice", "password": "correct horse"}).status_code == 400
 
 
+def test_with_accounts_a_log_out_button_ends_the_log_in(launched: Launched) -> None:
+    url, runtime = launched(auth_user="rad", auth_password="s3cret-pass")
+    button = block_by_id(create_app(runtime, login=ACCOUNTS), "ra-logout")
+    assert button.visible is True and button.link == "/logout"
+    assert block_by_id(create_app(runtime, login=SINGLE_USER), "ra-logout").visible is False
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert client.post("/login", data={"username": "rad", "password": "s3cret-pass"}).status_code == 200
+        assert client.get("/config").status_code == 200
+        client.get(button.link)  # what the button opens
+        assert client.get("/config").status_code == 401
+
+
 # ---------------------------------------------------------------------------------------------- SSO proxy
 
 

@@ -197,7 +197,9 @@ def test_while_the_engine_starts_the_chat_says_so_then_answers(make_runtime: Any
         stream = ws.respond(history, s, STUDY_QA)
         first = next(stream)[0][-1]["content"]
         assert first.startswith("⏳ The language model is starting")
-        assert "loading weights" in next(stream)[0][-1]["content"]  # the start's latest step, a second later
+        waiting = next(stream)[0][-1]["content"]  # the start's latest step, a second later, in plain words
+        assert "step 2 of 4: loading the model's weights" in waiting and "so far" in waiting
+        assert "(3 s): loading weights" not in waiting and "(3 s): loading weights" not in ws.status_line()
         opener.release.set()
         final = last(stream)[0]
         assert final[-1]["content"].strip() == "ready now" and not any("⏳" in m["content"] for m in final)
@@ -314,6 +316,17 @@ def test_the_browser_key_is_kept_in_the_data_dir_so_a_restart_can_read_it(tmp_pa
     assert len(first) == 64 and browser_secret(tmp_path) == first
     assert stat.S_IMODE((tmp_path / BROWSER_SECRET_FILE).stat().st_mode) == 0o600
     assert browser_secret(tmp_path / "other") != first
+
+
+def test_app_replicas_given_one_browser_key_use_it_and_write_none(tmp_path: Path) -> None:
+    from assistant.settings import load_settings
+    from ui.session import BROWSER_SECRET_FILE, browser_secret
+
+    shared = load_settings(env={"RADASSIST_DATA_DIR": str(tmp_path), "RADASSIST_BROWSER_SECRET": "k" * 64})
+    assert "k" * 64 not in repr(shared)
+    for replica in ("a", "b"):  # each with its own data dir
+        assert browser_secret(tmp_path / replica, shared.browser_secret) == "k" * 64
+        assert not (tmp_path / replica / BROWSER_SECRET_FILE).exists()
 
 
 def test_an_answer_stopped_by_opening_another_conversation_never_lands_in_it(make_runtime: Any) -> None:

@@ -63,9 +63,14 @@ def test_a_second_owner_gets_nothing_of_the_firsts_through_every_handler(make_ru
 
     assert open_status(alice.chat_id) == open_status(MISSING_CHAT) and open_status(MISSING_CHAT).startswith("⚠️")
     assert ws.delete_chat(alice.chat_id, bob, BOB)[1] == ws.delete_chat(MISSING_CHAT, bob, BOB)[1]
+    # Delete's confirmation does not name her conversation, and confirming deletes nothing of hers.
+    box, text, status = ws.ask_delete(alice.chat_id, bob, BOB)
+    assert (box, text, status) == ws.ask_delete(MISSING_CHAT, bob, BOB) and text == "" and bob.pending_delete is None
+    bob.pending_delete = alice.chat_id  # a forged session
+    assert ws.confirm_delete(bob, BOB)[2].startswith("⚠️")
 
     # Her drafts: not listed, not opened (the same words as a missing one), not shown in the report panel.
-    assert ws.draft_choices(BOB) == [] and ws.draft_choices(bob) == []
+    assert ws.draft_choices(BOB) == [] and ws.draft_choices(bob) == [] and ws.draft_options(bob) == []
     *_, html, versions, drafts = ws.switch_mode(REPORT, bob, BOB)
     assert drafts["choices"] == [] and html == NO_DRAFT and versions == ""
     opened = ws.open_report(bob, alice_draft, BOB)
@@ -102,14 +107,16 @@ def test_a_second_owner_gets_nothing_of_the_firsts_through_every_handler(make_ru
 
 # Handlers that never touch a stored draft or conversation (what they do is the tab's own, or no one's).
 UNRELATED = {
-    "status_line", "starting", "waiting_messages", "session", "ingest", "change_view", "change_series",
+    "status_line", "status_timer", "starting", "waiting_messages", "session", "ingest", "change_view", "change_series",
     "answer_api", "retry", "edit", "export_chat", "similar_cases", "owner", "anonymous_owner", "new_browser_id",
     "sources_update", "show_source", "calculate", "close", "image_input", "runtime",
+    "start_text", "image_limit", "series_frames", "view_outputs", "pin_frame", "unpin_frame", "clear_pins",
+    "choose_whole_series", "window_boxes", "cancel_delete",
 }  # fmt: skip
 WALKED = {
     "restore", "chat_choices", "chat_list_update", "open_chat", "delete_chat", "draft_choices", "switch_mode",
     "open_report", "export_report", "drafting", "report_action", "accept", "respond", "undo", "new_chat",
-    "new_report", "save_chat", "ensure_report", "reports",
+    "new_report", "save_chat", "ensure_report", "reports", "ask_delete", "confirm_delete", "draft_options",
 }  # fmt: skip
 
 

@@ -53,10 +53,12 @@ def last(iterator: Any) -> Any:
 
 def test_upload_of_a_series_loads_the_study_and_shows_the_first_slice(make_runtime: Any, series: list[Path]) -> None:
     ws = workspace(make_runtime)
-    history, session, (image, series_choice, slider, caption, banner, metadata) = upload(ws, series, "findings?")
+    history, session, (image, series_choice, slider, caption, banner, metadata, *_) = upload(ws, series, "findings?")
     assert history[0]["metadata"]["title"] and "Loaded 6 image(s) in 1 series: CT CHEST" in history[0]["content"]
     assert history[1] == {"role": "user", "content": "findings?"}
-    assert PILImage.open(image).size == (64, 64) and Path(image).parent == session.folder
+    # A 64-px frame is shown enlarged (×6, to 384 px) and the caption says so; the model gets it at its own size.
+    assert PILImage.open(image).size == (384, 384) and Path(image).parent == session.folder
+    assert "shown enlarged ×6" in caption
     assert slider["maximum"] == 6 and slider["visible"] is True and series_choice["visible"] is False
     assert "image 1/6" in caption and "W 400 / L 40" in caption
     assert banner["visible"] is False
@@ -118,7 +120,7 @@ def test_a_picture_upload_shows_the_burned_in_text_warning(make_runtime: Any, tm
     picture = tmp_path / "xray.png"
     PILImage.new("L", (32, 32), 128).save(picture)
     ws = workspace(make_runtime)
-    _, _, (_, _, slider, _, banner, _) = upload(ws, [picture])
+    _, _, (_, _, slider, _, banner, *_) = upload(ws, [picture])
     assert banner["visible"] is True and "burned-in" in banner["value"] and slider["visible"] is False
 
 
@@ -400,10 +402,14 @@ def test_a_saved_draft_reopens_after_a_restart(make_runtime: Any, series: list[P
     choices = restarted.draft_choices()
     assert choices[0].startswith(f"{report_id} · ct_chest") and choices[0].endswith("v2")
     fresh, html, versions, status = restarted.open_report(None, choices[0])
-    assert fresh.report_id == report_id and "pleural effusion" in html and status == f"Opened draft {report_id}."
+    assert fresh.report_id == report_id and "pleural effusion" in html and status == "Opened the saved draft."
     assert restarted.open_report(fresh, None)[3].startswith("⚠️")
     *_, drafts = restarted.switch_mode(REPORT, fresh)
-    assert drafts["choices"] == choices
+    # The list names the draft by its title and first finding, template and age; the id is only the value.
+    assert drafts["choices"] == restarted.draft_options() == [
+        ("CT CHEST: Small right pleural effusion. · ct_chest@1 · just now · version 2", report_id)
+    ]
+    assert restarted.open_report(None, report_id)[0].report_id == report_id
 
 
 def test_with_the_runtimes_vision_service_the_study_goes_through_it(make_runtime: Any, series: list[Path]) -> None:
