@@ -21,19 +21,33 @@ from assistant.guidelines import (
     extract_parameters,
 )
 from assistant.guidelines.forms import CALCULATOR_FORMS, calculator_params
+from assistant.imaging.deid import Pseudonymizer
 from assistant.imaging.ingest import FileOutcome, IngestResult, load_study
 from assistant.imaging.study import Image, Series, Study, WindowPreset, render
 from assistant.modes.answer import Answer, Turn
 from assistant.modes.chat import ChatService
+from assistant.modes.facts import PriorSummary
 from assistant.modes.grounded import GroundedService
 from assistant.modes.guideline import GuidelineService
 from assistant.modes.mode import Mode, choose_mode
+from assistant.pacs import (
+    OpenProgress,
+    PacsClient,
+    PacsError,
+    StudyMatch,
+    StudyQuery,
+    find_priors,
+    open_study,
+    prepare_report,
+    send_report,
+)
+from assistant.priors import ImportResult, import_priors
 from assistant.report.draft import ReportError, StudyRef, list_templates, load_report_template
 from assistant.report.export import ExportFormat, empty_sections, export_report
 from assistant.report.export import to_markdown as report_markdown
 from assistant.report.service import DraftingService
 from assistant.report.store import ReportStore
-from assistant.runtime import AnswerEvent, AskContext, Runtime, open_runtime
+from assistant.runtime import AnswerEvent, AskContext, Runtime, open_runtime, priors_for_study
 from assistant.settings import Settings, load_settings
 from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
 from assistant.store.conversations import (
@@ -48,13 +62,30 @@ from assistant.store.conversations import (
 from assistant.store.db import ensure_private_dir
 from assistant.store.users import UserError, UserStore, check_user_name
 from assistant.vision.profiles import ImageInput
-from assistant.vision.service import SimilarCase, View, VisionService, image_in_view, images_from_study
+from assistant.vision.service import (
+    SimilarCase,
+    View,
+    VisionService,
+    image_in_view,
+    images_from_study,
+    images_in_views,
+    series_views,
+)
 
 NOT_FOR_CLINICAL_USE = (
     "Research prototype — not for clinical use. Every output must be checked by a qualified radiologist."
 )
 
 __all__ = [
+    "OpenProgress",
+    "PacsClient",
+    "PacsError",
+    "StudyMatch",
+    "StudyQuery",
+    "find_priors",
+    "open_study",
+    "prepare_report",
+    "send_report",
     "CALCULATORS",
     "CALCULATOR_FORMS",
     "ChatEntry",
@@ -67,6 +98,7 @@ __all__ = [
     "SaveResult",
     "ExportFormat",
     "ImageInput",
+    "Pseudonymizer",
     "ReportError",
     "ReportStore",
     "StudyRef",
@@ -78,6 +110,8 @@ __all__ = [
     "export_report",
     "image_in_view",
     "images_from_study",
+    "images_in_views",
+    "series_views",
     "list_templates",
     "load_report_template",
     "report_markdown",
@@ -109,6 +143,10 @@ __all__ = [
     "RetrievalError",
     "AnswerEvent",
     "AskContext",
+    "ImportResult",
+    "PriorSummary",
+    "import_priors",
+    "priors_for_study",
     "Runtime",
     "RuntimeNotReady",
     "RuntimeStarter",

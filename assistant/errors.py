@@ -26,6 +26,15 @@ class LLMUnavailableError(RadassistError):
     """The language model server cannot be reached or stopped answering."""
 
 
+class AnswerInterrupted(LLMUnavailableError):
+    """The model stopped in the middle of an answer (the engine died or the connection broke): what arrived is
+    incomplete and is shown marked as such; ``partial`` holds it."""
+
+    def __init__(self, message: str, partial: str = "") -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
 class EngineStartError(LLMUnavailableError):
     """The embedded vLLM engine failed to start; the message names the cause and the log file."""
 

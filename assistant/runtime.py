@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -12,19 +13,34 @@ from pathlib import Path
 from typing import Any
 
 import retrieval
-from assistant.errors import ConfigurationError, RadassistError
-from assistant.llm.client import ChatModel, GenerationOptions, OpenAIChatClient
+from assistant.errors import AnswerInterrupted, ConfigurationError, LLMUnavailableError, RadassistError
+from assistant.llm.client import ChatModel, GenerationOptions, OpenAIChatClient, create_chat_client
 from assistant.llm.engine import EmbeddedEngine, EngineSpec
 from assistant.llm.model_files import resolve_chat_model
 from assistant.llm.urls import redact_url
-from assistant.modes.answer import Answer, Turn
+from assistant.llm.watchdog import EngineHealth, EngineWatchdog
+from assistant.modes.answer import Answer, Turn, validate_question
 from assistant.modes.chat import ChatService
+from assistant.modes.facts import (
+    FIELDS,
+    METADATA_SOURCE,
+    FactRoute,
+    PriorSummary,
+    StudyFacts,
+    StudyLike,
+    route_question,
+    study_facts,
+    study_inputs,
+    summarize_priors,
+    with_study_inputs,
+)
 from assistant.modes.grounded import GroundedService
 from assistant.modes.guideline import GuidelineService
 from assistant.modes.mode import Mode, choose_mode
 from assistant.modes.sources import GuidelineLibrary, PriorReports
+from assistant.priors.store import open_prior_store
 from assistant.settings import Settings
-from assistant.store.audit import AuditLog
+from assistant.store.audit import AuditLog, AuditRecord
 from assistant.vision.profiles import ImageInput, profile_from_settings
 from assistant.vision.service import ImageLike, SimilarCase, VisionService
 from assistant.vision.similar_cases import SimilarCaseLibrary
@@ -48,11 +64,16 @@ class Runtime:
     library: GuidelineLibrary
     guidelines: GuidelineService
     grounded: GroundedService
+    watchdog: EngineWatchdog | None = None  # watches the embedded engine after start-up (None for a remote server)
     # The teaching corpus's similar-case index (opened on first use): built from the settings.
     similar: SimilarCaseLibrary = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.similar = SimilarCaseLibrary(self.settings, vision=self.chat.vision)
+
+    def engine_health(self) -> EngineHealth | None:
+        """The embedded engine as its watchdog last saw it (None with a remote LLM server)."""
+        return self.watchdog.status() if self.watchdog is not None else None
 
     @property
     def engine_log(self) -> str | None:
@@ -86,6 +107,17 @@ class Runtime:
         """
         return self.similar.search(images, k, progress)
 
+    def priors_for(self, study: StudyLike) -> list[PriorSummary]:
+        """The prior reports of the patient of ``study``, newest first, dated relative to it ([] when none).
+
+        Only this patient's reports (looked up by the study's pseudonymous key), only those dated before the study
+        (any, when its date is unknown); [] without a key or a prior-report index.
+        """
+        key = study.patient_key
+        if not key or self.grounded.priors is None:
+            return []
+        return summarize_priors(self.grounded.priors.reports_for(key), study.study_date)
+
     def stream(
         self,
         question: str,
@@ -102,6 +134,11 @@ class Runtime:
         :class:`Answer` (every mode). ``auto``: study Q&A when images are attached, grounded with a patient key,
         guideline mode for guideline-shaped questions, else chat. ``progress`` hears about one-off preparation
         (the guideline index's first build).
+
+        With a study open (``context.study``), ``auto`` first answers what the question asks of the study's
+        metadata (modality, slice thickness, kVp, the window on screen, the priors' dates, ...) by code from the
+        de-identified header, in mode ``facts``, cited as "study metadata"; a mixed question gets those facts, then
+        the model's answer to the rest, separated. Every answer then carries ``extra["priors"]``.
         """
         with credentials_hidden():
             yield from self._stream(question, mode, history, context or AskContext(), progress)
@@ -109,35 +146,125 @@ class Runtime:
     def _stream(
         self, question: str, mode: Mode | str, history: Sequence[Turn], ctx: AskContext, progress: Progress | None
     ) -> Iterator[AnswerEvent]:
-        chosen = choose_mode(question, mode, patient_key=ctx.patient_key, has_images=bool(ctx.images))
+        # ``mode`` itself, validated (choose_mode returns any mode but auto unchanged, and refuses unknown ones).
+        requested = Mode.AUTO if str(mode) == Mode.AUTO.value else choose_mode(question, mode)
+        priors: list[PriorSummary] | None = None
+        facts: StudyFacts | None = None
+        route = FactRoute((), question)
+        patient_key = ctx.patient_key
+        unavailable = ""  # why the priors could not be read (the answer goes on without them)
+        if ctx.study is not None:
+            try:
+                priors = self.priors_for(ctx.study)
+            except RadassistError as exc:  # e.g. an index built with another embedding model
+                logger.warning("prior reports unavailable: %s", type(exc).__name__)
+                priors, unavailable = [], f"prior reports unavailable: {exc}"
+            if patient_key is None and ctx.study.patient_key and self._has_priors():
+                patient_key = ctx.study.patient_key  # grounded answers use this patient's priors
+            if requested in (Mode.AUTO, Mode.FACTS):
+                route = route_question(validate_question(question))
+                if route.is_facts or requested is Mode.FACTS:
+                    facts = study_facts(ctx.study, ctx.sent, priors)
+        elif requested is Mode.FACTS:
+            raise RadassistError("facts mode answers from the study's metadata: open a study first (--image FILE)")
+        if facts is not None and (requested is Mode.FACTS or not route.remainder):
+            yield from self._facts_answer(route, facts, priors or [], unavailable)
+            return
+        asked = route.remainder if facts is not None else question
+        prefix = ""
+        if facts is not None:
+            prefix = facts.text(route.fields) + "\n\n**Model's answer** (not from the metadata):\n"
+        chosen = choose_mode(asked, mode, patient_key=patient_key, has_images=bool(ctx.images))
         yield AnswerEvent("mode", mode=chosen)
+        if unavailable:
+            yield AnswerEvent("note", mode=chosen, text=unavailable)
         if chosen is Mode.CHAT:
             started = time.monotonic()
-            messages, attachment = self.chat.prepare(question, history, ctx.images)
+            messages, attachment = self.chat.prepare(asked, history, ctx.images)
             if attachment is not None and attachment.note:
                 yield AnswerEvent("note", mode=chosen, text=attachment.note)
             pieces: list[str] = []
-            for piece in self.chat.stream_messages(messages, attachment):
-                pieces.append(piece)
-                yield AnswerEvent("delta", mode=chosen, text=piece)
+            if prefix:
+                yield AnswerEvent("delta", mode=chosen, text=prefix)
+            # A pool of LLM servers answers every turn of one conversation from one server (its prefix and image
+            # caches hit): the conversation's id is the request's affinity key.
+            options = None
+            if ctx.conversation_id:
+                options = dataclasses.replace(self.chat.options, affinity_key=ctx.conversation_id)
+            try:
+                for piece in self.chat.stream_messages(messages, attachment, options=options):
+                    pieces.append(piece)
+                    yield AnswerEvent("delta", mode=chosen, text=piece)
+            except LLMUnavailableError as exc:
+                if not "".join(pieces).strip():
+                    raise
+                restarting = " (the engine is being restarted)" if self.watchdog is not None else ""
+                raise AnswerInterrupted(
+                    f"Answer interrupted: {exc}{restarting}. The text above is incomplete; ask again once the "
+                    "model is back.",
+                    "".join(pieces),
+                ) from exc
             extra: dict[str, Any] = {"mode": chosen.value}
             if attachment is not None:
                 extra["image_input"] = attachment.image_input.value
                 if ctx.sent:
                     extra["sent"] = [dict(item) for item in ctx.sent]
-            answer = Answer("".join(pieces).strip(), self.chat.model.model_id, (), time.monotonic() - started, extra)
+            extra.update(_study_extra(facts, route, priors))
+            text = "".join(pieces).strip()
+            cites = (facts.citation(route.fields),) if facts is not None else ()
+            answer = Answer(
+                prefix + text if prefix else text, self.chat.model.model_id, cites, time.monotonic() - started, extra
+            )
             yield AnswerEvent("answer", mode=chosen, answer=answer)
             return
         if not self.library.loaded:
             self.prepare_guidelines(progress)
+        inputs: dict[str, str] = {}
         if chosen is Mode.GUIDELINE:
-            answer = self.guidelines.answer(question, history)
+            # With a study open, its modality and body part are offered to the calculators as inputs.
+            inputs = study_inputs(ctx.study) if ctx.study is not None else {}
+            answer = self.guidelines.answer(with_study_inputs(asked, inputs), history)
         else:
-            answer = self.grounded.answer(question, ctx.patient_key, history)
-        extra = {"mode": chosen.value, **answer.extra}
+            answer = self.grounded.answer(asked, patient_key, history)
+        extra = {"mode": chosen.value, **answer.extra, **_study_extra(facts, route, priors)}
+        if inputs:
+            extra["study_inputs"] = inputs
         if ctx.images:  # these modes compute from the text: the images were not sent to the model
             extra["image_input"] = ImageInput.NONE.value
+        if facts is not None:  # the metadata's citation goes last: the answer's own [n] markers keep their sources
+            answer = dataclasses.replace(
+                answer, text=prefix + answer.text, citations=(*answer.citations, facts.citation(route.fields))
+            )
         yield AnswerEvent("answer", mode=chosen, answer=dataclasses.replace(answer, extra=extra))
+
+    def _has_priors(self) -> bool:
+        return self.grounded.priors is not None and self.grounded.priors.available()
+
+    def _facts_answer(
+        self, route: FactRoute, facts: StudyFacts, priors: Sequence[PriorSummary], unavailable: str = ""
+    ) -> Iterator[AnswerEvent]:
+        """The asked study facts (all of them when none was named), by code: the same answer with every model."""
+        started = time.monotonic()
+        yield AnswerEvent("mode", mode=Mode.FACTS)
+        if unavailable:
+            yield AnswerEvent("note", mode=Mode.FACTS, text=unavailable)
+        fields = route.fields or tuple(f for f in FIELDS if f != "priors" or priors)
+        text = facts.text(fields)
+        extra = {"mode": Mode.FACTS.value, **_study_extra(facts, FactRoute(fields, ""), priors)}
+        latency = time.monotonic() - started
+        answer = Answer(text, METADATA_SOURCE, (facts.citation(fields),), latency, extra)
+        self.audit.record(
+            AuditRecord(
+                mode=Mode.FACTS.value,
+                template="study_facts@1",
+                model=METADATA_SOURCE,
+                chunk_ids=(),
+                latency_ms=int(latency * 1000),
+                output_chars=len(text),
+                outcome="ok",
+            )
+        )
+        yield AnswerEvent("answer", mode=Mode.FACTS, answer=answer)
 
     def answer(
         self,
@@ -147,11 +274,14 @@ class Runtime:
         patient_key: str | None = None,
         images: Sequence[ImageLike] = (),
         progress: Progress | None = None,
+        *,
+        study: StudyLike | None = None,
+        sent: Sequence[Mapping[str, Any]] = (),
     ) -> Answer:
         """The whole answer at once (built on :meth:`stream`); ``extra["image_input"]`` says whether the model saw
-        the images."""
+        the images. ``study``/``sent``: as in :class:`AskContext`."""
         final: Answer | None = None
-        context = AskContext(images=tuple(images), patient_key=patient_key)
+        context = AskContext(images=tuple(images), patient_key=patient_key, sent=tuple(sent), study=study)
         for event in self.stream(question, mode=mode, history=history, context=context, progress=progress):
             if event.answer is not None:
                 final = event.answer
@@ -168,6 +298,23 @@ class AskContext:
     patient_key: str | None = None
     # What each image is, for the answer's "sent" field: {"series", "frame", "window"} (vision.service.image_in_view).
     sent: Sequence[Mapping[str, Any]] = ()
+    # The study on screen (an ``assistant.imaging.study.Study``): its metadata answers study-fact questions, its
+    # pseudonymous patient key finds the patient's priors.
+    study: StudyLike | None = None
+    # The conversation's id: with a pool of LLM servers, every turn of it goes to the same server (affinity key).
+    conversation_id: str | None = None
+
+
+def _study_extra(
+    facts: StudyFacts | None, route: FactRoute, priors: Sequence[PriorSummary] | None
+) -> dict[str, Any]:
+    """The answer's study fields: ``study_facts`` (the facts given) and ``priors`` (with a study open)."""
+    extra: dict[str, Any] = {}
+    if facts is not None:
+        extra["study_facts"] = {name: facts.values[name] for name in route.fields if name in facts.values}
+    if priors is not None:
+        extra["priors"] = [p.to_json() for p in priors]
+    return extra
 
 
 @dataclass(frozen=True)
@@ -178,6 +325,32 @@ class AnswerEvent:
     mode: Mode | None = None
     text: str = ""
     answer: Answer | None = None
+
+
+def priors_for_study(source: Runtime | Settings, study: StudyLike) -> list[PriorSummary]:
+    """The prior reports of the patient of the study on screen, newest first: relative date, modality, impression.
+
+    Never another patient's (looked up by the study's pseudonymous key); [] when none were imported. ``source``:
+    the runtime, or only the settings (no LLM needed: e.g. while the engine is still starting).
+    """
+    if isinstance(source, Runtime):
+        return source.priors_for(study)
+    key = study.patient_key
+    if not key:
+        return []
+    place = (str(source.database), str(source.data_dir), str(source.embedding_model))
+    with _PRIOR_SOURCES_LOCK:
+        priors = _PRIOR_SOURCES.get(place)
+        if priors is None:
+            priors = create_prior_reports(source, retrieval.create_embedder(source.embedding_model))
+            _PRIOR_SOURCES[place] = priors  # every read goes to the database: an import is seen at once
+    return summarize_priors(priors.reports_for(key), study.study_date)
+
+
+# Prior-report stores opened for ``priors_for_study(settings, ...)``, by database, data dir and embedding model
+# (filled on first use, not at import).
+_PRIOR_SOURCES: dict[tuple[str, str, str], PriorReports] = {}
+_PRIOR_SOURCES_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -202,13 +375,19 @@ def index_dir(settings: Settings, corpus: str) -> Path:
     return Path(settings.data_dir) / "index" / corpus
 
 
+def create_prior_reports(settings: Settings, embedder: retrieval.Embedder) -> PriorReports:
+    """The patients' prior reports in ``settings.database`` (shared by every replica), searched with ``embedder``;
+    a prior-report index folder of an earlier version is moved into the database on first use."""
+    return PriorReports(store=open_prior_store(settings), embedder=embedder)
+
+
 def create_services(
     settings: Settings, model: ChatModel, options: GenerationOptions, audit: AuditLog | None
 ) -> tuple[GuidelineLibrary, GuidelineService, GroundedService]:
     """The guideline library (index opened on first use) and the guideline and grounded services over ``model``."""
     embedder = retrieval.create_embedder(settings.embedding_model)
     library = GuidelineLibrary(embedder, index_dir(settings, "guidelines"))
-    priors = PriorReports(index_dir(settings, "reports"), embedder)
+    priors = create_prior_reports(settings, embedder)
     return (
         library,
         GuidelineService(model, options, library, audit, phrase=settings.phrases_guidelines),
@@ -262,8 +441,11 @@ def open_runtime(
     else:
         engine = create_engine(settings, progress)
         url, served = engine.start(progress), engine.spec.served_name
-    audit = AuditLog(settings.db_path)
-    client = OpenAIChatClient(url, model=served, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s)
+    audit = AuditLog(settings.database)
+    # Several servers in llm_url: a pool (a conversation sticks to one server, fails over when it is down).
+    client = create_chat_client(url, model=served, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s)
+    # After start-up the engine is watched: a death or a hang is noticed and the engine restarted, with back-off.
+    watchdog = EngineWatchdog(engine, on_restart=client.set_base_url).start() if engine is not None else None
     try:
         with credentials_hidden():
             options = GenerationOptions(max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
@@ -280,8 +462,11 @@ def open_runtime(
                 library=library,
                 guidelines=guidelines,
                 grounded=grounded,
+                watchdog=watchdog,
             )
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         client.close()
         audit.close()
         if engine is not None:

@@ -22,6 +22,45 @@ from assistant.errors import ConfigurationError
 
 ENV_PREFIX = "RADASSIST_"
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # an HTTP field name (RFC 9110 5.1), hyphens only
+_PACS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+DEFAULT_PACS_NAME = "default"  # the endpoint given by RADASSIST_PACS_URL (or pacs_url)
+
+
+@dataclass(frozen=True)
+class PacsEndpoint:
+    """One DICOMweb service (a PACS): its root URL, credentials and transport options (docs/pacs.md).
+
+    The URL never carries credentials (they would be shown wherever the URL is); the password and the token are
+    left out of ``repr``.
+    """
+
+    name: str
+    url: str  # the DICOMweb root, e.g. http://host:8042/dicom-web
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)  # bearer token, instead of user/password
+    timeout_s: float = 30.0
+    verify_tls: bool = True
+    ca_file: str | None = None  # a CA bundle for a PACS with a private certificate authority
+
+    def __post_init__(self) -> None:
+        if not _PACS_NAME.fullmatch(self.name):
+            raise ConfigurationError(f"PACS name must be letters, digits, '.', '_' or '-', got {self.name!r}")
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"PACS {self.name}: url must start with http:// or https://")
+        if "@" in self.url.split("/")[2]:
+            raise ConfigurationError(f"PACS {self.name}: put the credentials in user/password, not in the url")
+        if (self.user is None) != (self.password is None):
+            raise ConfigurationError(f"PACS {self.name}: user and password must be set together")
+        if self.token is not None and self.user is not None:
+            raise ConfigurationError(f"PACS {self.name}: give user/password or a bearer token, not both")
+        if self.timeout_s <= 0:
+            raise ConfigurationError(f"PACS {self.name}: timeout_s must be positive, got {self.timeout_s}")
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without query or fragment: what messages may show."""
+        return self.url.split("?")[0].split("#")[0].rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -53,6 +92,13 @@ class Settings:
     vision_profile: str = "auto"
     vision_bundle: str | None = None  # folder with vision.json + projector weights (from `models convert`)
     vision_max_images: int = 4
+    # "The whole series" in the web app: this many frames sampled evenly (0 = as many as the profile takes).
+    vision_series_frames: int = 0
+    # MedGemma 1.5 volumes: a CT/MR series goes as this many evenly sampled three-window slices (its CT notebook: 85).
+    vision_volume_slices: int = 85
+    # Pixel profiles send an image already sent as its uuid alone (vLLM's multimodal cache answers); false for
+    # OpenAI-compatible servers other than vLLM, which do not know null image payloads.
+    vision_send_once: bool = True
     vision_embeds_dtype: str = "bfloat16"
     # Similar teaching cases: a JSONL of {"case_id", "image", "report"} (images relative to the file), indexed
     # under data_dir/index/images on first use; their reports are shown to the user, never sent to the LLM.
@@ -69,6 +115,13 @@ class Settings:
     auth_proxy_header: str | None = None
     auth_trusted_proxies: str = ""
     upload_max_age_s: float = 3600.0  # uploads, renderings and Gradio's upload cache are deleted after this
+    # Shared state: a SQLAlchemy URL (postgresql://user:pass@host/db for several app replicas, or sqlite:///file);
+    # None = the SQLite file data_dir/radassist.sqlite3 (db_path). Migrations are applied when a store opens it.
+    database_url: str | None = field(default=None, repr=False)  # may carry a password
+    # The key that encrypts what the web app keeps in the browser (its anonymous browser id, the open
+    # conversation). None = one made once in data_dir; several app replicas behind a load balancer must share one
+    # (e.g. `openssl rand -hex 32`), or a browser moved to another replica is a stranger there.
+    browser_secret: str | None = field(default=None, repr=False)
     # Conversations and report drafts not changed for this many days are deleted (and files left in data_dir/tmp);
     # 0 = kept forever. Swept when `radassist serve` starts and daily while it runs.
     retention_days: int = 0
@@ -91,17 +144,44 @@ class Settings:
     # files in ../shared deflate 1.5-8:1, a segmentation 25:1, a synthetic test image 73:1; a zero-filled bomb
     # ~1000:1 (deflate's ceiling is ~1032:1).
     ingest_max_compression_ratio: int = 100
+    # Burned-in text in the pixels (names, IDs, dates on ultrasound, secondary captures, pictures): "flagged" reads
+    # with OCR (Tesseract) the images that may carry it (US/SC/OT/XA/..., radiographs not marked NO, colour images,
+    # pictures, Burned In Annotation YES) and blacks out identifying text; "always" reads every image (CT/MR
+    # too); "never" shows pixels as they are. See assistant/imaging/burned_in.py and docs/benchmarks.md.
+    burned_in_text: str = "flagged"
     log_level: str = "INFO"
+    # PACS (DICOMweb, docs/pacs.md): one endpoint by these (named "default"), several by [pacs.NAME] TOML tables.
+    pacs_url: str | None = None
+    pacs_user: str | None = None
+    pacs_password: str | None = field(default=None, repr=False)
+    pacs_token: str | None = field(default=None, repr=False)
+    pacs_timeout_s: float = 30.0
+    pacs_verify_tls: bool = True
+    pacs_ca_file: str | None = None
+    pacs: tuple[PacsEndpoint, ...] = ()
     # Guideline mode: may the model re-phrase a computed result (checked, else the template is shown)?
     # "auto" = off for the embedded default (a 135M model whose phrasings passed the check 9.5% of the time and
     # cost ~3 s per answer, docs/benchmarks.md), on for any other configured model; "on"; "off".
     guideline_phrasing: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.burned_in_text not in ("always", "flagged", "never"):
+            raise ConfigurationError(
+                f"burned_in_text must be always, flagged or never, got {self.burned_in_text!r}"
+            )
         if self.guideline_phrasing not in ("auto", "on", "off"):
             raise ConfigurationError(f"guideline_phrasing must be auto, on or off, got {self.guideline_phrasing!r}")
-        if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
+        for url in self.llm_urls:  # one server, or a comma-separated pool of them
+            if not url.startswith(("http://", "https://")):
+                raise ConfigurationError(f"llm_url must start with http:// or https://, got {url!r}")
+        if self.llm_url is not None and not self.llm_urls:
             raise ConfigurationError(f"llm_url must start with http:// or https://, got {self.llm_url!r}")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgres://")
+        ):
+            raise ConfigurationError(
+                "database_url must start with postgresql:// or sqlite:/// (e.g. postgresql://radassist@dbhost/radassist)"
+            )
         for name in ("port", "engine_port"):
             value = getattr(self, name)
             if not 0 <= value <= 65535:
@@ -122,6 +202,10 @@ class Settings:
             )
         if self.vision_max_images < 1:
             raise ConfigurationError(f"vision_max_images must be at least 1, got {self.vision_max_images}")
+        if self.vision_series_frames < 0:
+            raise ConfigurationError(f"vision_series_frames must be 0 or more, got {self.vision_series_frames}")
+        if self.vision_volume_slices < 1:
+            raise ConfigurationError(f"vision_volume_slices must be at least 1, got {self.vision_volume_slices}")
         if self.llm_max_tokens < 1:
             raise ConfigurationError(f"llm_max_tokens must be at least 1, got {self.llm_max_tokens}")
         if (self.auth_user is None) != (self.auth_password is None):
@@ -131,6 +215,7 @@ class Settings:
                 f"auth_proxy_header must be an HTTP header name such as Remote-User, got {self.auth_proxy_header!r}"
             )
         proxies = self.trusted_proxy_networks  # parsed here, so a typo stops the start
+        _ = self.pacs_endpoints  # built here too
         if self.auth_proxy_header and not proxies:
             raise ConfigurationError(
                 "auth_proxy_header needs auth_trusted_proxies: the addresses the SSO proxy connects from"
@@ -158,6 +243,53 @@ class Settings:
             networks.append(network)
         return tuple(networks)
 
+    @cached_property
+    def pacs_endpoints(self) -> tuple[PacsEndpoint, ...]:
+        """Every configured PACS: ``pacs_url`` (named "default") first, then the ``[pacs.NAME]`` tables."""
+        found: list[PacsEndpoint] = []
+        if self.pacs_url is not None:
+            found.append(
+                PacsEndpoint(
+                    DEFAULT_PACS_NAME, self.pacs_url, self.pacs_user, self.pacs_password, self.pacs_token,
+                    self.pacs_timeout_s, self.pacs_verify_tls, self.pacs_ca_file,
+                )  # fmt: skip
+            )
+        elif self.pacs_user is not None or self.pacs_token is not None:
+            raise ConfigurationError("pacs_user/pacs_token are set but pacs_url is not")
+        for endpoint in self.pacs:
+            if not isinstance(endpoint, PacsEndpoint):
+                raise ConfigurationError(f"pacs must hold PacsEndpoint values, got {type(endpoint).__name__}")
+            if any(e.name == endpoint.name for e in found):
+                raise ConfigurationError(f"two PACS are named {endpoint.name!r}")
+            found.append(endpoint)
+        return tuple(found)
+
+    def pacs_endpoint(self, name: str | None = None) -> PacsEndpoint:
+        """The PACS called ``name``; without a name, the only one configured."""
+        endpoints = self.pacs_endpoints
+        if not endpoints:
+            raise ConfigurationError(
+                "no PACS is configured: set RADASSIST_PACS_URL (the DICOMweb root) or a [pacs.NAME] table"
+            )
+        if name is None:
+            if len(endpoints) > 1:
+                names = ", ".join(e.name for e in endpoints)
+                raise ConfigurationError(f"several PACS are configured ({names}): choose one with --pacs NAME")
+            return endpoints[0]
+        for endpoint in endpoints:
+            if endpoint.name == name:
+                return endpoint
+        raise ConfigurationError(
+            f"no PACS is named {name!r}; configured: {', '.join(e.name for e in endpoints)}"
+        )
+
+    @property
+    def llm_urls(self) -> tuple[str, ...]:
+        """The LLM servers of ``llm_url``: one, or several separated by commas (a pool; see assistant.llm.client)."""
+        if self.llm_url is None:
+            return ()
+        return tuple(dict.fromkeys(u.strip() for u in self.llm_url.split(",") if u.strip()))
+
     @property
     def uses_embedded_engine(self) -> bool:
         return self.llm_url is None
@@ -181,6 +313,11 @@ class Settings:
     def db_path(self) -> Path:
         return self.data_dir / "radassist.sqlite3"
 
+    @property
+    def database(self) -> str | Path:
+        """Where the stores keep their state: ``database_url`` when set, else the SQLite file ``db_path``."""
+        return self.database_url or self.db_path
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -198,6 +335,8 @@ def _coerce(name: str, raw: Any) -> Any:
     try:
         if name == "data_dir":
             return Path(raw).expanduser()
+        if name == "pacs":
+            return _pacs_tables(raw)
         if name == "engine_extra_args":
             return tuple(raw.split()) if isinstance(raw, str) else tuple(str(x) for x in raw)
         if name == "auth_trusted_proxies" and isinstance(raw, list):  # TOML may give a list
@@ -213,6 +352,40 @@ def _coerce(name: str, raw: Any) -> Any:
         return str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"setting {name} has an invalid value {raw!r}: {exc}") from exc
+
+
+_PACS_KEYS = {f.name for f in dataclasses.fields(PacsEndpoint)} - {"name"}
+
+
+def _pacs_tables(raw: Any) -> tuple[PacsEndpoint, ...]:
+    """``[pacs.NAME]`` TOML tables (url, user, password, token, timeout_s, verify_tls, ca_file) → endpoints."""
+    if not isinstance(raw, dict):
+        raise ConfigurationError("pacs must be TOML tables [pacs.NAME] with a url each (see docs/pacs.md)")
+    endpoints = []
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"pacs.{name} must be a table with a url")
+        unknown = sorted(set(table) - _PACS_KEYS)
+        if unknown:
+            raise ConfigurationError(f"unknown key(s) {', '.join(unknown)} in [pacs.{name}]")
+        if "url" not in table:
+            raise ConfigurationError(f"[pacs.{name}] needs a url (the DICOMweb root)")
+        try:
+            endpoints.append(
+                PacsEndpoint(
+                    name=str(name),
+                    url=str(table["url"]),
+                    user=str(table["user"]) if "user" in table else None,
+                    password=str(table["password"]) if "password" in table else None,
+                    token=str(table["token"]) if "token" in table else None,
+                    timeout_s=float(table.get("timeout_s", 30.0)),
+                    verify_tls=bool(table.get("verify_tls", True)),
+                    ca_file=str(table["ca_file"]) if "ca_file" in table else None,
+                )
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"[pacs.{name}] has an invalid value: {exc}") from exc
+    return tuple(endpoints)
 
 
 def load_settings(

@@ -22,7 +22,9 @@ from retrieval.reports import (
     PriorReportIndex,
     SyntheticPatients,
     TeachingIndex,
+    group_reports,
     read_reports,
+    read_rows,
     split_sections,
 )
 from retrieval.vectors import IndexConfig
@@ -54,7 +56,9 @@ __all__ = [
     "content_id",
     "create_embedder",
     "ensure_guideline_index",
+    "group_reports",
     "read_reports",
+    "read_rows",
     "reciprocal_rank_fusion",
     "search_guidelines",
     "split_sections",

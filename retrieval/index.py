@@ -178,6 +178,22 @@ class HybridIndex:
             raise RetrievalError(f"the manifest of the index at {path} is unreadable: {exc}") from exc
 
     @classmethod
+    def read_stored(cls, path: Path) -> tuple[Manifest, list[Chunk], np.ndarray]:
+        """The manifest, chunks and (N, D) float32 vectors saved at ``path``, without an embedder (e.g. to move
+        them elsewhere); a damaged or mismatched folder is refused."""
+        manifest = cls.read_manifest(path)
+        folder = cls._version_dir(path)
+        try:
+            with open(folder / "chunks.jsonl", encoding="utf-8") as fh:
+                chunks = [Chunk.from_dict(json.loads(line)) for line in fh if line.strip()]
+            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise RetrievalError(f"the index at {path} is unreadable: {exc}") from exc
+        if tuple(c.id for c in chunks) != manifest.chunk_ids or vectors.shape != (manifest.count, manifest.dim):
+            raise RetrievalError(f"the index at {path} does not match its manifest: rebuild it")
+        return manifest, chunks, np.asarray(vectors, dtype=np.float32)
+
+    @classmethod
     def load(cls, path: Path, embedder: Embedder, *, config: IndexConfig | None = None) -> HybridIndex:
         """Open the index at ``path``; a different embedding model than the one it was built with is refused."""
         path = Path(path)

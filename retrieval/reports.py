@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Self
 
+import numpy as np
+
 from retrieval.chunking import DEFAULT_MAX_CHARS, chunk_text
 from retrieval.documents import Chunk, Hit
 from retrieval.embedding import Embedder
@@ -29,6 +31,7 @@ TEACHING_CORPUS = "teaching"
 PATIENT_COLUMNS = ("patient_key", "patient_id", "patient")
 DATE_COLUMNS = ("date", "study_date", "report_date")
 ID_COLUMNS = ("report_id", "uid", "id", "accession")
+MODALITY_COLUMNS = ("modality", "modalities")
 _EMPTY = {"", "none", "none.", "n/a", "na"}
 _HEADING = re.compile(
     r"^\s*(indications?|clinical (?:history|information)|history|comparisons?|findings|impressions?|conclusions?)\s*:",
@@ -50,6 +53,7 @@ class PriorReport:
     patient_key: str
     study_date: dt.date
     sections: Mapping[str, str] = field(default_factory=dict)
+    modality: str = ""  # e.g. "CT" ("" when the source did not say)
 
     def __post_init__(self) -> None:
         if not self.patient_key.strip():
@@ -74,11 +78,33 @@ class PriorReport:
                             "patient_key": self.patient_key,
                             "date": self.study_date.isoformat(),
                             "report_id": self.report_id,
+                            **({"modality": self.modality} if self.modality else {}),
                         },
                         identity_keys=("patient_key", "report_id", "date"),
                     )
                 )
         return out
+
+
+def relative_date(prior: dt.date, current: dt.date | None) -> tuple[str, int | None]:
+    """("1 year 2 months before this study", days) for a prior's date; days None when ``current`` is unknown."""
+    if current is None:
+        return "date of this study unknown", None
+    days = (current - prior).days
+    if days == 0:
+        return "same day as this study", 0
+    span = abs(days)
+    when = "before" if days > 0 else "after"
+    if span < 31:
+        text = f"{span} day{'s' if span != 1 else ''}"
+    else:
+        months = round(span / 30.4375)  # mean Gregorian month: 365.25 / 12 days
+        years, months = divmod(months, 12)
+        parts = [f"{years} year{'s' if years != 1 else ''}"] if years else []
+        if months or not parts:
+            parts.append(f"{months} month{'s' if months != 1 else ''}")
+        text = " ".join(parts)
+    return f"{text} {when} this study", days
 
 
 def split_sections(text: str) -> dict[str, str]:
@@ -170,17 +196,13 @@ def report_from_row(
     sections = {name: lowered[name].strip() for name in SECTIONS if lowered.get(name, "").strip()}
     if not sections and lowered.get("text", "").strip():
         sections = split_sections(lowered["text"])
-    return PriorReport(report_id=report_id, patient_key=key, study_date=date, sections=sections)
+    modality = (_pick(flat, MODALITY_COLUMNS) or "").upper()
+    return PriorReport(report_id=report_id, patient_key=key, study_date=date, sections=sections, modality=modality)
 
 
-def read_reports(
-    path: Path,
-    mapping: Mapping[str, tuple[str, dt.date]] | None = None,
-    synthetic: SyntheticPatients | None = None,
-) -> list[PriorReport]:
-    """Reports from a CSV file (columns as in IU X-ray) or a JSON/JSONL file of objects."""
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a reports file (CSV, JSON or JSONL) as flat string dicts; a clear error for a bad file."""
     path = Path(path)
-    assign = synthetic.assign if synthetic is not None else None
     try:
         if path.suffix.lower() == ".csv":
             with open(path, newline="", encoding="utf-8") as fh:
@@ -197,6 +219,24 @@ def read_reports(
         raise RetrievalError(f"cannot read reports from {path}: {exc.strerror}") from exc
     except (ValueError, csv.Error) as exc:
         raise RetrievalError(f"{path} is not a valid reports file: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RetrievalError(f"{path} is not UTF-8 text") from exc
+    out = []
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, Mapping):
+            raise RetrievalError(f"{path}: report {number} is not an object with named fields")
+        out.append({str(k): ("" if v is None else str(v)) for k, v in row.items() if k is not None})
+    return out
+
+
+def read_reports(
+    path: Path,
+    mapping: Mapping[str, tuple[str, dt.date]] | None = None,
+    synthetic: SyntheticPatients | None = None,
+) -> list[PriorReport]:
+    """Reports from a CSV file (columns as in IU X-ray) or a JSON/JSONL file of objects."""
+    assign = synthetic.assign if synthetic is not None else None
+    rows = read_rows(path)
     reports = [report_from_row(row, i, mapping, assign) for i, row in enumerate(rows)]
     logger.info("read %d reports of %d patients", len(reports), len({r.patient_key for r in reports}))
     return reports
@@ -211,6 +251,27 @@ def _require_key(patient_key: str | None) -> str:
     if patient_key is None or not str(patient_key).strip():
         raise PatientKeyRequiredError("prior reports can only be searched for one patient: a patient key is required")
     return str(patient_key).strip()
+
+
+def group_reports(patient_key: str, chunks: Iterable[Chunk]) -> list[PriorReport]:
+    """The reports of one patient from their section chunks (in order), newest first; another patient's chunks are
+    left out, whatever the caller handed in."""
+    key = _require_key(patient_key)
+    grouped: dict[tuple[str, str], dict[str, str]] = {}
+    modality: dict[tuple[str, str], str] = {}
+    for chunk in chunks:
+        meta = chunk.metadata
+        if meta.get("patient_key") != key:
+            continue
+        ident = (str(meta.get("report_id")), str(meta.get("date")))
+        sections = grouped.setdefault(ident, {})
+        sections[chunk.section] = f"{sections.get(chunk.section, '')} {chunk.text}".strip()
+        modality[ident] = str(meta.get("modality") or modality.get(ident, ""))  # the same on every section
+    out = [
+        PriorReport(rid, key, dt.date.fromisoformat(date), dict(sections), modality.get((rid, date), ""))
+        for (rid, date), sections in grouped.items()
+    ]
+    return sorted(out, key=lambda r: (r.study_date, r.report_id), reverse=True)
 
 
 class _ReportIndex:
@@ -239,6 +300,14 @@ class _ReportIndex:
     def load(cls, path: Path, embedder: Embedder, *, config: IndexConfig | None = None) -> Self:
         """Open a saved index."""
         return cls(HybridIndex.load(path, embedder, config=config))
+
+    @classmethod
+    def from_vectors(
+        cls, chunks: Sequence[Chunk], vectors: np.ndarray, embedder: Embedder, *, config: IndexConfig | None = None
+    ) -> Self:
+        """An in-memory index over chunks embedded before (``vectors``: (N, D) float32 unit rows, by ``embedder``'s
+        model), e.g. one patient's sections read from a database for one query: nothing is embedded again."""
+        return cls(HybridIndex(list(chunks), np.asarray(vectors, dtype=np.float32), embedder, config=config))
 
     def add(self, reports: Iterable[PriorReport], *, show_progress: bool = False) -> int:
         """Add reports (sections already present are skipped); returns the number of new chunks."""
@@ -277,6 +346,11 @@ class PriorReportIndex(_ReportIndex):
         every = self._index.chunks
         chunks = [every[int(r)] for r in rows]
         return sorted(chunks, key=lambda c: (c.metadata.get("date", ""), c.source, c.section), reverse=True)
+
+    def reports(self, patient_key: str) -> list[PriorReport]:
+        """One patient's indexed reports, sections regrouped, newest first."""
+        key = _require_key(patient_key)
+        return group_reports(key, self.patient_reports(key))
 
     def stats(self) -> dict[str, object]:
         """Index stats plus the number of patients."""

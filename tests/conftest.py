@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresCluster
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -99,3 +103,34 @@ def radassist_bin() -> Path:
     if not exe.exists():
         raise RuntimeError("run the set-up first: make setup")
     return exe
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster (Debian's server in a temp folder, a free loopback port), for the session."""
+    from tests.support.postgres import PG_BIN, PostgresCluster, postgres_available
+
+    if not postgres_available():
+        raise RuntimeError(f"PostgreSQL 15 server binaries are expected in {PG_BIN}: run scripts/system-deps.sh")
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture()
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """A new empty database on the session's PostgreSQL cluster; its URL."""
+    import secrets
+
+    return postgres_cluster.create_database(f"t_{secrets.token_hex(6)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A store test runs against both databases: a SQLite file (a ``Path``, the default) or the URL of a new empty
+    database on the session's throwaway PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return tmp_path / "db.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))

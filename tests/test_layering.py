@@ -36,17 +36,31 @@ ALLOWED: Mapping[str, tuple[str, ...]] = {
     ),  # fmt: skip
     "assistant.runtime": (
         *_BASE, "assistant.llm", "assistant.modes", "assistant.store", "assistant.vision", "retrieval",
+        "assistant.priors",  # the prior-report store in the database
     ),  # fmt: skip
     "assistant.startup": (*_BASE, "assistant.runtime", "assistant.vision", "assistant.llm"),
+    # PACS (DICOMweb): opens studies into ingest, imports priors (scrubbed as assistant.priors does), sends SRs.
+    "assistant.pacs": (
+        *_BASE, "assistant.imaging", "assistant.priors", "assistant.report", "assistant.store", "retrieval",
+    ),  # fmt: skip
+    # Prior reports in: de-identified with the ingest's keys (imaging.deid), indexed (retrieval).
+    "assistant.priors": (*_BASE, "assistant.imaging", "assistant.store", "retrieval"),
+    # The evaluation harness sits beside the command line: it drives the answering path; the app never imports it.
+    "assistant.eval": (
+        *_BASE, "assistant.imaging", "assistant.llm", "assistant.modes", "assistant.report", "assistant.runtime",
+        "assistant.startup", "assistant.vision",
+    ),  # fmt: skip
     # The command line sits on top of everything in assistant/ (but never ui/).
     "assistant.cli": (
         *_BASE, "assistant.guidelines", "assistant.imaging", "assistant.llm", "assistant.modes", "assistant.report",
         "assistant.runtime", "assistant.startup", "assistant.store", "assistant.vision", "retrieval", "prompts",
+        "assistant.pacs", "assistant.priors", "assistant.eval",
     ),  # fmt: skip
     # The public face re-exports what front ends use (never the command line).
     "assistant": (
         *_BASE, "assistant.guidelines", "assistant.imaging", "assistant.llm", "assistant.modes", "assistant.report",
-        "assistant.runtime", "assistant.startup", "assistant.store", "assistant.vision",
+        "assistant.runtime", "assistant.startup", "assistant.store", "assistant.vision", "assistant.pacs",
+        "assistant.priors",
     ),  # fmt: skip
 }
 # Modules that must not reach these parts even indirectly (through any chain of project imports).
@@ -61,7 +75,7 @@ NEVER_REACHES: Mapping[str, tuple[str, ...]] = {
 THIRD_PARTY_ONLY_IN = {
     "gradio": ("ui",),
     # pydicom Datasets never leave ingest: reading/decoding, de-identification, and writing the SR export.
-    "pydicom": ("assistant.imaging.dicom", "assistant.imaging.deid", "assistant.report.export"),
+    "pydicom": ("assistant.imaging.dicom", "assistant.imaging.deid", "assistant.report.export", "assistant.pacs.wire"),
     "highdicom": ("assistant.report.export",),
 }
 

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if until is not None and until <= since:
         raise AuditExportError(f"--until ({args.until}) must be after --since ({args.since})")
     rows: Iterable[AuditEntry] = ()
-    log = AuditLog(settings.db_path) if settings.db_path.exists() else None  # never create a database to export
+    exists = settings.database_url is not None or settings.db_path.exists()  # never create a SQLite file to export
+    log = AuditLog(settings.database) if exists else None
     try:
         if log is not None:
             rows = log.between(since.timestamp(), None if until is None else until.timestamp())

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigurationError, IngestError, RadassistError
-from assistant.imaging.ingest import load_study
+from assistant.imaging.ingest import IngestResult, load_study
+from assistant.imaging.study import Study
 from assistant.modes.answer import Answer
 from assistant.modes.mode import Mode
 from assistant.runtime import AskContext, Runtime, check_bind_host, open_runtime
@@ -56,6 +57,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="attach a study image (DICOM file, folder or zip of a series, PNG/JPEG); repeatable. --json adds "
         '"image_input": "embeds" | "pixels" | "none" (none: the model did not see the pixels)',
     )
+    ask.add_argument(
+        "--pacs",
+        metavar="STUDY_UID",
+        help="attach a study retrieved from the PACS (DICOMweb), de-identified on arrival like --image",
+    )
+    ask.add_argument("--pacs-name", metavar="NAME", help="with --pacs: which configured PACS (when several)")
     ask.add_argument(
         "--frame",
         type=int,
@@ -144,21 +151,27 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     mode, patient = Mode(args.mode), args.patient
     if patient and mode not in (Mode.AUTO, Mode.GROUNDED):
         raise ConfigurationError("--patient is only used by --mode grounded")
-    if (args.frame is not None or args.window) and not args.image:
+    if (args.frame is not None or args.window) and not (args.image or args.pacs):
         raise ConfigurationError("--frame and --window choose what of an --image is sent; give --image FILE")
-    images, sent = load_view(args.image, settings, args.series, args.frame, args.window)  # fails fast on bad files
+    if args.pacs and args.image:
+        raise ConfigurationError("give --image files or --pacs STUDY_UID, not both")
+    opened = _open_from_pacs(args, settings, progress is None) if args.pacs else None
+    # Fails fast. The study's metadata answers study-fact questions; its patient key finds the patient's priors.
+    images, sent, study = load_study_view(args.image, settings, args.series, args.frame, args.window, opened)
     with open_runtime(settings, progress=progress or _quiet) as runtime:
         # Looked up before the answer (an embeds model then reuses the encoded images), shown after it.
         similar, similar_error = _similar_cases(runtime, images, args.similar)
         status = 1 if similar_error else 0  # the answer is still given when only the similar cases failed
         if args.batch:
-            return max(_ask_batch(runtime, items, mode, patient, images, similar), status)
-        context = AskContext(images=tuple(images), patient_key=patient, sent=tuple(sent))
+            return max(_ask_batch(runtime, items, mode, patient, images, similar, study, sent), status)
+        context = AskContext(images=tuple(images), patient_key=patient, sent=tuple(sent), study=study)
         answer: Answer | None = None
         streamed = False
         # Runtime.stream picks the mode and dispatches; this front end only renders what it yields.
         for event in runtime.stream(args.question, mode=mode, context=context, progress=_stderr_progress):
-            if event.kind == "note" and not args.json:
+            if event.kind == "mode" and not args.json and event.mode is not None:
+                _stderr_progress(f"mode: {event.mode.value}")  # which mode answers (facts, chat, guideline, ...)
+            elif event.kind == "note" and not args.json:
                 _stderr_progress(event.text)
             elif event.kind == "delta" and not args.json:
                 sys.stdout.write(event.text)
@@ -225,14 +238,34 @@ def _quiet(message: str) -> None:
     pass
 
 
+def _open_from_pacs(args: argparse.Namespace, settings: Settings, quiet: bool) -> IngestResult:
+    """``--pacs STUDY_UID``: the study retrieved and ingested in memory (de-identified), progress on stderr."""
+    from assistant.cli.pacs import stderr_progress
+    from assistant.pacs import PacsClient, open_study
+
+    client = PacsClient(settings.pacs_endpoint(args.pacs_name))
+    return open_study(client, args.pacs, settings, progress=stderr_progress(quiet)).result
+
+
 def load_view(
-    paths: list[Path], settings: Settings, series: int, frame: int | None, window: str | None
-) -> tuple[list[ImageRef], list[dict[str, Any]]]:
+    paths: list[Path], settings: Settings, series: int, frame: int | None, window: str | None,
+    opened: IngestResult | None = None,
+) -> tuple[list[ImageRef], list[dict[str, Any]]]:  # fmt: skip
+    """What ``load_study_view`` sends, without the study."""
+    images, sent, _ = load_study_view(paths, settings, series, frame, window, opened)
+    return images, sent
+
+
+def load_study_view(
+    paths: list[Path], settings: Settings, series: int, frame: int | None, window: str | None,
+    opened: IngestResult | None = None,
+) -> tuple[list[ImageRef], list[dict[str, Any]], Study | None]:  # fmt: skip
     """The images to send and what they are: with --frame/--window, that frame rendered in that window (as the
-    web app sends the frame on screen); otherwise each series' representative frame."""
-    if not paths:
-        return [], []
-    result = load_study(paths, settings)
+    web app sends the frame on screen); otherwise each series' representative frame. ``opened``: a study already
+    ingested (from the PACS) instead of ``paths``."""
+    if not paths and opened is None:
+        return [], [], None
+    result = opened if opened is not None else load_study(paths, settings)
     for outcome in result.files:
         if not outcome.ok:
             _stderr_progress(f"{outcome.path}: {outcome.error}")
@@ -245,7 +278,7 @@ def load_view(
             for study in result.studies
             for i, s in enumerate(study.series)
         ]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+        return [p[0] for p in pairs], [p[1] for p in pairs], result.studies[0]
     spec: Any = None
     if window:
         parts = window.replace(",", "/").split("/")
@@ -260,7 +293,7 @@ def load_view(
         image, sent = image_in_view(study, chosen)
     except (KeyError, ValueError) as exc:
         raise ConfigurationError(f"--window {window!r}: {exc}") from exc
-    return [image], [sent]
+    return [image], [sent], study
 
 
 def load_images(paths: list[Path], settings: Settings) -> list[ImageRef]:
@@ -280,6 +313,7 @@ def load_images(paths: list[Path], settings: Settings) -> list[ImageRef]:
 def _ask_batch(
     runtime: Runtime, items: list[tuple[Any, str | None, str | None]], mode: Mode = Mode.CHAT,
     patient: str | None = None, images: Sequence[ImageRef] = (), similar: Sequence[SimilarCase] | None = None,
+    study: Study | None = None, sent: Sequence[dict[str, Any]] = (),
 ) -> int:  # fmt: skip
     failures = 0
     for item_id, question, error in items:
@@ -288,7 +322,8 @@ def _ask_batch(
             try:
                 record.update(
                     runtime.answer(
-                        question, mode, patient_key=patient, images=images, progress=_stderr_progress
+                        question, mode, patient_key=patient, images=images, progress=_stderr_progress,
+                        study=study, sent=sent,
                     ).to_json()
                 )
                 if similar is not None:

@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import assistant.priors as priors
 import retrieval
 from assistant.errors import RetrievalError
+from assistant.imaging.deid import Pseudonymizer
 from assistant.settings import Settings
 
 # images: teaching cases' images (JSONL of {"case_id", "image", "report"}) for similar-case search.
@@ -91,11 +93,21 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     print(json.dumps(data, ensure_ascii=False) if args.json else text)
 
 
-def _read_reports(args: argparse.Namespace) -> list[retrieval.PriorReport]:
+def _read_reports(args: argparse.Namespace, settings: Settings | None = None) -> list[retrieval.PriorReport]:
     if args.input is None:
         raise RetrievalError(f"--input FILE is required for the {args.corpus} corpus")
     synthetic = retrieval.SyntheticPatients(n_patients=args.synthetic_patients) if args.synthetic_patients else None
+    if settings is not None and args.corpus == "reports" and synthetic is None:
+        rows = retrieval.read_rows(args.input)
+        if any(_pick_raw_id(row) for row in rows):
+            # Raw patient IDs (patient_id, mrn, ...): the same de-identification as `radassist priors import`
+            # (ingest's keys and date shifts, scrubbed text), never the raw ID in the index.
+            return priors.deidentify_rows(rows, Pseudonymizer.from_data_dir(Path(settings.data_dir)), trust_keys=True)
     return retrieval.read_reports(args.input, synthetic=synthetic)
+
+
+def _pick_raw_id(row: dict[str, str]) -> bool:
+    return any(k.strip().lower() in priors.RAW_PATIENT_COLUMNS and v.strip() for k, v in row.items())
 
 
 def _kb(args: argparse.Namespace) -> retrieval.KnowledgeBase:
@@ -113,9 +125,12 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
         if args.corpus == "guidelines":
             index = retrieval.HybridIndex.build(_kb(args).chunks(), embedder, path, config=config, show_progress=True)
             stats = index.stats()
-        elif args.corpus == "reports":
-            stats = retrieval.PriorReportIndex.build(
-                _read_reports(args), embedder, path, config=config, show_progress=True).stats()
+        elif args.corpus == "reports":  # in the database now: every stored prior report replaced, in one go
+            reports = _read_reports(args, settings)
+            with priors.open_prior_store(settings) as store:
+                store.add(reports, embedder, replace=True, show_progress=True)
+                stats = store.stats()
+            path = Path(str(stats["path"]))
         else:
             stats = retrieval.TeachingIndex.build(
                 _read_reports(args), embedder, path, config=config, show_progress=True).stats()
@@ -135,9 +150,11 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
             index = retrieval.HybridIndex.load(path, embedder)
             added = index.add(_kb(args).chunks(), show_progress=True)
             total = len(index)
-        elif args.corpus == "reports":
-            prior = retrieval.PriorReportIndex.load(path, embedder)
-            added, total = prior.add(_read_reports(args), show_progress=True), len(prior)
+        elif args.corpus == "reports":  # into the database: seen at once by every replica on it
+            reports = _read_reports(args, settings)
+            with priors.open_prior_store(settings) as store:
+                added = store.add(reports, embedder, show_progress=True)
+                total = int(store.stats()["chunks"])
         else:
             teaching = retrieval.TeachingIndex.load(path, embedder)
             added, total = teaching.add(_read_reports(args), show_progress=True), len(teaching)
@@ -155,6 +172,11 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
             path = _index_path(settings, corpus)
             if corpus == "images":
                 out[corpus] = _images_stats(path)
+                continue
+            if corpus == "reports":
+                with priors.open_prior_store(settings) as store:
+                    stored = store.stats()
+                out[corpus] = stored if stored["chunks"] else None
                 continue
             if not retrieval.HybridIndex.exists(path):
                 out[corpus] = None
@@ -183,9 +205,15 @@ def _searcher(args: argparse.Namespace, settings: Settings) -> Callable[[str, st
             threshold = None
         return lambda query, _patient: index.search(query, k, mode=args.mode, min_relevance=threshold)
     if args.corpus == "reports":
-        prior = retrieval.PriorReportIndex.load(path, embedder)
-        return lambda query, patient: prior.search(
-            query, patient or "", k, min_relevance=args.min_relevance)
+        store = priors.open_prior_store(settings)  # one patient's sections read and ranked per query
+
+        def search_reports(query: str, patient: str | None) -> list[retrieval.Hit]:
+            if not (patient or "").strip():
+                raise retrieval.PatientKeyRequiredError(
+                    "prior reports can only be searched for one patient: a patient key is required (--patient)")
+            return store.search(query, patient or "", embedder, k, min_relevance=args.min_relevance)
+
+        return search_reports
     teaching = retrieval.TeachingIndex.load(path, embedder)
     return lambda query, patient: teaching.similar_cases(
         query, k, exclude_patient=patient, min_relevance=args.min_relevance)

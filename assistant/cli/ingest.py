@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from assistant.cli.text import one_line
 from assistant.errors import IngestError
 from assistant.settings import Settings
 
@@ -27,7 +28,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Only de-identified summaries are printed."
         ),
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file, folder or .zip")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="file, folder or .zip")
+    parser.add_argument(
+        "--pacs",
+        metavar="STUDY_UID",
+        help="retrieve this study's image series from the PACS (DICOMweb) instead of reading files; de-identified "
+        "on arrival like an upload, under the same budgets",
+    )
+    parser.add_argument("--pacs-series", metavar="SERIES_UID", help="with --pacs: only this series")
+    parser.add_argument("--pacs-name", metavar="NAME", help="with --pacs: which configured PACS (when several)")
     parser.add_argument("--json", action="store_true", help="one JSON line per file")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write PNG renderings and a montage per series")
     parser.add_argument(
@@ -47,16 +56,34 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     window = parse_window(args.window) if args.window else None  # fail fast on a bad --window
     if window is not None and args.out is None:
         raise IngestError("--window applies to the PNGs written with --out; add --out DIR")
-    result = load_study(args.paths, settings)
+    if bool(args.paths) == bool(args.pacs):
+        raise IngestError("give files/folders to read, or --pacs STUDY_UID to retrieve a study (not both)")
+    if args.pacs:
+        from assistant.cli.pacs import stderr_progress
+        from assistant.pacs import PacsClient, open_study
+
+        client = PacsClient(settings.pacs_endpoint(args.pacs_name))
+        result = open_study(
+            client, args.pacs, settings, series_uid=args.pacs_series, progress=stderr_progress(args.json)
+        ).result
+    else:
+        result = load_study(args.paths, settings)
+    _audit_burned_in(result.studies, settings)
     for outcome in result.files:
         summary = result.summary_for(outcome)
         if args.json:
             line = {"path": outcome.path, "ok": outcome.ok, "error": outcome.error, "summary": summary}
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
         elif outcome.ok and summary is not None:
-            sys.stdout.write(f"ok      {outcome.path}: {_describe(summary)}\n")
+            sys.stdout.write(f"ok      {one_line(outcome.path)}: {one_line(_describe(summary))}\n")
         else:
-            sys.stdout.write(f"FAILED  {outcome.path}: {outcome.error}\n")
+            sys.stdout.write(f"FAILED  {one_line(outcome.path)}: {one_line(outcome.error)}\n")
+    for skipped in result.skipped:  # zip members not opened (macOS metadata, hidden files, DICOMDIR)
+        if args.json:
+            line = {"path": skipped.path, "ok": False, "error": None, "summary": None, "skipped": skipped.reason}
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(f"skipped {one_line(skipped.path)}: {skipped.reason}\n")
     if not args.json:
         for study in result.studies:
             s = study.summary()
@@ -65,7 +92,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"{s['series_count']} series, {s['image_count']} image(s)\n"
             )
             for warning in study.warnings:
-                sys.stdout.write(f"  warning: {warning}\n")
+                sys.stdout.write(f"  warning: {one_line(warning)}\n")
     if args.out is not None:
         written = _write_pngs(result, args.out, window)
         sys.stderr.write(f"radassist: wrote {written} PNG file(s) to {args.out}\n")
@@ -106,3 +133,19 @@ def _write_pngs(result: Any, out: Path, window: Any) -> int:
             PILImage.fromarray(series.montage(window=window)).save(folder / "montage.png")
             written += 1
     return written
+
+
+def _audit_burned_in(studies: Any, settings: Settings) -> None:
+    """One audit row per study whose pixels were read for burned-in text: boxes and counts, never text."""
+    from assistant.store.audit import AuditLog, AuditRecord
+
+    rows = [(study, study.redaction_audit()) for study in studies]
+    rows = [(study, entries) for study, entries in rows if entries]
+    if not rows:
+        return
+    with AuditLog(settings.database) as audit:
+        for study, entries in rows:
+            seconds = sum(im.redaction.seconds for im in study.images if im.redaction is not None)
+            outcome = "withheld" if any(im.pixels_withheld for im in study.images) else "ok"
+            latency = round(seconds * 1000)
+            audit.record(AuditRecord("ingest", "burned_in_text", "tesseract", entries, latency, 0, outcome))

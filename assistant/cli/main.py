@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from assistant.cli.text import terminal_text
 from assistant.errors import RadassistError
 from assistant.settings import Settings, load_settings
 
@@ -22,9 +23,12 @@ def _registrars() -> list[Register]:
     from assistant.cli import audit as cli_audit
     from assistant.cli import calc as cli_calc
     from assistant.cli import chat as cli_chat
+    from assistant.cli import eval as cli_eval
     from assistant.cli import index as cli_index
     from assistant.cli import ingest as cli_ingest
     from assistant.cli import models as cli_models
+    from assistant.cli import pacs as cli_pacs
+    from assistant.cli import priors as cli_priors
     from assistant.cli import report as cli_report
     from assistant.cli import users as cli_users
 
@@ -34,9 +38,12 @@ def _registrars() -> list[Register]:
         cli_calc.register,
         cli_index.register,
         cli_report.register,
+        cli_pacs.register,
+        cli_priors.register,
         cli_models.register,
         cli_users.register,
         cli_audit.register,
+        cli_eval.register,
     ]
 
 
@@ -51,7 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PRIVATE_UMASK = 0o077  # files 0600, folders 0700: what radassist writes holds images, dictations, answers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Owner-only whatever the caller's umask: the data dir, the database, the engine log (vLLM inherits it), indexes,
+    # renderings and exports. Restored on return, for callers that run ``main`` in their own process (tests).
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -63,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings: Settings = load_settings(config_file=args.config, data_dir=args.data_dir)
         return int(args.func(args, settings))
     except RadassistError as exc:
-        print(f"radassist: {exc}", file=sys.stderr)
+        print(f"radassist: {terminal_text(exc)}", file=sys.stderr)  # may name a file: escapes shown
         return 2
     except KeyboardInterrupt:
         print("radassist: interrupted", file=sys.stderr)

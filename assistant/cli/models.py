@@ -1,7 +1,8 @@
 """``radassist models convert SRC DST``: an original-LLaVA checkpoint → a vLLM folder and a vision bundle.
 
-``radassist models show DIR`` prints the vision bundle of a converted folder. Both print plain text, or one
-JSON object with ``--json``.
+``radassist models show DIR`` prints the vision bundle of a converted folder; ``radassist models check URL`` probes
+a running server (model, images, image tokens, the vision profile that fits). Each prints plain text, or one JSON
+object with ``--json``.
 """
 
 from __future__ import annotations
@@ -46,12 +47,47 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(func=run)
 
+    check = actions.add_parser(
+        "check",
+        help="probe a running OpenAI-compatible server: model, images, image tokens, the profile that fits",
+        description=(
+            "Sends one text question and one tiny synthetic test image (no patient data) to URL and reports the "
+            "model, whether it takes images, how many tokens the image took and which RADASSIST_VISION_PROFILE fits."
+        ),
+    )
+    check.add_argument("url", metavar="URL", help="the server's base URL, e.g. http://gpu-box:8000")
+    check.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.set_defaults(func=run)
+
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``models convert`` or ``models show``; 0 on success."""
     if args.models_command == "show":
         return _show(args)
+    if args.models_command == "check":
+        return _check(args)
     return _convert(args)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from assistant.vision.probe import check_server
+
+    result = check_server(args.url, timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    print(f"server:         {result.url}")
+    loaded = f" ({result.root})" if result.root and result.root != result.model else ""
+    print(f"model:          {result.model}{loaded}")
+    if result.max_model_len:
+        print(f"context:        {result.max_model_len} tokens")
+    print(f"takes images:   {'yes, as pixels' if result.accepts_images else 'no pixels'}")
+    if result.image_tokens is not None:
+        print(f"image tokens:   {result.image_tokens} for a 64x64 test image (prompt grew by {result.prompt_growth})")
+    print(f"profile:        {result.profile} ({result.reason})")
+    print(f"set:            RADASSIST_LLM_URL={result.url} RADASSIST_VISION_PROFILE={result.profile}")
+    return 0
 
 
 def _progress(message: str) -> None:

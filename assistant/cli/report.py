@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from assistant.cli.text import one_line, terminal_text
 from assistant.errors import ConfigurationError
 from assistant.llm.client import ChatModel
 from assistant.report.draft import StudyRef, list_templates, load_report_template, render_text
 from assistant.report.edits import parse_intent
 from assistant.report.export import ExportFormat, empty_sections, to_json
-from assistant.report.priors import InMemoryPriors
+from assistant.report.priors import InMemoryPriors, PriorSource
 from assistant.report.service import DraftingService, Reply
 from assistant.report.store import LOCAL_OWNER, ReportStore
 from assistant.settings import Settings
@@ -49,6 +50,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="demo data without patient keys: assign N synthetic patients (never for real data)",
     )
     new.add_argument("--id", help="report id (default: random)")
+    new.add_argument(
+        "--pacs",
+        metavar="STUDY_UID",
+        help="the study from the PACS (retrieved, de-identified): chooses the template, is referenced, and the "
+        "patient's earlier SR reports on the PACS become the priors",
+    )
+    new.add_argument("--pacs-name", metavar="NAME", help="with --pacs: which configured PACS (when several)")
 
     for name, help_text in (
         ("dictate", "add dictation; sentences are placed into the report sections"),
@@ -75,6 +83,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.add_argument("id")
     export.add_argument("--format", required=True, choices=[f.value for f in ExportFormat])
     export.add_argument("--out", required=True, type=Path, help="output file")
+
+    send = rsub.add_parser(
+        "send", help="store the draft in its study on the PACS as a DICOM SR (STOW-RS); prints its SOP Instance UID"
+    )
+    send.add_argument("id")
+    send.add_argument("--pacs", dest="pacs_name", metavar="NAME", help="which configured PACS (when several)")
+    send.add_argument(
+        "--study", metavar="STUDY_UID", help="the study's real UID (checked against the draft); default: found"
+    )
+    send.add_argument("--yes", action="store_true", help="send without asking (the study and text are still shown)")
 
     delete = rsub.add_parser("delete", help="delete the draft with its history and dialogue")
     delete.add_argument("id")
@@ -109,15 +127,15 @@ def _model(args: argparse.Namespace, settings: Settings, needed: bool) -> Iterat
 
 def _print_reply(reply: Reply) -> int:
     if reply.diff:
-        print(reply.diff)
+        print(terminal_text(reply.diff))
         print()
-    print(reply.text)
+    print(terminal_text(reply.text))
     return 0 if reply.ok and not reply.unplaced else 1
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatch one ``report`` action; 0 on success, 1 when something was not applied."""
-    with ReportStore(settings.db_path, owner=CLI_OWNER) as store:
+    with ReportStore(settings.database, owner=CLI_OWNER) as store:
         action = args.report_command
         if action == "templates":
             for name in list_templates():
@@ -126,16 +144,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if action == "list":
             for info in store.drafts():
-                print(f"{info.report_id}  {info.template:22} v{info.current_version}  {info.patient_key or '-'}")
+                line = f"{info.report_id}  {info.template:22} v{info.current_version}  {info.patient_key or '-'}"
+                print(one_line(line))
             return 0
         if action == "new":
             return _new(args, settings, store)
         if action == "show":
             return _show(args, store)
         if action == "export":
-            exported = DraftingService(store).export(args.id, args.format, args.out)
+            from assistant.imaging.deid import Pseudonymizer
+
+            # The ingest's keys: the SR's own dates get the patient's date shift, as the study's dates did.
+            keys = Pseudonymizer.from_data_dir(settings.data_dir) if args.format == "sr" else None
+            exported = DraftingService(store).export(args.id, args.format, args.out, keys=keys)
             print(f"wrote {exported.path}")
             return 0
+        if action == "send":
+            return _send(args, settings, store)
         if action == "delete":
             store.delete(args.id)
             print(f"deleted {args.id}")
@@ -164,6 +189,7 @@ def _needs_model(store: ReportStore, report_id: str, text: str) -> bool:
 
 def _new(args: argparse.Namespace, settings: Settings, store: ReportStore) -> int:
     study: StudyRef | None = None
+    pacs_priors: InMemoryPriors | None = None
     if args.study:
         from assistant.imaging.ingest import load_study
 
@@ -172,17 +198,68 @@ def _new(args: argparse.Namespace, settings: Settings, store: ReportStore) -> in
             raise ConfigurationError("no image could be read from --study: " + "; ".join(
                 f"{f.path}: {f.error}" for f in result.errors[:3]))  # fmt: skip
         study = StudyRef.from_study(result.study)
+    elif getattr(args, "pacs", None):
+        study, pacs_priors = _from_pacs(args, settings)
     elif args.patient_key:
         study = StudyRef(study_instance_uid="", patient_key=args.patient_key)
-    priors = None
+    priors = pacs_priors
     if args.priors:
         import retrieval
 
         synthetic = retrieval.SyntheticPatients(n_patients=args.synthetic_patients) if args.synthetic_patients else None
         priors = InMemoryPriors(retrieval.read_reports(args.priors, synthetic=synthetic))
-    reply = DraftingService(store, priors=priors).create(args.template, study, args.id)
-    print(reply.report.report_id)
-    print(reply.text, file=sys.stderr)
+    # Without a priors file: those imported with `radassist priors import`, found by the study's patient key.
+    source: PriorSource | None = priors if priors is not None else _imported_priors(settings)
+    reply = DraftingService(store, priors=source).create(args.template, study, args.id)
+    print(one_line(reply.report.report_id))
+    print(terminal_text(reply.text), file=sys.stderr)
+    return 0
+
+
+def _imported_priors(settings: Settings) -> PriorSource | None:
+    """The prior reports in the database (``radassist priors import``) as a prior source; None when none were."""
+    import retrieval
+    from assistant.runtime import create_prior_reports
+
+    found = create_prior_reports(settings, retrieval.create_embedder(settings.embedding_model))
+    return found if found.available() else None
+
+
+def _from_pacs(args: argparse.Namespace, settings: Settings) -> tuple[StudyRef, InMemoryPriors]:
+    """``report new --pacs UID``: the study retrieved and ingested (de-identified), and the patient's prior SR
+    reports from the PACS (de-identified)."""
+    from assistant.cli.pacs import stderr_progress
+    from assistant.imaging.deid import Pseudonymizer
+    from assistant.pacs import PacsClient, find_priors, open_study
+
+    client = PacsClient(settings.pacs_endpoint(args.pacs_name))
+    opened = open_study(client, args.pacs, settings, progress=stderr_progress(False))
+    found = find_priors(client, opened.match, Pseudonymizer.from_data_dir(settings.data_dir))
+    _progress(f"{len(found.studies)} earlier study(ies) on the PACS, {len(found.reports)} report(s) imported as priors")
+    return opened.study_ref, InMemoryPriors(found.reports)
+
+
+def _send(args: argparse.Namespace, settings: Settings, store: ReportStore) -> int:
+    """``report send ID``: show where the SR goes and its text, ask, store it; print its SOP Instance UID."""
+    from assistant.imaging.deid import Pseudonymizer
+    from assistant.pacs import PacsClient, StudyMatch, send_report
+
+    client = PacsClient(settings.pacs_endpoint(args.pacs_name))
+
+    def confirm(match: StudyMatch, text: str) -> bool:
+        date = match.study_date.isoformat() if match.study_date else "no date"
+        where = f"study of {match.patient_name or '-'} (ID {match.patient_id or '-'}), {date}"
+        print(f"To {client.label}: {where}, accession {match.accession_number or '-'}", file=sys.stderr)
+        print(text, file=sys.stderr)
+        if args.yes:
+            return True
+        if not sys.stdin.isatty():
+            raise ConfigurationError("confirm the send: run it at a terminal, or add --yes")
+        return input("Send this report to the PACS? [y/N] ").strip().lower() in ("y", "yes")
+
+    sent = send_report(client, store, args.id, Pseudonymizer.from_data_dir(settings.data_dir),
+                       study_uid=args.study, confirm=confirm)  # fmt: skip
+    print(sent.sop_instance_uid)
     return 0
 
 
@@ -194,9 +271,9 @@ def _show(args: argparse.Namespace, store: ReportStore) -> int:
         return 0
     if args.history:
         for v in store.history(args.id):
-            print(f"v{v.number:<3} {v.action:8} {v.summary}")
+            print(one_line(f"v{v.number:<3} {v.action:8} {v.summary}"))
         return 0
-    sys.stdout.write(render_text(report, marks=not args.no_marks))
+    sys.stdout.write(terminal_text(render_text(report, marks=not args.no_marks)))  # dictation: escapes shown
     extra = []
     if missing := empty_sections(report):
         extra.append("Missing: " + ", ".join(missing))
@@ -205,5 +282,7 @@ def _show(args: argparse.Namespace, store: ReportStore) -> int:
     if report.questions:
         extra += ["Open: " + " ".join(report.questions)]
     extra.append(f"Version {current.number}; {len(report.unconfirmed)} unconfirmed statement(s).")
-    print("\n" + "\n".join(extra))
+    if waiting := DraftingService(store).retry_note(args.id):
+        extra.append(waiting)
+    print(terminal_text("\n" + "\n".join(extra)))
     return 0

@@ -4,7 +4,8 @@ Options applied (PS3.15 Table E.1-1, columns of the options): Retain Longitudina
 Modified Dates (E.3.6: dates shifted by a per-patient offset, intervals between a patient's studies kept),
 Retain Patient Characteristics (E.3.7: sex only; age as an age group in the summary), Clean Descriptors
 (E.3.5: study/series descriptions and protocol name kept after removing identifiers). Pixel data is not
-cleaned (no Clean Pixel Data option): Burned In Annotation = YES is reported to the user instead.
+cleaned here: ``assistant.imaging.burned_in`` reads the pixels with OCR and blacks out identifying text (the
+Clean Pixel Data Option, E.3.1, recorded when it ran and nothing identifying stayed legible).
 
 This goes further than Table E.1-1 where that is safer: every private element, every person name, every
 free-text element not on a short allow-list, every element of unknown VR and every bulk element (OB, OW, UN,
@@ -128,7 +129,11 @@ _SAFE_TEXT = frozenset({
     "FrameType", "DimensionDescriptionLabel", "AcquisitionContrast", "ReconstructionAlgorithm",
 })
 # E.3.5 Clean Descriptors Option: kept after clean_text().
-_CLEAN_TEXT = frozenset({"StudyDescription", "SeriesDescription", "ProtocolName"})
+# Contrast/Bolus Agent (0018,0010) is "C" under this option in Table E.1-1; Contrast/Bolus Route (0018,1040) is not
+# listed there at all. Both are kept cleaned: they answer "was contrast given?" from the header.
+_CLEAN_TEXT = frozenset(
+    {"StudyDescription", "SeriesDescription", "ProtocolName", "ContrastBolusAgent", "ContrastBolusRoute"}
+)
 _TEXT_VRS = frozenset({"AE", "LO", "LT", "SH", "ST", "UT", "UC", "UR"})
 _PIXEL_KEYWORDS = frozenset({
     "PixelData", "FloatPixelData", "DoubleFloatPixelData", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
@@ -160,6 +165,7 @@ _METHOD_CODES = (
     ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
     ("113108", "Retain Patient Characteristics Option"),
 )
+_CLEAN_PIXEL_CODE = ("113101", "Clean Pixel Data Option")  # CID 7050: burned-in text found by OCR and blacked out
 
 
 class Pseudonymizer:
@@ -206,6 +212,10 @@ class Pseudonymizer:
         one cannot without the salt.
         """
         return "I-" + self._mac("image", str(content_key)).hex()[:32]
+
+    def accession_key(self, accession: str) -> str:
+        """A stable pseudonym of an accession number or report id ("A-" + 20 hex digits): prior reports' ids."""
+        return "A-" + self._mac("accession", str(accession).strip()).hex()[:20]
 
     def date_shift(self, key: str | None) -> timedelta:
         """The per-patient date offset: 1 to 3650 days back, the same for every study of the patient."""
@@ -301,10 +311,39 @@ def _identifier_pattern(identifiers: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![^\W_])(?:{'|'.join(re.escape(w) for w in words)})(?![^\W_])", re.I)
 
 
+# Control characters, bidi controls and zero-width characters: never part of a description, but they can hide or
+# reorder text on a screen or in a prompt.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+# PS3.5 Table 6.2-1, Code String: upper-case letters, digits, space and underscore, at most 16 characters.
+_CODE_STRING = re.compile(r"[A-Z0-9 _]{1,16}")
+# Enumerated values: Laterality (0020,0060) R, L (PS3.3 C.7.3.1); Image Laterality (0020,0062) R, L, U, B
+# (PS3.3 C.7.6.2.1); Frame Laterality likewise.
+LATERALITIES = frozenset({"R", "L", "U", "B"})
+
+
+def coded_string(value: object, identifiers: Iterable[str] = (), allowed: Iterable[str] | None = None) -> str | None:
+    """A Code String value (BodyPartExamined, ViewPosition, Laterality) fit for summaries, labels and prompts, or
+    None: it must keep to the CS repertoire and length (PS3.5 6.2), be one of ``allowed`` when given, and hold
+    none of the file's identifiers nor anything ID- or date-like. Free text smuggled into a coded element (a name,
+    "IGNORE THE ABOVE ...") is dropped, not shown."""
+    if value is None:
+        return None
+    if isinstance(value, MultiValue | list | tuple):
+        value = "\\".join(str(v) for v in value)
+    text = str(value).strip().upper()
+    if not text or not _CODE_STRING.fullmatch(text):
+        return None
+    if allowed is not None and text not in set(allowed):
+        return None
+    if clean_text(text, identifiers) != text.strip(" ,;:-_^/"):
+        return None
+    return text
+
+
 def clean_text(text: object, identifiers: Iterable[str] = (), scrub: bool = True) -> str | None:
     """``text`` without the given identifiers (whole words, any case) and, with ``scrub``, without dates,
     phone numbers, e-mails and ID-like numbers."""
-    out = str(text or "")
+    out = _INVISIBLE.sub(" ", str(text or ""))
     pattern = _identifier_pattern(tuple(identifiers))
     if pattern is not None:
         out = pattern.sub(" ", out)
@@ -529,11 +568,14 @@ def deidentify(
     burned_in: str | None = None,
     identifiers: list[str] | None = None,
     drop: Iterable[str] = (),
+    pixels_cleaned: bool = False,
 ) -> Dataset:
     """A de-identified copy of ``ds`` (PS3.15 Annex E basic profile and the options named above).
 
     ``identifiers`` saves a second walk when the caller already ran ``collect_identifiers``; top-level
-    elements named in ``drop`` are left out (removing is always allowed).
+    elements named in ``drop`` are left out (removing is always allowed). ``pixels_cleaned`` says the pixels went
+    through the burned-in text check (``assistant.imaging.burned_in``) and nothing identifying stayed legible:
+    the Clean Pixel Data Option (PS3.15 E.3.1) is then recorded, and ``burned_in`` should be "NO".
     """
     if identifiers is None:
         identifiers = collect_identifiers(ds)
@@ -552,13 +594,14 @@ def deidentify(
         del out.BurnedInAnnotation
     # PS3.15 E.1.1: Patient Identity Removed is YES only if nothing identifying is left. Here that requires:
     # the header went through this profile (every free text, name, private and bulk element removed or cleaned)
-    # and, when the source has pixels, Burned In Annotation is known to be NO: this profile does not clean pixels
-    # (no Clean Pixel Data option), and an absent or unreadable value does not say the pixels are free of text.
+    # and, when the source has pixels, Burned In Annotation is known to be NO: either the file says so, or the
+    # burned-in text check cleaned the pixels (the caller passes "NO" with pixels_cleaned); an absent or
+    # unreadable value does not say the pixels are free of text.
     has_pixels = any(keyword_for_tag(t) in _PIXEL_KEYWORDS for t in ds.keys())
     out.PatientIdentityRemoved = "YES" if burned == "NO" or not has_pixels else "NO"
     out.DeidentificationMethod = "radassist PS3.15 basic; modified dates; patient characteristics"  # LO: 64
     codes = Sequence()
-    for value, meaning in _METHOD_CODES:
+    for value, meaning in (*_METHOD_CODES, *((_CLEAN_PIXEL_CODE,) if pixels_cleaned else ())):
         item = Dataset()
         item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
         codes.append(item)

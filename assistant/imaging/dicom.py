@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from assistant.errors import IngestError
-from assistant.imaging import deid
+from assistant.imaging import burned_in, deid
+from assistant.imaging.burned_in import OCR, BurnedInPolicy
 from assistant.imaging.deid import Pseudonymizer
 from assistant.imaging.records import (
     FileBudgetError,
@@ -33,6 +34,7 @@ from assistant.imaging.records import (
     format_bytes,
 )
 from assistant.imaging.study import (
+    WITHHELD_MESSAGE,
     BurnedInAnnotation,
     Modality,
     PatientSex,
@@ -717,17 +719,27 @@ def _fallback_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | No
 
 
 def ingest_dicom(
-    src: Source, index: int, force: bool, keys: Pseudonymizer, budget: UploadBudget, seen_series: dict[str, list[str]]
+    src: Source,
+    index: int,
+    force: bool,
+    keys: Pseudonymizer,
+    budget: UploadBudget,
+    seen_series: dict[str, list[str]],
+    burned_in_text: BurnedInPolicy | str = BurnedInPolicy.FLAGGED,
+    ocr: OCR | None = None,
 ) -> Record:
     """One DICOM file as a record: pseudonymised keys, de-identified header, frames ready for windowing.
 
     The decoded size is checked against ``budget`` from the header before anything decodes (``budget`` is not
-    charged here: the caller charges ``record.decoded_bytes`` for the files it keeps).
+    charged here: the caller charges ``record.decoded_bytes`` for the files it keeps). Frames that may carry
+    burned-in text (``burned_in.scan_reason`` under the ``burned_in_text`` policy) are read with OCR and redacted
+    before the record is returned, with the identifiers of the header as it was before de-identification.
     """
     _configure_pydicom()
     ds = _read_dicom(src, force, budget)
     try:
-        return _record_from_dataset(ds, src, index, keys, budget, seen_series)
+        policy = BurnedInPolicy.parse(burned_in_text)
+        return _record_from_dataset(ds, src, index, keys, budget, seen_series, policy, ocr)
     except IngestError:
         raise
     except MemoryError:
@@ -739,7 +751,14 @@ def ingest_dicom(
 
 
 def _record_from_dataset(
-    ds: Dataset, src: Source, index: int, keys: Pseudonymizer, budget: UploadBudget, seen_series: dict[str, list[str]]
+    ds: Dataset,
+    src: Source,
+    index: int,
+    keys: Pseudonymizer,
+    budget: UploadBudget,
+    seen_series: dict[str, list[str]],
+    policy: BurnedInPolicy = BurnedInPolicy.FLAGGED,
+    ocr: OCR | None = None,
 ) -> Record:
     meta = getattr(ds, "file_meta", None)
     if (meta is not None and str(_get(meta, "MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS) or (
@@ -770,24 +789,17 @@ def _record_from_dataset(
 
     first_of_series = series_key not in seen_series
     if first_of_series:
-        # Identifiers of the first file serve its whole series (window names, descriptions).
+        # Identifiers of the first file serve its whole series (window names, descriptions, burned-in text).
         identifiers = seen_series[series_key] = deid.collect_identifiers(ds)
-        burned_in = BurnedInAnnotation.parse(_get(ds, "BurnedInAnnotation"))
-        # The display header leaves out per-frame functional groups: one item per frame, technical only.
-        record.header = deid.header_rows(
-            deid.deidentify(
-                ds, keys, burned_in=burned_in.value, identifiers=identifiers,
-                drop=("PerFrameFunctionalGroupsSequence",),
-            )
-        )
         record.series_description = deid.clean_text(_get(ds, "SeriesDescription"), identifiers)
         record.study_description = deid.clean_text(_get(ds, "StudyDescription"), identifiers)
     record.burned_in = BurnedInAnnotation.parse(_get(ds, "BurnedInAnnotation"))
-    body_part = str(_get(ds, "BodyPartExamined", "") or "").strip().upper()
-    record.body_part = body_part or None
-    record.view_position = str(_get(ds, "ViewPosition", "") or "").strip().upper() or None
-    record.laterality = (
-        str(_get(ds, "ImageLaterality", "") or _get(ds, "Laterality", "") or "").strip().upper() or None
+    # Coded strings reach summaries, labels and prompts: only well-formed codes without identifiers pass.
+    coded_ids = seen_series[series_key]
+    record.body_part = deid.coded_string(_get(ds, "BodyPartExamined"), coded_ids)
+    record.view_position = deid.coded_string(_get(ds, "ViewPosition"), coded_ids)
+    record.laterality = deid.coded_string(
+        _get(ds, "ImageLaterality") or _get(ds, "Laterality"), coded_ids, deid.LATERALITIES
     )
     record.series_number = _int(_get(ds, "SeriesNumber"))
     record.sex = PatientSex.parse(_get(ds, "PatientSex"))
@@ -834,7 +846,43 @@ def _record_from_dataset(
         record.warnings.append("The file gives no pixel spacing: distances cannot be measured.")
     elif spacing_note and record.frames and record.frames[0].pixel_spacing == fallback_spacing:
         record.warnings.append(spacing_note)
+
+    # Burned-in text: read with the identifiers of the header as it is now, before de-identification.
+    reason = burned_in.scan_reason(
+        policy, modality, record.burned_in, not photometric.is_monochrome, sop_class, "dicom"
+    )
+    pixels_cleaned = False
+    if reason is not None and record.frames:
+        dates = [d for k in _PHI_DATES if (d := deid.parse_da(_get(ds, k))) is not None]
+        terms = burned_in.identifier_terms(seen_series[series_key], dates)
+        redaction = burned_in.clean_frames(record.frames, terms, reason, ocr)
+        for frame in record.frames:
+            frame.redaction = redaction
+        # PS3.3 C.7.6.1.1.8: after the Clean Pixel Data procedure (PS3.15 E.3.1) the pixels no longer carry
+        # identifying annotation; when some stayed legible they still do, and the frames are withheld.
+        pixels_cleaned = not redaction.withheld
+        record.burned_in = BurnedInAnnotation.YES if redaction.withheld else BurnedInAnnotation.NO
+        _replace_burned_in_warning(record, redaction.withheld)
+    if first_of_series:
+        # The display header leaves out per-frame functional groups: one item per frame, technical only.
+        record.header = deid.header_rows(
+            deid.deidentify(
+                ds, keys, burned_in=record.burned_in.value, identifiers=seen_series[series_key],
+                drop=("PerFrameFunctionalGroupsSequence",), pixels_cleaned=pixels_cleaned,
+            )
+        )
     return record
+
+
+# Dates of the header that may be printed on the image (PS3.15 Table E.1-1 lists them as identifying).
+_PHI_DATES = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+
+
+def _replace_burned_in_warning(record: Record, withheld: bool) -> None:
+    """Swap the "pixels are not de-identified" warnings for what the burned-in text check did."""
+    record.warnings = [w for w in record.warnings if "burned into the pixels" not in w]
+    if withheld:
+        record.warnings.append(WITHHELD_MESSAGE)
 
 
 def _photometric(text: str) -> PhotometricInterpretation:

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IngestError
+from assistant.imaging.burned_in import BurnedInPolicy
 from assistant.imaging.deid import Pseudonymizer
 from assistant.imaging.dicom import ingest_dicom
 from assistant.imaging.picture import ingest_picture
@@ -99,11 +100,20 @@ class FileOutcome:
 
 
 @dataclass(frozen=True)
+class SkippedFile:
+    """A zip member that was deliberately not opened (macOS metadata, a hidden file, DICOMDIR), and why."""
+
+    path: str  # "archive.zip!member"
+    reason: str
+
+
+@dataclass(frozen=True)
 class IngestResult:
     """The studies built from an upload, and one outcome per file (bad files are reported, not fatal)."""
 
     studies: tuple[Study, ...]
     files: tuple[FileOutcome, ...]
+    skipped: tuple[SkippedFile, ...] = ()  # zip members not opened, reported so that nothing vanishes silently
 
     @property
     def study(self) -> Study | None:
@@ -145,21 +155,37 @@ def _natural_key(text: str) -> list[Any]:
 
 
 def _skip_member(name: str) -> bool:
+    return _skip_reason(name) is not None
+
+
+def _skip_reason(name: str) -> str | None:
+    """Why a file in a folder or zip is not opened (None: it is)."""
     parts = [p for p in name.replace("\\", "/").split("/") if p]
-    return (
-        not parts
-        or parts[0] == "__MACOSX"
-        or parts[-1] in _SKIP_NAMES
-        or any(p.startswith(".") for p in parts)
-    )
+    if not parts:
+        return "no file name"
+    if parts[0] == "__MACOSX":
+        return "macOS archive metadata, not an image"
+    if parts[-1] == "DICOMDIR":
+        return "a DICOMDIR index, not an image (the images it lists are read themselves)"
+    if parts[-1] in _SKIP_NAMES:
+        return "operating-system metadata, not an image"
+    if any(p.startswith(".") for p in parts):
+        return "a hidden file or folder"
+    return None
 
 
-def _expand(paths: Sequence[Path | str], budget: UploadBudget) -> Iterator[Source | FileOutcome]:
+def _expand(
+    paths: Sequence[Path | str | Source], budget: UploadBudget
+) -> Iterator[Source | FileOutcome | SkippedFile]:
     """Each input file, every file of a folder (recursively) and every member of a zip, in natural order.
 
     Raises ``TooManyFilesError`` at the first file past ``max_files``: the rest of the upload is not read.
     """
     for raw in paths:
+        if isinstance(raw, Source):  # bytes already in memory (a PACS retrieval): one file, never unpacked
+            budget.count_file(raw.display)
+            yield raw
+            continue
         path = Path(raw)
         display = str(raw)
         if path.is_dir():
@@ -177,7 +203,7 @@ def _expand(paths: Sequence[Path | str], budget: UploadBudget) -> Iterator[Sourc
             yield from _expand_file(path, display, budget)
 
 
-def _expand_file(path: Path, display: str, budget: UploadBudget) -> Iterator[Source | FileOutcome]:
+def _expand_file(path: Path, display: str, budget: UploadBudget) -> Iterator[Source | FileOutcome | SkippedFile]:
     if not path.exists():
         budget.count_file(display)
         yield _failure(display, FileUnreadableError("The file does not exist."))
@@ -227,7 +253,7 @@ def _directory_size(path: Path) -> int | None:
         return None
 
 
-def _expand_zip(path: Path, display: str, budget: UploadBudget) -> Iterator[Source | FileOutcome]:
+def _expand_zip(path: Path, display: str, budget: UploadBudget) -> Iterator[Source | FileOutcome | SkippedFile]:
     limits = budget.limits
     # zipfile reads the whole table of contents into memory (one ZipInfo per entry) before we can count the
     # entries: bound its size first, so a zip of a million empty entries is refused unread.
@@ -245,14 +271,19 @@ def _expand_zip(path: Path, display: str, budget: UploadBudget) -> Iterator[Sour
         return
     with archive:
         try:
-            members = [m for m in archive.infolist() if not m.is_dir() and not _skip_member(m.filename)]
+            entries = [m for m in archive.infolist() if not m.is_dir()]
+            members = [m for m in entries if not _skip_member(m.filename)]
+            skipped = [SkippedFile(f"{display}!{m.filename}", _skip_reason(m.filename) or "") for m in entries
+                       if _skip_member(m.filename)]  # fmt: skip
         except Exception as exc:  # a damaged central directory can fail here too
             budget.count_file(display)
             yield _failure(display, ArchiveError("The zip archive's table of contents is damaged."), exc)
             return
+        yield from skipped[: limits.max_files]  # reported, never opened (a million of them are not listed)
         if not members:
             budget.count_file(display)
-            yield _failure(display, ArchiveError("The zip archive contains no files."))
+            why = f" other than {len(skipped)} skipped one(s) (metadata or hidden files)" if skipped else ""
+            yield _failure(display, ArchiveError(f"The zip archive contains no files{why}."))
             return
         total = sum(m.file_size for m in members)
         if total > limits.max_archive_bytes:
@@ -541,6 +572,7 @@ def _image_geometry(frame: Frame) -> dict[str, Any]:
         "image_orientation_patient": frame.orientation,
         "pixel_spacing": frame.pixel_spacing,
         "slice_thickness": frame.slice_thickness,
+        "redaction": frame.redaction,
     }
 
 
@@ -594,23 +626,32 @@ def _pseudonymizer(keys: Settings | Pseudonymizer | bytes) -> Pseudonymizer:
 
 
 def load_study(
-    paths: Sequence[Path | str],
+    paths: Sequence[Path | str | Source],
     keys: Settings | Pseudonymizer | bytes,
     limits: IngestLimits | None = None,
+    burned_in_text: BurnedInPolicy | str | None = None,
 ) -> IngestResult:
     """Ingest DICOM files, folders, zips and PNG/JPEG pictures; each bad file is reported, the rest kept.
 
+    ``burned_in_text`` ("always", "flagged", "never": which images are read with OCR and redacted, see
+    ``assistant.imaging.burned_in``) defaults to the setting when ``keys`` is the ``Settings``, else "flagged".
+
     ``limits`` default to the settings' ``ingest_max_*`` budgets when ``keys`` is the ``Settings``, else to
-    ``IngestLimits()`` (the same defaults).
+    ``IngestLimits()`` (the same defaults). An ``assistant.imaging.records.Source`` with ``data`` is a file
+    already in memory (retrieved from a PACS): it goes through the same checks, budgets and de-identification.
     """
     if isinstance(paths, str | Path):
         paths = [paths]
     if limits is None:
         limits = IngestLimits.from_settings(keys) if isinstance(keys, Settings) else IngestLimits()
+    if burned_in_text is None:
+        burned_in_text = keys.burned_in_text if isinstance(keys, Settings) else BurnedInPolicy.FLAGGED
+    policy = BurnedInPolicy.parse(burned_in_text)
     pseudonymizer = _pseudonymizer(keys)
     budget = UploadBudget(limits)
     started = time.perf_counter()
     outcomes: list[FileOutcome] = []
+    skipped: list[SkippedFile] = []
     records: list[Record] = []
     seen_series: dict[str, list[str]] = {}
     try:
@@ -618,13 +659,16 @@ def load_study(
             if isinstance(item, FileOutcome):
                 outcomes.append(item)
                 continue
+            if isinstance(item, SkippedFile):
+                skipped.append(item)
+                continue
             index = len(outcomes)
             try:
                 kind, force = _sniff(item, limits)
                 if kind == "dicom":
-                    record = ingest_dicom(item, index, force, pseudonymizer, budget, seen_series)
+                    record = ingest_dicom(item, index, force, pseudonymizer, budget, seen_series, policy)
                 else:
-                    record = ingest_picture(item, index, kind, pseudonymizer, budget)
+                    record = ingest_picture(item, index, kind, pseudonymizer, budget, policy)
             except IngestError as exc:
                 logger.info("file %d rejected (%s)", index, getattr(exc, "code", "error"))
                 outcomes.append(FileOutcome(item.display, False, str(exc), getattr(exc, "code", "error")))
@@ -641,4 +685,4 @@ def load_study(
         len(outcomes), len(records), len(studies), sum(len(s.images) for s in studies), budget.used / 2**20,
         (time.perf_counter() - started) * 1000,
     )  # fmt: skip
-    return IngestResult(tuple(studies), tuple(outcomes))
+    return IngestResult(tuple(studies), tuple(outcomes), tuple(skipped))

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IngestError
+from assistant.imaging import burned_in
+from assistant.imaging.burned_in import OCR, BurnedInPolicy
 from assistant.imaging.deid import Pseudonymizer
 from assistant.imaging.records import (
     FileUnreadableError,
@@ -23,7 +25,13 @@ from assistant.imaging.records import (
     TruncatedFileError,
     UploadBudget,
 )
-from assistant.imaging.study import PhotometricInterpretation, Window
+from assistant.imaging.study import (
+    WITHHELD_MESSAGE,
+    BurnedInAnnotation,
+    Modality,
+    PhotometricInterpretation,
+    Window,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +42,20 @@ __all__ = ["ingest_picture"]
 _PIL_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 
 
-def ingest_picture(src: Source, index: int, kind: str, keys: Pseudonymizer, budget: UploadBudget) -> Record:
+def ingest_picture(
+    src: Source,
+    index: int,
+    kind: str,
+    keys: Pseudonymizer,
+    budget: UploadBudget,
+    burned_in_text: BurnedInPolicy | str = BurnedInPolicy.FLAGGED,
+    ocr: OCR | None = None,
+) -> Record:
     """One PNG/JPEG picture as a single-frame record (series keyed by size, instance by content hash).
 
     The decoded size (width × height × Pillow's bytes per pixel) is checked against ``budget`` before decoding.
+    Under ``burned_in_text`` "flagged" or "always" the picture is read with OCR and text that looks identifying
+    (dates, ID-like numbers, labelled values, name-like words: a picture has no header to match) is blacked out.
     """
     from PIL import Image as PILImage
     from PIL import ImageOps, UnidentifiedImageError
@@ -103,10 +121,20 @@ def ingest_picture(src: Source, index: int, kind: str, keys: Pseudonymizer, budg
     )
     record.display_name = src.display
     record.decoded_bytes = decoded_bytes
-    record.warnings.append(
-        "Pictures carry no DICOM information (no pixel spacing, no patient link); "
-        "any text burned into the picture is not de-identified."
-    )
+    reason = burned_in.scan_reason(burned_in_text, Modality.UNKNOWN, color=values.ndim == 3, source=kind)
+    if reason is None:
+        record.warnings.append(
+            "Pictures carry no DICOM information (no pixel spacing, no patient link); "
+            "any text burned into the picture is not de-identified."
+        )
+        return record
+    redaction = burned_in.clean_frames(record.frames, (), reason, ocr)
+    for frame in record.frames:
+        frame.redaction = redaction
+    record.burned_in = BurnedInAnnotation.YES if redaction.withheld else BurnedInAnnotation.NO
+    record.warnings.append("Pictures carry no DICOM information (no pixel spacing, no patient link).")
+    if redaction.withheld:
+        record.warnings.append(WITHHELD_MESSAGE)
     return record
 
 

@@ -16,6 +16,7 @@ from assistant.imaging.study import (
     Modality,
     PatientSex,
     PhotometricInterpretation,
+    Redaction,
     Window,
     WindowLike,
 )
@@ -304,6 +305,7 @@ class Frame:
     orientation: tuple[float, float, float, float, float, float] | None = None
     pixel_spacing: tuple[float, float] | None = None
     slice_thickness: float | None = None
+    redaction: Redaction | None = None  # what the burned-in text check did (None: not read)
 
 
 @dataclass

@@ -18,6 +18,8 @@ Public names
 - ``Image``: one frame (``values``, ``rendering``, ``window``, ``windows``, geometry); ``Image.render(window)``.
 - ``Series``: ordered frames, ``representative(n)``, ``montage(n, tile)``, ``summary()``.
 - ``Study``: series of one study, ``patient_key``, ``warnings``, ``summary()``.
+- ``Redaction``, ``RedactionBox``: what the burned-in text check blacked out of a frame (``Image.redaction``,
+  ``Image.pixels_withheld``; ``assistant.imaging.burned_in``).
 - ``render(image, window=None) -> np.ndarray``: 8-bit (rows, cols) grey or (rows, cols, 3) RGB.
 - ``montage(images, tile=256, window=None) -> np.ndarray``: a labelled grid for a quick look.
 - ``WindowError``: an unknown or invalid window (an ``IngestError``).
@@ -271,8 +273,26 @@ WindowSpec: TypeAlias = str | WindowPreset | Window | VoiLut | tuple[float, floa
 _CUSTOM_WINDOW = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*[,/:]\s*(\d+(?:\.\d+)?)\s*$")
 
 
+# Input validation, not a clinical fact: stored pixel values are at most 32 bits, and after the modality LUT no
+# modality's units (HU, MR signal, PET Bq/ml) come near ten million; a typed window beyond it is a typo.
+MAX_WINDOW_VALUE = 10_000_000.0
+
+
+def _typed_window(center: float, width: float) -> Window:
+    """A window a person typed: finite, width at least 1 and both within +-MAX_WINDOW_VALUE."""
+    if not (math.isfinite(center) and math.isfinite(width)):
+        raise WindowError(f"window centre and width must be finite numbers, got {center}/{width}")
+    if abs(center) > MAX_WINDOW_VALUE or abs(width) > 2 * MAX_WINDOW_VALUE:
+        raise WindowError(
+            f"window {center:g}/{width:g} is not a plausible window (centre within +-{MAX_WINDOW_VALUE:,.0f}, width "
+            f"up to {2 * MAX_WINDOW_VALUE:,.0f}); a CT lung window is e.g. -600/1500"
+        )
+    return Window(center, width)
+
+
 def parse_window(spec: str | WindowPreset | tuple[float, float] | Window) -> Window:
-    """A preset by name, or a custom window from ``"CENTER,WIDTH"``, ``"CENTER/WIDTH"`` or a pair."""
+    """A preset by name, or a custom window from ``"CENTER,WIDTH"``, ``"CENTER/WIDTH"`` or a pair (refused when
+    not plausible: see ``MAX_WINDOW_VALUE``)."""
     if isinstance(spec, Window):
         return spec
     if isinstance(spec, WindowPreset):
@@ -280,10 +300,13 @@ def parse_window(spec: str | WindowPreset | tuple[float, float] | Window) -> Win
     if isinstance(spec, tuple):
         if len(spec) != 2:
             raise WindowError(f"a window is a (centre, width) pair, got {len(spec)} numbers")
-        return Window(float(spec[0]), float(spec[1]))
+        try:
+            return _typed_window(float(spec[0]), float(spec[1]))
+        except (TypeError, ValueError) as exc:
+            raise WindowError(f"a window is two numbers (centre, width), got {spec!r}") from exc
     match = _CUSTOM_WINDOW.match(str(spec))
     if match:
-        return Window(float(match.group(1)), float(match.group(2)))
+        return _typed_window(float(match.group(1)), float(match.group(2)))
     return WindowPreset.parse(spec).window
 
 
@@ -387,6 +410,54 @@ def _voi_lut_unit(x: np.ndarray, lut: VoiLut) -> np.ndarray:
 # Domain objects
 
 
+@dataclass(frozen=True, order=True)
+class RedactionBox:
+    """A blacked-out rectangle of a frame, in its pixel coordinates (column x, row y, width, height)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.width, self.height]
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What the burned-in text check did to one file's frames: boxes and counts, never the text it read.
+
+    ``withheld``: identifying text was still legible after redaction, so the frames' pixels were blanked; the
+    image must not be shown, sent to a model or indexed (``Image.pixels_withheld``).
+    """
+
+    reason: str = ""  # why the frames were read (modality, flag, picture...)
+    boxes: tuple[RedactionBox, ...] = ()
+    identifiers_found: bool = False  # a header identifier or an ID-like number was among the boxes
+    withheld: bool = False
+    ocr_passes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def redacted(self) -> bool:
+        return bool(self.boxes)
+
+    def describe(self) -> dict[str, Any]:
+        """Counts and boxes for summaries and audit rows (no text)."""
+        return {
+            "boxes": [b.as_list() for b in self.boxes],
+            "box_count": len(self.boxes),
+            "withheld": self.withheld,
+        }
+
+
+WITHHELD_MESSAGE = (
+    "This image still showed patient details after burned-in text was blacked out, so its pixels are withheld: "
+    "it is not shown, sent to the model or indexed. The header facts are still available."
+)
+REDACTED_MESSAGE = "Burned-in text that may identify the patient was blacked out in the image shown."
+
+
 def _readonly(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -409,6 +480,7 @@ class Image:
     image_orientation_patient: tuple[float, float, float, float, float, float] | None = None
     pixel_spacing: tuple[float, float] | None = None  # (row, column) spacing in mm, PS3.3 10.7.1.3
     slice_thickness: float | None = None
+    redaction: Redaction | None = None  # the burned-in text check of this frame's file; None when not read
 
     def __post_init__(self) -> None:
         if self.values.ndim not in (2, 3) or self.rendering.shape != self.values.shape:
@@ -432,6 +504,11 @@ class Image:
     @property
     def is_color(self) -> bool:
         return self.values.ndim == 3
+
+    @property
+    def pixels_withheld(self) -> bool:
+        """True when identifying text stayed legible after redaction: the pixels are blank and must not leave."""
+        return self.redaction is not None and self.redaction.withheld
 
     def resolve_window(self, spec: WindowSpec) -> WindowLike | None:
         """The window meant by ``spec``: one of this frame's own by name, a preset, or a custom one."""
@@ -503,6 +580,9 @@ def montage(
         if labels is not None and i < len(labels):
             draw.text(((i % cols) * tile + 3, (i // cols) * tile + 2), labels[i], fill=255 if not color else (255,) * 3)
     return _readonly(np.asarray(canvas))
+
+
+_MAX_REGIONS = 200  # boxes listed in a series summary; the count is always complete
 
 
 def _plain_number(x: float) -> float | int:
@@ -578,6 +658,22 @@ class Series:
             "windows_available": [w.name for w in first.windows],
             "burned_in_annotation": self.burned_in_annotation.value,
             "source": self.source,
+            "burned_in_text": self.burned_in_text(),
+        }
+
+    def burned_in_text(self) -> dict[str, Any] | None:
+        """What the burned-in text check did to this series (counts and boxes, no text); None if not read."""
+        checked = [(i, im.redaction) for i, im in enumerate(self.images) if im.redaction is not None]
+        if not checked:
+            return None
+        regions = [[i + 1, *b.as_list()] for i, r in checked for b in r.boxes]
+        return {
+            "checked_frames": len(checked),
+            "redacted_frames": sum(1 for _, r in checked if r.redacted),
+            "withheld_frames": sum(1 for _, r in checked if r.withheld),
+            "box_count": len(regions),
+            "regions": regions[:_MAX_REGIONS],  # [frame, x, y, width, height], frame 1-based
+            "reason": checked[0][1].reason,
         }
 
 
@@ -614,6 +710,31 @@ class Study:
             return BurnedInAnnotation.YES
         return BurnedInAnnotation.NO if values == {BurnedInAnnotation.NO} else BurnedInAnnotation.UNKNOWN
 
+    @property
+    def pixels_redacted(self) -> bool:
+        """True when burned-in text was blacked out in any frame shown."""
+        return any(im.redaction is not None and im.redaction.redacted for im in self.images)
+
+    def redaction_audit(self) -> tuple[str, ...]:
+        """One compact entry per frame the burned-in text check read, for an audit row: series and frame numbers,
+        box count, withheld flag and the boxes as x,y,w,h (never text), e.g. "burned-in s1f1 n2 w0 10,8,120,20;…"."""
+        out: list[str] = []
+        for s_index, series in enumerate(self.series, start=1):
+            for f_index, image in enumerate(series.images, start=1):
+                r = image.redaction
+                if r is None:
+                    continue
+                boxes = ";".join(",".join(str(v) for v in b.as_list()) for b in r.boxes[:_MAX_REGIONS])
+                out.append(f"burned-in s{s_index}f{f_index} n{len(r.boxes)} w{int(r.withheld)} {boxes}".rstrip())
+        return tuple(out)
+
+    @property
+    def redaction_message(self) -> str | None:
+        """What the viewer says about redacted or withheld pixels, or None."""
+        if any(im.pixels_withheld for im in self.images):
+            return WITHHELD_MESSAGE
+        return REDACTED_MESSAGE if self.pixels_redacted else None
+
     def summary(self) -> dict[str, Any]:
         """De-identified facts about this study: the only view of it that may reach prompts, logs, indexes."""
         return {
@@ -626,6 +747,9 @@ class Study:
             "series_count": len(self.series),
             "image_count": sum(s.frame_count for s in self.series),
             "burned_in_annotation": self.burned_in_annotation.value,
+            "pixels_redacted": self.pixels_redacted,
+            "pixels_withheld": sum(1 for im in self.images if im.pixels_withheld),
+            "redaction_message": self.redaction_message,
             "warnings": list(self.warnings),
             "series": [s.summary() for s in self.series],
         }

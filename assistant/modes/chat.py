@@ -58,13 +58,22 @@ class ChatService:
         messages, attachment = self.prepare(question, history, images)
         yield from self.stream_messages(messages, attachment)
 
-    def stream_messages(self, messages: Sequence[ChatMessage], attachment: Attachment | None = None) -> Iterator[str]:
-        """Stream prepared messages, with one audit row (mode, template, model, latency; never text)."""
+    def stream_messages(
+        self,
+        messages: Sequence[ChatMessage],
+        attachment: Attachment | None = None,
+        *,
+        options: GenerationOptions | None = None,
+    ) -> Iterator[str]:
+        """Stream prepared messages, with one audit row (mode, template, model, latency; never text). ``options``:
+        this request's (e.g. with the conversation's ``affinity_key``), the service's own by default."""
         started = time.monotonic()
         chars, outcome = 0, "ok"
-        model: ChatModel = VisionChatModel(self.model) if attachment is not None else self.model
+        model: ChatModel = self.model
+        if attachment is not None:  # images sent by uuid alone go again in full if the server lost them
+            model = VisionChatModel(self.model, restore=self.vision.restore if self.vision is not None else None)
         try:
-            for piece in model.stream_chat(messages, self.options):
+            for piece in model.stream_chat(messages, options or self.options):
                 chars += len(piece)
                 yield piece
         except BaseException as exc:

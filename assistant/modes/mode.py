@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from assistant.errors import ConfigurationError
@@ -15,6 +16,13 @@ class Mode(StrEnum):
     CHAT = "chat"  # plain chat with the model, no sources
     GUIDELINE = "guideline"  # calculators, exact categories, knowledge-base citations
     GROUNDED = "grounded"  # answered from guideline sections and the current patient's priors, with citations
+    FACTS = "facts"  # study metadata (modality, slice thickness, ...) read from the de-identified header by code
+
+
+# A guideline named outright: with a study open, such a question still goes to the calculators.
+_NAMED_GUIDELINE = re.compile(
+    r"\b(?:fleischner|lung[\s-]?rads|ti[\s-]?rads|bi[\s-]?rads|li[\s-]?rads|bosniak|o[\s-]?rads|pi[\s-]?rads)\b", re.I
+)
 
 
 def choose_mode(
@@ -22,8 +30,9 @@ def choose_mode(
 ) -> Mode:
     """The mode that answers ``question``: ``mode`` itself unless it is ``auto``.
 
-    ``auto``: a question about attached images is study Q&A (chat), even if it names a nodule; with a patient
-    key it is grounded in that patient's priors; otherwise guideline mode when a calculator covers it.
+    ``auto``: a question about attached images is study Q&A (chat), even if it names a nodule, unless it names a
+    guideline outright ("per Fleischner", "TI-RADS"): that goes to the calculators; with a patient key it is
+    grounded in that patient's priors; otherwise guideline mode when a calculator covers it.
     """
     try:
         chosen = Mode(mode)
@@ -33,7 +42,8 @@ def choose_mode(
     if chosen is not Mode.AUTO:
         return chosen
     if has_images:
-        return Mode.CHAT
+        named = _NAMED_GUIDELINE.search(question) and detect_calculator(question) is not None
+        return Mode.GUIDELINE if named else Mode.CHAT
     if patient_key:
         return Mode.GROUNDED
     return Mode.GUIDELINE if detect_calculator(question) is not None else Mode.CHAT

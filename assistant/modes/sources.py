@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import retrieval
 from assistant.errors import RetrievalError, translated_retrieval_errors
@@ -103,8 +103,32 @@ class GuidelineLibrary:
         return [retrieval.Hit.from_chunk(chunk, 1.0, 1.0) for chunk in chunks]
 
 
+class PriorStore(Protocol):
+    """Where the prior reports of every patient are kept, read one patient at a time (``assistant.priors``'
+    database store)."""
+
+    def has_reports(self) -> bool: ...
+
+    def reports_for(self, patient_key: str, model_id: str | None = None) -> list[retrieval.PriorReport]: ...
+
+    def search(
+        self,
+        query: str,
+        patient_key: str,
+        embedder: retrieval.Embedder,
+        k: int = 5,
+        *,
+        min_relevance: float | None = None,
+    ) -> list[retrieval.Hit]: ...
+
+
 class PriorReports:
-    """The prior-report index at ``path``, opened on the first search; searches are always per patient."""
+    """The patients' prior reports: searches are always per patient.
+
+    Kept in a ``store`` (the database, shared by every replica: an import is seen by the next question), or, for
+    tests and tools, an in-memory ``index`` or the index folder at ``path`` (opened on the first search, reopened
+    after a change).
+    """
 
     def __init__(
         self,
@@ -112,30 +136,69 @@ class PriorReports:
         embedder: retrieval.Embedder | None = None,
         *,
         index: retrieval.PriorReportIndex | None = None,
+        store: PriorStore | None = None,
     ) -> None:
-        if index is None and (path is None or embedder is None):
-            raise ValueError("PriorReports needs an index, or a path and an embedder")
+        if store is not None and embedder is None:
+            raise ValueError("PriorReports with a store needs the embedder its questions are embedded with")
+        if store is None and index is None and (path is None or embedder is None):
+            raise ValueError("PriorReports needs a store and an embedder, an index, or a path and an embedder")
         self._embedder = embedder
         self._path = path
         self._index = index
+        self._store = store
+        self._version: str | None = None  # the committed version the open index was loaded from
         self._lock = threading.Lock()
 
+    def _committed(self) -> str | None:
+        """The name of the index's committed version (changes with every import), or None without one."""
+        if self._path is None:
+            return None
+        try:
+            return (self._path / "CURRENT").read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    def available(self) -> bool:
+        """Whether there are prior reports to search (any stored, an index given, or one built at the path)."""
+        if self._store is not None:
+            return self._store.has_reports()
+        return (self._index is not None and self._path is None) or self._committed() is not None
+
     def index(self) -> retrieval.PriorReportIndex:
-        """The open index; a clear error when none was built."""
+        """The open index (reopened after an import changed it); a clear error when none was built."""
         with self._lock:
+            if self._path is not None and self._index is not None and self._committed() != self._version:
+                self._index = None  # imported into since it was opened (e.g. `radassist priors import`)
             if self._index is None:
                 if self._path is None or self._embedder is None or not retrieval.HybridIndex.exists(self._path):
                     raise RetrievalError(
-                        "no prior-report index: build it with `radassist index build --corpus reports --input FILE`"
+                        "no prior-report index: import the patients' prior reports with `radassist priors import FILE`"
                     )
+                version = self._committed()
                 with translated_retrieval_errors():
                     self._index = retrieval.PriorReportIndex.load(self._path, self._embedder)
+                self._version = version
             return self._index
+
+    def reports_for(self, patient_key: str) -> list[retrieval.PriorReport]:
+        """This patient's reports, newest first ([] when none were imported)."""
+        if self._store is not None:
+            model = self._embedder.model_id if self._embedder is not None else None
+            return self._store.reports_for(patient_key, model)
+        if not self.available():
+            return []
+        index = self.index()
+        with translated_retrieval_errors():
+            return index.reports(patient_key)
 
     def search(
         self, query: str, patient_key: str, k: int = 3, *, min_relevance: float | None = None
     ) -> list[retrieval.Hit]:
         """This patient's most relevant prior-report sections (never another patient's)."""
+        if self._store is not None and self._embedder is not None:
+            if not str(patient_key or "").strip():
+                raise RetrievalError("prior reports can only be searched for one patient: a patient key is required")
+            return self._store.search(query, patient_key, self._embedder, k, min_relevance=min_relevance)
         index = self.index()
         with translated_retrieval_errors():
             return index.search(query, patient_key, k, min_relevance=min_relevance)

@@ -11,7 +11,7 @@ from assistant.guidelines.extract import find_sizes
 from assistant.report.dictation import split_sentences
 from assistant.report.draft import Change, Origin, PriorRef, Report, ReportTemplate, Section
 from assistant.report.statements import is_normal
-from retrieval.reports import PriorReport
+from retrieval.reports import PriorReport, relative_date
 
 
 class PriorSource(Protocol):
@@ -63,8 +63,12 @@ def most_recent_prior(source: PriorSource, patient_key: str | None, before: dt.d
     return max(reports, key=lambda r: (r.study_date, r.report_id), default=None)
 
 
-def attach_prior(report: Report, prior: PriorReport) -> Report:
-    """Comparison names the prior (unconfirmed until accepted); its text is kept for change detection."""
+def attach_prior(report: Report, prior: PriorReport, current: dt.date | None = None) -> Report:
+    """Comparison names the prior (unconfirmed until accepted); its text is kept for change detection.
+
+    ``current``: the study's own (shifted) date; the interval to the prior is then named too ("3 months before
+    this study"), which stays true across the per-patient date shift both dates carry.
+    """
     ref = PriorRef(
         report_id=prior.report_id,
         study_date=prior.study_date,
@@ -72,8 +76,11 @@ def attach_prior(report: Report, prior: PriorReport) -> Report:
         impression=prior.sections.get("impression", ""),
     )
     report = report.replace(prior=ref)
+    interval = f"; {relative_date(prior.study_date, current)[0]}" if current is not None else ""
     report, statement = report.new_statement(
-        f"Prior report of {prior.study_date.isoformat()} (report {prior.report_id}).", Origin.PRIOR, confirmed=False
+        f"Prior report of {prior.study_date.isoformat()} (report {prior.report_id}{interval}).",
+        Origin.PRIOR,
+        confirmed=False,
     )
     keep = [s for s in report.part(Section.COMPARISON).statements if s.origin not in (Origin.TEMPLATE, Origin.PRIOR)]
     return report.with_part(Section.COMPARISON, [statement, *keep])

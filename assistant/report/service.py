@@ -29,10 +29,10 @@ from assistant.report.draft import (
     undo_target,
 )
 from assistant.report.edits import Intent, condense, facts_kept, find_statements, parse_intent
-from assistant.report.export import ExportFormat, export_report
+from assistant.report.export import DateShifter, ExportFormat, export_report
 from assistant.report.priors import PriorSource, attach_prior, most_recent_prior
 from assistant.report.statements import place_statement
-from assistant.report.store import MessageStatus, ReportStore
+from assistant.report.store import MessageStatus, ReportStore, VersionConflict
 from assistant.store.audit import AuditLog
 from prompts import PromptTemplate, render
 from prompts import load_template as load_prompt
@@ -40,11 +40,18 @@ from prompts import load_template as load_prompt
 logger = logging.getLogger(__name__)
 
 MAX_DICTATION_CHARS = 8000
+_CAS_ATTEMPTS = 5  # saves raced by another tab or the command line before a change is kept as failed (for retry)
+_RETRY = re.compile(r"^\s*retry\s*[.!]?\s*$", re.I)
+# Confirming or undoing is about what the radiologist saw: on a draft that moved meanwhile it is not re-applied.
+_NOT_REBASED = {"undo": "undone", "accept": "accepted"}
 
 # A dictation is written to the dialogue before the model is asked, and the draft moves only from one complete
 # version to the next: when the engine dies half way, nothing of the draft or its history is lost.
 # "Make impression 2 more concise" asks the model, and its answer is accepted only when every number, side and
 # negation is kept; otherwise a deterministic condensation is used.
+# Saves are compare-and-set on the version read: when another tab or the command line saved a version in between,
+# a dictation or an edit is applied again on top of the newer version (rebased) and the reply says so; an undo or an
+# "accept" is not (it was meant for what the radiologist saw) and the reply asks to look again.
 
 
 @dataclass(frozen=True)
@@ -103,66 +110,118 @@ class DraftingService:
         if self.priors is not None and study is not None:
             prior = most_recent_prior(self.priors, study.patient_key, study.study_date)
             if prior is not None:
-                report = attach_prior(report, prior)
+                report = attach_prior(report, prior, study.study_date)
                 notes.append(f"Comparison: the prior report of {prior.study_date.isoformat()} of this patient.")
             else:
                 notes.append("No prior report of this patient was found.")
         report = apply_derived(report, tmpl)
         version = self.store.create(report)
         self.store.add_message(report.report_id, "assistant", f"New {tmpl.title} draft.", MessageStatus.NOTE)
-        text = f"New {tmpl.title} draft {report.report_id} ({tmpl.ref}); template defaults are unconfirmed."
+        text = f"New {tmpl.title} draft ({tmpl.ref}); template defaults are unconfirmed."
         return Reply(report, " ".join([text, *notes]), version=version.number, changed=True)
 
     # ------------------------------------------------------------------------------------------- export
 
-    def export(self, report_id: str, fmt: ExportFormat | str, path: Path) -> Exported:
+    def export(
+        self, report_id: str, fmt: ExportFormat | str, path: Path, keys: DateShifter | None = None
+    ) -> Exported:
         """Write the current version of one of the owner's drafts to ``path``; the export is recorded (format,
-        version, owner; never the text)."""
+        version, owner; never the text). ``keys``: the de-identification keys (``Pseudonymizer``), so that a DICOM
+        SR's own dates carry the patient's date shift like the study's dates."""
         current = self.store.current(report_id)  # ReportNotFound for another owner's: nothing is written
-        written = export_report(current.report, fmt, path, current.number)  # a bad format is an ExportError here
+        # A bad format is an ExportError here.
+        written = export_report(current.report, fmt, path, current.number, keys=keys)
         kind = ExportFormat(fmt)
         self.store.record_export(report_id, current.number, kind.value)
         return Exported(written, current.number, kind)
 
     # ------------------------------------------------------------------------------------------- dialogue
 
-    def handle(self, report_id: str, message: str) -> Reply:
-        """One message of the dialogue: an edit command, "undo", or dictation."""
+    def handle(self, report_id: str, message: str, seen_version: int | None = None) -> Reply:
+        """One message of the dialogue: an edit command, "undo", "retry", or dictation. ``seen_version`` is the
+        version the caller showed the radiologist (a tab's view): if the draft moved on since, the reply says so."""
         text = message.strip()
         if not text:
             raise ReportError("the message is empty")
         if len(text) > MAX_DICTATION_CHARS:
             raise ReportError(f"the message is too long ({len(text)} characters; at most {MAX_DICTATION_CHARS})")
+        if _RETRY.match(text):
+            return self.retry(report_id)
         intent = parse_intent(text)
         if intent.kind == "dictate":
-            return self.dictate(report_id, text)
+            return self.dictate(report_id, text, seen_version)
+        start = self.store.current(report_id).number
         message_id = self.store.add_message(report_id, "user", text, MessageStatus.PENDING)
         try:
-            if intent.kind == "undo":
-                return self._undo(report_id, message_id)
-            handler = {
-                "delete": self._delete,
-                "concise": self._concise,
-                "replace": self._replace,
-                "accept": self._accept,
-                "redraft": self._redraft,
-            }[intent.kind]
-            return handler(report_id, intent, message_id)
+            moved = seen_version is not None and seen_version != start
+            if intent.kind in _NOT_REBASED and moved:
+                return self._stale(report_id, message_id, intent.kind, seen_version)
+            for _ in range(_CAS_ATTEMPTS):
+                try:
+                    if intent.kind == "undo":
+                        reply = self._undo(report_id, message_id)
+                    else:
+                        handler = {
+                            "delete": self._delete,
+                            "concise": self._concise,
+                            "replace": self._replace,
+                            "accept": self._accept,
+                            "redraft": self._redraft,
+                        }[intent.kind]
+                        reply = handler(report_id, intent, message_id)
+                except VersionConflict as exc:
+                    if intent.kind in _NOT_REBASED:
+                        return self._stale(report_id, message_id, intent.kind, exc.expected)
+                    moved = True
+                    continue
+                return self._rebased(reply, seen_version if seen_version is not None else start, "change", moved)
+            raise ReportError("the draft kept changing while this edit was applied; it is kept for `retry`")
         except BaseException:
             self.store.set_status(message_id, MessageStatus.FAILED)
             raise
+
+    def _stale(self, report_id: str, message_id: int, kind: str, seen: int | None) -> Reply:
+        current = self.store.current(report_id)
+        return self._ask(
+            current.report, message_id,
+            f"Nothing was {_NOT_REBASED[kind]}: the draft changed meanwhile (it is at version {current.number}, "
+            f"you were looking at version {seen}; saved from another window or the command line). Look at it "
+            f"again, then {kind} once more if still wanted.",
+        )  # fmt: skip
+
+    def _rebased(self, reply: Reply, seen: int | None, what: str, moved: bool) -> Reply:
+        """The reply, telling the radiologist when their change went on top of a version saved elsewhere."""
+        if not moved or not reply.changed or reply.version is None:
+            return reply
+        note = (
+            f"Note: the draft changed meanwhile (another window or the command line saved a version after "
+            f"version {seen}); your {what} was added on top of it as version {reply.version}: nothing of either "
+            "was lost."
+        )
+        self.store.add_message(reply.report.report_id, "assistant", note, MessageStatus.NOTE)
+        return dataclasses.replace(reply, text=f"{reply.text} {note}")
 
     def plan(self, report_id: str, text: str) -> list[Clause]:
         """How a dictation would be split and placed by the rules alone (no model, nothing saved)."""
         report = self.store.load(report_id)
         return split_dictation(load_report_template(report.template), text)
 
-    def dictate(self, report_id: str, text: str) -> Reply:
+    def dictate(self, report_id: str, text: str, seen_version: int | None = None) -> Reply:
         """Place a dictation into the draft (one new version), redraft the impression, recompute recommendations."""
         current = self.store.current(report_id)
-        report = current.report
-        template = load_report_template(report.template)
+        template = load_report_template(current.report.template)
         message_id = self.store.add_message(report_id, "user", text, MessageStatus.PENDING)
+        try:
+            return self._dictate(current, template, text, message_id, seen_version)
+        except BaseException:
+            # Whatever failed (not only the model), the dictation stays saved and is offered for retry.
+            self.store.set_status(message_id, MessageStatus.FAILED)
+            raise
+
+    def _dictate(
+        self, current: Version, template: ReportTemplate, text: str, message_id: int, seen_version: int | None
+    ) -> Reply:
+        report_id = current.report.report_id
         try:
             clauses = self._resolve(template, split_dictation(template, text))
         except (LLMUnavailableError, PlacementError) as exc:
@@ -173,15 +232,9 @@ class DraftingService:
             )
             self.store.add_message(report_id, "assistant", note, MessageStatus.NOTE)
             logger.warning("dictation for report %s not applied: %s", report_id, type(exc).__name__)
-            return Reply(report, note, version=current.number, ok=False)
+            return Reply(current.report, note, version=current.number, ok=False)
         placed = [c for c in clauses if c.slot is not None]
         unplaced = tuple(c.text for c in clauses if c.slot is None)
-        after = report
-        for clause in clauses:
-            if clause.slot is not None:
-                # The radiologist's words, but where the model put them is a guess until accepted.
-                after, _ = place_statement(after, template, clause.slot, clause.text, clause.method != "model")
-        after = apply_derived(after, template)
         logger.info(
             "dictation for report %s: %d clauses (%d by rules, %d by model, %d unplaced)",
             report_id, len(clauses), sum(c.method in ("label", "cue", "keywords") for c in clauses),
@@ -193,10 +246,39 @@ class DraftingService:
             summary += f" ({len(by_model)} placed by the language model: check them, they stay unconfirmed)"
         if unplaced:  # kept for `retry` once the model is available; never silently dropped
             self.store.add_message(report_id, "user", ". ".join(unplaced), MessageStatus.FAILED)
-        return self._commit(current, after, "dictate", f"dictated: {summary}", message_id, unplaced=unplaced)
+        seen = seen_version if seen_version is not None else current.number
+        moved = seen != current.number
+        for _ in range(_CAS_ATTEMPTS):
+            after = current.report
+            for clause in clauses:
+                if clause.slot is not None:
+                    # The radiologist's words, but where the model put them is a guess until accepted.
+                    after, _ = place_statement(after, template, clause.slot, clause.text, clause.method != "model")
+            after = apply_derived(after, template)
+            try:
+                reply = self._commit(current, after, "dictate", f"dictated: {summary}", message_id, unplaced=unplaced)
+            except VersionConflict:  # another tab or the CLI saved meanwhile: place the same clauses on that
+                logger.info("report %s moved on while dictating; rebasing the dictation", report_id)
+                current = self.store.current(report_id)
+                moved = True
+                continue
+            return self._rebased(reply, seen, "dictation", moved)
+        raise ReportError("the draft kept changing while this dictation was applied; it is kept for `retry`")
+
+    def retry_note(self, report_id: str) -> str:
+        """What is waiting for ``retry`` on one of the owner's drafts, in words ("" when nothing is)."""
+        waiting = self.store.failed_messages(report_id)
+        if not waiting:
+            return ""
+        interrupted = sum(m.interrupted for m in waiting)
+        why = f", {interrupted} of them interrupted by a crash" if interrupted else ""
+        return (
+            f"{len(waiting)} dictation(s) or edit(s) of this draft were saved but not applied{why}; "
+            "send `retry` to apply them."
+        )
 
     def retry(self, report_id: str) -> Reply:
-        """Apply the dictations that failed (the model was down), oldest first."""
+        """Apply the dictations that failed (the model was down) or were interrupted (a crash), oldest first."""
         failed = self.store.failed_messages(report_id)
         if not failed:
             return Reply(self.store.load(report_id), "Nothing to retry.")
@@ -245,7 +327,9 @@ class DraftingService:
             text = " ".join(["No change.", *notes])
             return Reply(after, text, "", current.number, False, True, after.questions, unplaced)
         before = current.number if base == "current" else base
-        version = self.store.save(after, action, summary, before if isinstance(before, int) else None, message_id)
+        version = self.store.save(
+            after, action, summary, before if isinstance(before, int) else None, message_id, expected=current.number
+        )
         text = " ".join([f"Version {version.number}: {summary}.", *notes])
         self.store.add_message(after.report_id, "assistant", text, MessageStatus.NOTE)
         return Reply(after, text, diff, version.number, True, True, after.questions, unplaced)
@@ -286,7 +370,7 @@ class DraftingService:
         if statement.origin is Origin.CALCULATOR:
             after = after.replace(dismissed=(*after.dismissed, statement.text))
         after = apply_derived(after, load_report_template(report.template))
-        return self._commit(current, after, "edit", f"deleted from {part.title}: {statement.id}", message_id)
+        return self._commit(current, after, "edit", f"deleted from {part.title}: “{statement.text}”", message_id)
 
     def _replace(self, report_id: str, intent: Intent, message_id: int) -> Reply:
         current = self.store.current(report_id)
@@ -307,7 +391,7 @@ class DraftingService:
         if part.section is Section.IMPRESSION:
             after = after.replace(impression_locked=True)
         after = apply_derived(after, load_report_template(report.template))
-        return self._commit(current, after, "edit", f"changed in {part.title}: {statement.id}", message_id)
+        return self._commit(current, after, "edit", f"changed in {part.title}: “{edited.text}”", message_id)
 
     def _concise(self, report_id: str, intent: Intent, message_id: int) -> Reply:
         current = self.store.current(report_id)

@@ -63,3 +63,35 @@ def test_exit_0_when_all_files_ingest_and_pngs_are_written(
 def test_bad_window_name_is_an_ingest_error(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="unknown window"):
         _run([str(wheel_file("CT_small.dcm")), "--out", str(tmp_path), "--window", "nope"], tmp_path)
+
+
+def test_control_and_bidi_characters_in_names_are_escaped_and_skipped_members_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("evil\x1b]0;pwned\x07\x1b[31mred\u202egpj.dcm", b"not dicom at all" * 20)
+        zf.writestr("__MACOSX/._IM1.dcm", b"resource fork")
+        zf.writestr(".hidden.dcm", b"x")
+    status = _run([str(archive)], tmp_path / "data")
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "evil\\x1b]0;pwned\\x07\\x1b[31mred\\u202egpj.dcm" in out  # shown, escaped, not obeyed
+    assert "skipped upload.zip!__MACOSX/._IM1.dcm: macOS archive metadata" in out.replace(str(tmp_path) + "/", "")
+    assert "!.hidden.dcm: a hidden file or folder" in out
+    _run([str(archive), "--json"], tmp_path / "data")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(line.get("skipped") or "" for line in lines)[1:] == [
+        "a hidden file or folder", "macOS archive metadata, not an image"
+    ]  # fmt: skip
+
+
+def test_terminal_text_escapes_controls_and_bidi_but_keeps_lines() -> None:
+    from assistant.cli.text import one_line, terminal_text
+
+    assert terminal_text("Lungs: clear.\n\tHeart\u202e normal\x1b[2J") == "Lungs: clear.\n\tHeart\\u202e normal\\x1b[2J"
+    assert one_line("a\nb\u2066c\x9b") == "a\\x0ab\\u2066c\\x9b"
+    assert terminal_text("Größe 7 mm, ü") == "Größe 7 mm, ü"

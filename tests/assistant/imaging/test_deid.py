@@ -96,7 +96,8 @@ def test_deidentified_dataset_holds_no_planted_phi_at_any_depth() -> None:
 def test_burned_in_annotation_is_flagged_and_identity_not_claimed_removed(tmp_path: Path) -> None:
     ds = plant_phi(read("CT_small.dcm"))
     ds.BurnedInAnnotation = "YES"
-    result = load_study([write(ds, tmp_path / "burned.dcm")], SALT)
+    # Pixels not read (burned_in_text = never): the flag is passed on; test_burned_in.py covers the OCR path.
+    result = load_study([write(ds, tmp_path / "burned.dcm")], SALT, burned_in_text="never")
     study = result.study
     assert study is not None
     assert study.summary()["burned_in_annotation"] == "YES"

@@ -345,3 +345,18 @@ def test_two_part_question_that_cannot_be_computed_says_so(library: GuidelineLib
     svc = service(library, [], phrase=False)
     out = svc.answer("cystic renal mass with 3 thin septa: Bosniak, and what if the next CT shows 6 septa?").to_json()
     assert len(out["tool_results"]) == 1 and "not computed here" in out["answer"]
+
+
+@pytest.mark.parametrize(
+    ("question", "refusal"),
+    [
+        ("Fleischner: incidental 90 cm solid nodule, high risk", "size_mm=900.0 is not a plausible measurement"),
+        ("Fleischner: incidental 7 mm solid nodule in a 250 year old", "age=250 must be an age in years"),
+        ("Bosniak: cystic renal mass on unenhanced CT, -5000 HU", "not a plausible CT number"),
+    ],
+)
+def test_implausible_numbers_extracted_from_a_question_are_refused_with_the_reason(
+    library: GuidelineLibrary, question: str, refusal: str
+) -> None:
+    answer = service(library, [], phrase=False).answer(question)
+    assert "cannot apply the guideline to these inputs" in answer.text and refusal in answer.text
