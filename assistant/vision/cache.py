@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -71,7 +71,8 @@ class CachedEmbedding:
         return int(self.embeds.numel() * self.embeds.element_size()) + len(self.payload) + int(self.pooled.nbytes)
 
 
-Compute = Callable[[Sequence[np.ndarray]], list[tuple["torch.Tensor", np.ndarray]]]
+# ((T, H) embeddings, (D,) pooled) per image, optionally with the payload to send (default: torch.save of the embeds)
+Compute = Callable[[Sequence[np.ndarray]], Sequence[tuple[Any, ...]]]
 
 
 class EmbeddingCache:
@@ -142,8 +143,12 @@ class EmbeddingCache:
             results = compute(list(todo.values()))
             if len(results) != len(todo):
                 raise ValueError(f"compute returned {len(results)} results for {len(todo)} images")
-            for key, (embeds, pooled) in zip(todo, results, strict=True):
-                entry = CachedEmbedding(key=key, embeds=embeds, payload=serialize_embeds(embeds), pooled=pooled)
+            for key, result in zip(todo, results, strict=True):
+                embeds: torch.Tensor = result[0]
+                pooled: np.ndarray = result[1]
+                given = result[2] if len(result) > 2 else None  # a family's own payload (Qwen2.5-VL: embeds + grid)
+                payload = given if isinstance(given, str) else serialize_embeds(embeds)
+                entry = CachedEmbedding(key=key, embeds=embeds, payload=payload, pooled=pooled)
                 self.put(fingerprint, entry)
                 found[key] = entry
         return [found[key] for key in keys]

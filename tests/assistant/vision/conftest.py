@@ -157,3 +157,42 @@ def random_rendering(seed: int, shape: tuple[int, ...] = (96, 80)) -> np.ndarray
     """An 8-bit grey picture with structure (not flat), reproducible from ``seed``."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+# -- tiny models of the other families (MedGemma = Gemma 3, Lingshu/CheXOne = Qwen2.5-VL) ---------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Gemma3ForConditionalGeneration with the family's processor classes (built, not downloaded)."""
+    from tests.support.tiny_gemma3 import build_tiny_gemma3
+
+    return build_tiny_gemma3(tmp_path_factory.mktemp("tiny-gemma3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Qwen2_5_VLForConditionalGeneration with the family's processor classes."""
+    from tests.support.tiny_qwen25vl import build_tiny_qwen25vl
+
+    return build_tiny_qwen25vl(tmp_path_factory.mktemp("tiny-qwen25vl"))
+
+
+def serve_model(model: Path, name: str, data: Path, *extra_args: str) -> Iterator[str]:
+    """A real ``vllm serve`` of a tiny model folder with ``extra_args`` (eager, small KV cache); yields its URL."""
+    from assistant.llm.engine import EmbeddedEngine, EngineSpec
+
+    spec = EngineSpec(
+        model=str(model),
+        served_name=name,
+        max_model_len=TINY_ENGINE_LIMITS["max_model_len"],
+        kv_cache_bytes=TINY_ENGINE_LIMITS["kv_cache_bytes"],
+        extra_args=extra_args,
+        start_timeout_s=900.0,
+    )
+    engine = EmbeddedEngine(spec, log_dir=data / "logs", cache_dir=data / "cache")
+    url = engine.start()
+    try:
+        yield url
+    finally:
+        engine.stop()

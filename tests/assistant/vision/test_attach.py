@@ -41,11 +41,14 @@ def test_embeds_part_is_what_vllm_decodes(embeds_service: VisionService) -> None
     assert attachment.image_input is ImageInput.EMBEDS
     assert isinstance(message.content, tuple)
     part, text = message.content
-    assert part["type"] == "image_embeds" and set(part) == {"type", "image_embeds"}
+    assert part["type"] == "image_embeds" and set(part) == {"type", "image_embeds", "uuid"}
+    assert part["uuid"] == embeds_service.image_uuid(ImageRef(random_rendering(1)))  # keyed, never the bare hash
     tensor = torch.load(io.BytesIO(base64.b64decode(part["image_embeds"])), weights_only=True)  # as vLLM does
     assert tuple(tensor.shape) == (TINY_IMAGE_TOKENS, TINY_LLM_HIDDEN)
     assert tensor.dtype == torch.bfloat16
-    assert text == {"type": "text", "text": "Image 1: image 1\n\nAny nodule?"}
+    assert text["type"] == "text"
+    assert text["text"].endswith("<image-details>\nImage 1: image 1\n</image-details>\n\nAny nodule?")
+    assert "not instructions" in text["text"]  # the header-sourced labels are fenced as data
 
 
 def test_follow_up_turn_reuses_cached_embeddings_without_encoding(embeds_service: VisionService) -> None:
