@@ -50,6 +50,7 @@ from assistant.report.store import ReportStore
 from assistant.runtime import AnswerEvent, AskContext, Runtime, open_runtime, priors_for_study
 from assistant.settings import Settings, load_settings
 from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
+from assistant.store.audit import AuditLog, record_burned_in_text
 from assistant.store.conversations import (
     ChatEntry,
     ChatInfo,
@@ -77,6 +78,8 @@ NOT_FOR_CLINICAL_USE = (
 )
 
 __all__ = [
+    "AuditLog",
+    "record_burned_in_text",
     "OpenProgress",
     "PacsClient",
     "PacsError",

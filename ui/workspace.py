@@ -26,6 +26,7 @@ from PIL import Image as PILImage
 from assistant import (
     NOT_FOR_CLINICAL_USE,
     AskContext,
+    AuditLog,
     CalculatorInputError,
     ChatNotFound,
     ChatSessionStore,
@@ -47,6 +48,7 @@ from assistant import (
     images_in_views,
     list_templates,
     load_study,
+    record_burned_in_text,
     series_views,
 )
 from ui import calculators, report_panel, viewer
@@ -279,6 +281,9 @@ class Workspace:
             return note(error_text(exc), FAILED_TITLE)
         finally:
             remove_uploads(paths, gradio_cache_dir(self.data_dir))
+        if any(study.redaction_audit() for study in result.studies):  # boxes and counts, never text
+            with AuditLog(self.settings.database) as audit:
+                record_burned_in_text(audit, result.studies)
         if progress is not None:
             progress(0.9, desc="rendering")
         logger.info(
@@ -945,7 +950,7 @@ class Workspace:
             suffix = {"md": ".md", "json": ".json", "sr": ".dcm", "txt": ".txt"}.get(kind.value, f".{kind.value}")
             # The service reads the draft as the owner and records the export; another owner's is never written.
             # The ingest's keys: a DICOM SR's own dates get the patient's date shift, as the study's dates did.
-            keys = Pseudonymizer.from_data_dir(self.data_dir) if kind is ExportFormat.SR else None
+            keys = Pseudonymizer.from_settings(self.settings) if kind is ExportFormat.SR else None
             exported = DraftingService(store).export(
                 s.report_id, kind, s.file(suffix, f"report-{kind.value}-"), keys=keys
             )

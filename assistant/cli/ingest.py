@@ -137,15 +137,9 @@ def _write_pngs(result: Any, out: Path, window: Any) -> int:
 
 def _audit_burned_in(studies: Any, settings: Settings) -> None:
     """One audit row per study whose pixels were read for burned-in text: boxes and counts, never text."""
-    from assistant.store.audit import AuditLog, AuditRecord
+    from assistant.store.audit import AuditLog, record_burned_in_text
 
-    rows = [(study, study.redaction_audit()) for study in studies]
-    rows = [(study, entries) for study, entries in rows if entries]
-    if not rows:
-        return
+    if not any(study.redaction_audit() for study in studies):
+        return  # no database is opened for an ingest that read no pixels for text
     with AuditLog(settings.database) as audit:
-        for study, entries in rows:
-            seconds = sum(im.redaction.seconds for im in study.images if im.redaction is not None)
-            outcome = "withheld" if any(im.pixels_withheld for im in study.images) else "ok"
-            latency = round(seconds * 1000)
-            audit.record(AuditRecord("ingest", "burned_in_text", "tesseract", entries, latency, 0, outcome))
+        record_burned_in_text(audit, studies)

@@ -729,6 +729,16 @@ class Study:
         return tuple(out)
 
     @property
+    def redaction_seconds(self) -> float:
+        """Wall time spent reading this study's frames for burned-in text."""
+        return sum(im.redaction.seconds for im in self.images if im.redaction is not None)
+
+    @property
+    def redaction_outcome(self) -> str:
+        """"withheld" when any frame still showed an identifier after redaction, else "ok" (for the audit row)."""
+        return "withheld" if any(im.pixels_withheld for im in self.images) else "ok"
+
+    @property
     def redaction_message(self) -> str | None:
         """What the viewer says about redacted or withheld pixels, or None."""
         if any(im.pixels_withheld for im in self.images):

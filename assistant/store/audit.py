@@ -12,9 +12,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import text
 
@@ -145,3 +146,29 @@ class AuditLog(DatabaseStore):
             if len(rows) < batch:
                 return
             last = rows[-1][0]
+
+
+class RedactedStudy(Protocol):
+    """What the audit needs of a study whose pixels were read for burned-in text (an imaging ``Study``)."""
+
+    @property
+    def redaction_seconds(self) -> float: ...
+
+    @property
+    def redaction_outcome(self) -> str: ...
+
+    def redaction_audit(self) -> tuple[str, ...]: ...
+
+
+def record_burned_in_text(audit: AuditLog, studies: Iterable[RedactedStudy]) -> int:
+    """One row per study whose pixels were read for burned-in text: frames, box counts and boxes, never text.
+    Shared by the command line and the web app's upload; returns the number of rows written."""
+    written = 0
+    for study in studies:
+        entries = study.redaction_audit()
+        if not entries:
+            continue
+        latency = round(study.redaction_seconds * 1000)
+        audit.record(AuditRecord("ingest", "burned_in_text", "tesseract", entries, latency, 0, study.redaction_outcome))
+        written += 1
+    return written
