@@ -72,12 +72,14 @@ from assistant.vision.service import (
     images_in_views,
     series_views,
 )
+from assistant.vision.volume import volume_in_view
 
 NOT_FOR_CLINICAL_USE = (
     "Research prototype — not for clinical use. Every output must be checked by a qualified radiologist."
 )
 
 __all__ = [
+    "volume_in_view",
     "AuditLog",
     "record_burned_in_text",
     "OpenProgress",

@@ -50,6 +50,7 @@ from assistant import (
     load_study,
     record_burned_in_text,
     series_views,
+    volume_in_view,
 )
 from ui import calculators, report_panel, viewer
 from ui.messages import (
@@ -420,8 +421,11 @@ class Workspace:
         if s.study is None:
             return AskContext()
         if s.whole_series and self.series_frames > 1:
-            views = series_views(s.study, s.series_index, self.series_frames, session_spec(s.window))
-            images, sent = images_in_views(s.study, views, sampled=True)
+            if self.vision.profile.volume_slices > 0:  # MedGemma 1.5: three-window slices, not the window on screen
+                images, sent = volume_in_view(s.study, s.series_index, self.vision.profile, self.series_frames)
+            else:
+                views = series_views(s.study, s.series_index, self.series_frames, session_spec(s.window))
+                images, sent = images_in_views(s.study, views, sampled=True)
             return AskContext(images=tuple(images), sent=tuple(sent), study=s.study)
         if s.pins:
             views = [View(series, frame, session_spec(window)) for series, frame, window in s.pins]

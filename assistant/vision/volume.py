@@ -18,12 +18,12 @@ Public names: ``CT_WINDOWS``, ``DEFAULT_VOLUME_SLICES``, ``window_channel``, ``c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from assistant.errors import RadassistError
-from assistant.imaging.study import Modality, Series, representative_indices
+from assistant.imaging.study import Modality, Series, Study, representative_indices
 
 if TYPE_CHECKING:
     from assistant.vision.profiles import ModelProfile
@@ -113,3 +113,22 @@ def volume_images(series: Series, profile: ModelProfile, n: int | None = None) -
             f"{count}, or lower RADASSIST_VISION_VOLUME_SLICES"
         )
     return [ImageRef(item.rendering, item.label) for item in volume_slices(series, wanted)]
+
+
+def volume_in_view(study: Study, series: int, profile: ModelProfile, n: int | None = None) -> tuple[
+    list[ImageRef], list[dict[str, Any]]
+]:  # fmt: skip
+    """ "The whole series" for a profile that takes volumes (MedGemma 1.5): :func:`volume_images` of one series of
+    ``study``, with what was sent per slice in the shape ``image_in_view`` reports (``window`` names the three
+    windows, since no single window applies)."""
+    from assistant.vision.service import ImageRef
+
+    if not 0 <= series < len(study.series):
+        raise RadassistError(f"series {series + 1} does not exist (the study has {len(study.series)})")
+    chosen = study.series[series]
+    wanted = n if n is not None else profile.volume_slices
+    refs = volume_images(chosen, profile, wanted)  # the limits are checked there
+    window = "+".join(name for name, _, _ in CT_WINDOWS) if chosen.modality is Modality.CT else "default"
+    frames = volume_indices(chosen.frame_count, wanted)  # the slices volume_images sampled, in the same order
+    sent = [{"series": series + 1, "frame": index + 1, "window": window} for index in frames]
+    return [ImageRef(ref.rendering, f"series {series + 1}, {ref.label}") for ref in refs], sent

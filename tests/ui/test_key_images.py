@@ -207,3 +207,27 @@ def test_the_engines_start_reads_as_steps_never_as_log_lines(tmp_path: Path) -> 
     )
     assert engine._last_log_line() == "starting"
     assert relative_time(time.time() - 7200) == "2 h ago" and relative_time(time.time()) == "just now"
+
+
+def test_the_whole_series_goes_as_three_window_slices_to_a_volume_profile(tmp_path: Path, ct: list[Path]) -> None:
+    """MedGemma 1.5 takes a CT volume as RGB slices of three windows (wide, soft tissue, brain), not the window on
+    screen: the web app's "whole series" sends those, each labelled, and "sent" names the windows."""
+    with OpenAIStub("Seen.") as llm:
+        settings = load_settings(
+            env={}, data_dir=tmp_path / "d", llm_url=llm.url, vision_profile="medgemma", vision_series_frames=3
+        )  # fmt: skip
+        with open_runtime(settings) as runtime:
+            ws = Workspace(runtime)
+            _, history, s, *_ = ws.accept(submitted(ws.data_dir, ct, QUESTION), [], None)
+            ws.change_view(s, None, 5, "lung")
+            assert "whole series" in ws.choose_whole_series(s, True)
+            context = ws._view_context(s)
+            _, history, s, *_ = ws.accept({"text": QUESTION, "files": []}, history, s)
+            _last(ws.respond(history, s, STUDY_QA))
+    assert [x["frame"] for x in context.sent] == [1, 7, 12]
+    assert {x["window"] for x in context.sent} == {"wide+soft tissue+brain"}
+    images, text = _sent(llm.requests[-1])
+    assert len(images) == 3 and all(image.ndim == 3 and image.shape[-1] == 3 for image in images)
+    # The three channels are three different windows of the same HU: they differ somewhere in every slice.
+    assert all(not np.array_equal(image[..., 0], image[..., 2]) for image in images)
+    assert "lung" not in text and "CT slice 7/12 (2 of 3 sent)" in text
