@@ -15,21 +15,17 @@ SmolLM2-135M-Instruct, or uses ``RADASSIST_LLM_URL``).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import random
-import re
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from assistant.report.dictation import Placer, split_dictation
-from assistant.report.draft import load_template
+from assistant.eval import dictation
+from assistant.eval.dictation import Item, rules, score
 from assistant.runtime import open_runtime
 from assistant.settings import load_settings
 from bench.report import write_section
+
+__all__ = ["iu_sentences", "load_cases", "main", "render", "rules", "score"]
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "data" / "dictation_placement.jsonl"
@@ -37,65 +33,22 @@ IU = REPO.parent / "shared" / "data" / "iu_xray" / "indiana_reports.csv"
 COMMAND = "python -m bench.bench_dictation"
 
 
-def load_cases() -> list[tuple[str, str, str]]:
-    """(template, clause text, expected slot) per clause, clauses cut by the product's own splitter."""
-    out = []
-    for line in CASES.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        case = json.loads(line)
-        clauses = split_dictation(load_template(case["template"]), case["text"])
-        if len(clauses) != len(case["expected"]):
-            raise SystemExit(f"splitter disagrees with the labels for {case['text']!r}")
-        out += [(case["template"], c.text, slot) for c, slot in zip(clauses, case["expected"], strict=True)]
-    return out
+def load_cases() -> list[Item]:
+    """(template, clause text, expected slot) per clause (``assistant.eval.dictation``, as ``eval dictation``)."""
+    return dictation.load_cases(CASES)
 
 
-def iu_sentences(n: int, seed: int = 7, exclude: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
+def iu_sentences(n: int, seed: int = 7, exclude: frozenset[str] = frozenset()) -> list[Item]:
     """(template, sentence, expected section) from real IU reports: half indications, half findings."""
-    indications: list[str] = []
-    findings: list[str] = []
-    with open(IU, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            for column, bucket in (("indication", indications), ("findings", findings)):
-                for sentence in re.split(r"(?<=\.)\s+", row.get(column) or ""):
-                    sentence = sentence.strip()
-                    if len(sentence) > 12 and "XXXX" not in sentence and sentence not in exclude:
-                        bucket.append(sentence)
-    rng = random.Random(seed)
-    picked = rng.sample(indications, n // 2) + rng.sample(findings, n - n // 2)
-    return [("cxr", s, "indication" if i < n // 2 else "findings") for i, s in enumerate(picked)]
+    return dictation.iu_sentences(IU, n, seed, exclude)
 
 
-def rules(template: str, text: str) -> str | None:
-    clauses = split_dictation(load_template(template), text)
-    return clauses[0].slot if len(clauses) == 1 else _first_or_none([c.slot for c in clauses])
-
-
-def _first_or_none(slots: list[str | None]) -> str | None:
-    return slots[0] if len(set(slots)) == 1 else None
-
-
-def score(items: list[tuple[str, str, str]], predict: Callable[[str, str], str | None], section_only: bool) -> dict:
-    predictions = list(ThreadPoolExecutor(8).map(lambda it: predict(it[0], it[1]), items))
-    correct = placed = 0
-    for (_, _, expected), got in zip(items, predictions, strict=True):
-        if got is None:
-            continue
-        placed += 1
-        if section_only:
-            correct += got.split(".")[0] == expected
-        else:
-            correct += got == expected
-    return {"n": len(items), "placed": placed, "correct": correct}
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=REPO / "data")
     parser.add_argument("--iu-sentences", type=int, default=200)
     parser.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     settings = load_settings(data_dir=args.data_dir)
     cases = load_cases()
     inspected = iu_sentences(args.iu_sentences, seed=7)
@@ -107,14 +60,9 @@ def main() -> int:
         results[key]["rules only"] = score(items, rules, True)
     started = time.monotonic()
     with open_runtime(settings, lambda m: print(f"bench: {m}", file=sys.stderr)) as runtime:
-        placer = Placer(runtime.client)
         model_id = runtime.model_id
-
-        def model(template: str, text: str) -> str | None:
-            return placer.place(load_template(template), text)
-
-        def hybrid(template: str, text: str) -> str | None:
-            return rules(template, text) or model(template, text)
+        model = dictation.model_placer(runtime.client)
+        hybrid = dictation.product_placer(runtime.client)
 
         for name, fn in (("model only", model), ("rules + model (product)", hybrid)):
             t0 = time.monotonic()
@@ -133,15 +81,11 @@ def main() -> int:
 
 
 def _row(name: str, r: dict) -> str:
-    n, placed, correct = r["n"], r["placed"], r["correct"]
-    acc = correct / n
-    precision = correct / placed if placed else 0.0
-    secs = r.get("seconds", "-")
-    return f"| {name} | {acc:.1%} ({correct}/{n}) | {placed / n:.1%} | {precision:.1%} | {secs} |"
+    return dictation.row(name, r)
 
 
 def render(results: dict[str, dict[str, dict]], n_cases: int, n_iu: int, model_id: str, elapsed: float) -> str:
-    head = "| placer | accuracy (unplaced = wrong) | placed | correct of placed | s |\n|---|---:|---:|---:|---:|"
+    head = dictation.HEAD
     snippet_rows = "\n".join(_row(k, v) for k, v in results["snippets"].items())
     iu_rows = "\n".join(_row(k, v) for k, v in results["iu"].items())
     fresh_rows = "\n".join(_row(k, v) for k, v in results["iu_fresh"].items())

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigurationError
+from assistant.eval import dictation as dictation_eval
+from assistant.eval import guidelines as guideline_eval
 from assistant.eval import report as report_eval
 from assistant.eval import vqa as vqa_eval
 from assistant.eval.runner import EvalItem, RuntimeAsker, StudyImages
@@ -42,6 +44,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _common(rep)
     rep.set_defaults(func=run_report)
 
+    gl = esub.add_parser(
+        "guidelines", help="guideline mode on a question set: right category and section (bench_guideline_eval)"
+    )
+    gl.add_argument(
+        "--data", type=Path, required=True, help="question set, JSONL (tests/data/guideline_questions.jsonl)"
+    )
+    gl.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    gl.add_argument("--out", type=Path, metavar="FILE", help="write one JSON line per question (case, answer, grade)")
+    _engine_options(gl)
+    gl.set_defaults(func=run_guidelines)
+
+    dic = esub.add_parser("dictation", help="dictation placement: rules, model, both (bench_dictation)")
+    dic.add_argument(
+        "--data", type=Path, required=True, help="labelled snippets, JSONL (e.g. tests/data/dictation_placement.jsonl)"
+    )
+    dic.add_argument("--limit", type=int, metavar="N", help="only the first N snippets")
+    dic.add_argument("--iu", type=Path, metavar="CSV", help="also score real sentences of IU X-ray indiana_reports.csv")
+    dic.add_argument(
+        "--iu-sentences", type=int, default=200, metavar="N", help="IU sentences per sample (seeds 7, 11; default 200)"
+    )
+    dic.add_argument(
+        "--placer",
+        choices=("rules", "model", "product", "all"),
+        default="all",
+        help="which placers to score (default all; 'rules' needs no model)",
+    )
+    _engine_options(dic)
+    dic.set_defaults(func=run_dictation)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="only the first N items of the data file")
@@ -60,6 +91,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--llm-url", help="use a running OpenAI-compatible server instead of the embedded engine")
+    p.add_argument("--max-tokens", type=int, help="longest answer in tokens (default: the configured llm_max_tokens)")
 
 
 def _settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -172,3 +209,71 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
             for record in records:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
     return _finish(summary, report_eval.table, out, args)
+
+
+def _print_metrics(summary: dict[str, Any], table: Callable[[dict[str, Any]], str], as_json: bool) -> None:
+    print(json.dumps(summary, ensure_ascii=False) if as_json else table(summary), end="\n" if as_json else "")
+
+
+def run_guidelines(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _settings_for(args, settings)
+    cases = guideline_eval.load_cases(args.data, args.limit)
+    bar = ProgressBar("guidelines")
+
+    def keep(row: dict[str, Any]) -> None:
+        bar(len(rows_seen) + 1, len(cases), 0)
+        rows_seen.append(row)
+        if args.out:
+            with args.out.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+    rows_seen: list[dict[str, Any]] = []
+    with open_runtime(settings, progress=_stderr) as runtime:
+        runtime.prepare_guidelines(_stderr)
+        rows = guideline_eval.evaluate(cases, lambda q: runtime.answer(q, Mode.GUIDELINE).to_json(), on_row=keep)
+        model = runtime.model_id
+    summary = {"model": model, "phrasing": settings.phrases_guidelines, **guideline_eval.summarize(rows)}
+    _print_metrics(summary, guideline_eval.table, args.json)
+    return 0
+
+
+def run_dictation(args: argparse.Namespace, settings: Settings) -> int:
+    if args.iu_sentences < 2:
+        raise ConfigurationError(f"--iu-sentences must be at least 2, got {args.iu_sentences}")
+    settings = _settings_for(args, settings)
+    sets: dict[str, tuple[list[dictation_eval.Item], bool]] = {
+        "snippets": (dictation_eval.load_cases(args.data, args.limit), False)
+    }
+    if args.iu:  # the benchmark's two samples: seed 7, and seed 11 without seed 7's sentences
+        inspected = dictation_eval.iu_sentences(args.iu, args.iu_sentences, seed=7)
+        fresh = dictation_eval.iu_sentences(
+            args.iu, args.iu_sentences, seed=11, exclude=frozenset(s for _, s, _ in inspected)
+        )
+        sets |= {"iu": (inspected, True), "iu_fresh": (fresh, True)}
+    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in sets}
+    if args.placer in ("rules", "all"):
+        for name, (items, section_only) in sets.items():
+            results[name]["rules only"] = dictation_eval.score(items, dictation_eval.rules, section_only)
+    model: str | None = None
+    if args.placer != "rules":
+        with open_runtime(settings, progress=_stderr) as runtime:
+            model = runtime.model_id
+            placers = {
+                "model only": dictation_eval.model_placer(runtime.client),
+                "rules + model (product)": dictation_eval.product_placer(runtime.client),
+            }
+            chosen = {"model": ["model only"], "product": ["rules + model (product)"]}.get(args.placer, list(placers))
+            for placer in chosen:
+                for name, (items, section_only) in sets.items():
+                    t0 = time.monotonic()
+                    results[name][placer] = dictation_eval.score(items, placers[placer], section_only)
+                    results[name][placer]["seconds"] = round(time.monotonic() - t0, 1)
+    summary = {
+        "model": model,
+        "n": len(sets["snippets"][0]),
+        "set_sizes": {name: len(items) for name, (items, _) in sets.items()},
+        "sets": {name: {p: dictation_eval.rates(r) for p, r in rs.items()} for name, rs in results.items()},
+        "failures": 0,
+    }
+    _print_metrics(summary, dictation_eval.table, args.json)
+    return 0
