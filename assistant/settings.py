@@ -122,6 +122,10 @@ class Settings:
     # conversation). None = one made once in data_dir; several app replicas behind a load balancer must share one
     # (e.g. `openssl rand -hex 32`), or a browser moved to another replica is a stranger there.
     browser_secret: str | None = field(default=None, repr=False)
+    # The de-identification salt (patient keys, UIDs, date shifts are HMACs under it). None = data_dir/deid_salt,
+    # made on first use. Several app replicas must share one file (made once: `umask 077; openssl rand -hex 32`),
+    # or one patient gets a different key on each; it must exist and be owner-only (mode 0600/0400).
+    deid_salt_file: Path | None = None
     # Conversations and report drafts not changed for this many days are deleted (and files left in data_dir/tmp);
     # 0 = kept forever. Swept when `radassist serve` starts and daily while it runs.
     retention_days: int = 0
@@ -333,7 +337,7 @@ def _coerce(name: str, raw: Any) -> Any:
     if isinstance(raw, str) and raw == "" and "None" in str(ftype):
         return None
     try:
-        if name == "data_dir":
+        if name in ("data_dir", "deid_salt_file"):
             return Path(raw).expanduser()
         if name == "pacs":
             return _pacs_tables(raw)

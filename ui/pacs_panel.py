@@ -9,6 +9,8 @@ goes into the tab's session de-identified, like an upload.
 ``PacsPanel(workspace)``; ``layout()`` inside a column places the components (nothing when no PACS is
 configured); ``wire(session, browser_id, viewer_outputs, owner_of)`` connects the events once the viewer exists.
 The handlers (``search``, ``open``, ``cancel``, ``ask_send``, ``send``) are plain methods, tested directly.
+Opening a study also imports the SR reports of the patient's earlier studies into the prior-report store in the
+database (:func:`assistant.import_pacs_priors`, de-identified and keyed by the pseudonymous patient key).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from assistant import (
     RadassistError,
     StudyMatch,
     StudyQuery,
-    find_priors,
+    import_pacs_priors,
     open_study,
     prepare_report,
     send_report,
@@ -127,8 +129,6 @@ class PacsPanel:
         client = self._client(pacs)
         try:
             opened = open_study(client, study_uid, self.settings, progress=on_progress, cancel=cancel)
-            priors = find_priors(client, opened.match, Pseudonymizer.from_data_dir(self.settings.data_dir),
-                                 import_reports=False)  # fmt: skip
         except RadassistError as exc:
             return (f"⚠️ {exc}", gr.skip(), s, gr.skip(), *self._no_view())
         finally:
@@ -139,7 +139,16 @@ class PacsPanel:
         s.study = study
         count = sum(len(x.images) for x in study.series) if study is not None else 0
         status = f"Opened {count} image(s) in {len(opened.series)} series from the PACS (de-identified)."
-        prior_lines = [f"- {_label(m)}" for m in priors.studies] or ["None on the PACS."]
+        # The earlier studies, and their SR reports into the prior-report store (de-identified, under the patient's
+        # pseudonymous key): the Prior reports panel and grounded answers see them, as after `priors import`.
+        try:
+            priors = import_pacs_priors(client, opened.match, self.settings)
+        except RadassistError as exc:  # the study is open; only its priors are missing
+            prior_lines = [f"⚠️ The earlier studies could not be read or imported: {exc}"]
+        else:
+            prior_lines = [f"- {_label(m)}" for m in priors.studies] or ["None on the PACS."]
+            if priors.reports:
+                prior_lines.append(f"\n{len(priors.reports)} earlier report(s) imported into the prior reports.")
         state = {"pacs": client.endpoint.name, "study_uid": opened.match.study_instance_uid}
         return (status, "**Earlier studies**\n" + "\n".join(prior_lines), s, state,
                 *self.ws.view_outputs(s).as_outputs())  # fmt: skip
@@ -162,7 +171,7 @@ class PacsPanel:
         try:
             _, match, text = prepare_report(
                 self._client(opened["pacs"]), self.ws.reports(s), s.report_id,
-                Pseudonymizer.from_data_dir(self.settings.data_dir), opened["study_uid"],
+                Pseudonymizer.from_settings(self.settings), opened["study_uid"],
             )  # fmt: skip
         except RadassistError as exc:
             return gr.Group(visible=False), f"⚠️ {exc}"
@@ -180,7 +189,7 @@ class PacsPanel:
         try:
             sent = send_report(
                 self._client(opened["pacs"]), self.ws.reports(s), s.report_id,
-                Pseudonymizer.from_data_dir(self.settings.data_dir), study_uid=opened["study_uid"],
+                Pseudonymizer.from_settings(self.settings), study_uid=opened["study_uid"],
             )  # fmt: skip
         except RadassistError as exc:
             return gr.Group(visible=False), f"⚠️ {exc}"

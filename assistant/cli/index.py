@@ -102,7 +102,7 @@ def _read_reports(args: argparse.Namespace, settings: Settings | None = None) ->
         if any(_pick_raw_id(row) for row in rows):
             # Raw patient IDs (patient_id, mrn, ...): the same de-identification as `radassist priors import`
             # (ingest's keys and date shifts, scrubbed text), never the raw ID in the index.
-            return priors.deidentify_rows(rows, Pseudonymizer.from_data_dir(Path(settings.data_dir)), trust_keys=True)
+            return priors.deidentify_rows(rows, Pseudonymizer.from_settings(settings), trust_keys=True)
     return retrieval.read_reports(args.input, synthetic=synthetic)
 
 

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from assistant.imaging.deid import Pseudonymizer
 
         current = client.study(args.study)
-        matches = list(find_priors(client, current, Pseudonymizer.from_data_dir(settings.data_dir),
+        matches = list(find_priors(client, current, Pseudonymizer.from_settings(settings),
                                    import_reports=False).studies)  # fmt: skip
     for match in matches:
         if args.json:

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from assistant.imaging.deid import Pseudonymizer
 
             # The ingest's keys: the SR's own dates get the patient's date shift, as the study's dates did.
-            keys = Pseudonymizer.from_data_dir(settings.data_dir) if args.format == "sr" else None
+            keys = Pseudonymizer.from_settings(settings) if args.format == "sr" else None
             exported = DraftingService(store).export(args.id, args.format, args.out, keys=keys)
             print(f"wrote {exported.path}")
             return 0
@@ -234,7 +234,7 @@ def _from_pacs(args: argparse.Namespace, settings: Settings) -> tuple[StudyRef, 
 
     client = PacsClient(settings.pacs_endpoint(args.pacs_name))
     opened = open_study(client, args.pacs, settings, progress=stderr_progress(False))
-    found = find_priors(client, opened.match, Pseudonymizer.from_data_dir(settings.data_dir))
+    found = find_priors(client, opened.match, Pseudonymizer.from_settings(settings))
     _progress(f"{len(found.studies)} earlier study(ies) on the PACS, {len(found.reports)} report(s) imported as priors")
     return opened.study_ref, InMemoryPriors(found.reports)
 
@@ -257,7 +257,7 @@ def _send(args: argparse.Namespace, settings: Settings, store: ReportStore) -> i
             raise ConfigurationError("confirm the send: run it at a terminal, or add --yes")
         return input("Send this report to the PACS? [y/N] ").strip().lower() in ("y", "yes")
 
-    sent = send_report(client, store, args.id, Pseudonymizer.from_data_dir(settings.data_dir),
+    sent = send_report(client, store, args.id, Pseudonymizer.from_settings(settings),
                        study_uid=args.study, confirm=confirm)  # fmt: skip
     print(sent.sop_instance_uid)
     return 0

@@ -17,7 +17,8 @@ Public names
 - ``Pseudonymizer(salt)``: keyed pseudonyms from one secret salt: ``patient_key(patient_id)``,
   ``uid(uid)``, ``date_shift(patient_key)``, ``image_key(content_key)``;
   ``Pseudonymizer.from_data_dir(data_dir)`` keeps the salt in ``data_dir/deid_salt`` (created on first use,
-  mode 0600, atomically).
+  mode 0600, atomically); ``Pseudonymizer.from_settings(settings)`` reads ``settings.deid_salt_file`` when set
+  (one salt shared by every app replica; it must exist and be owner-only), else the data dir's.
 - ``deidentify(ds, pseudonymizer, keep_pixel_data=False) -> Dataset``: a de-identified copy.
 - ``collect_identifiers(ds) -> list[str]``: the identifying strings a header holds (names, IDs, ...).
 - ``clean_text(text, identifiers) -> str | None``: free text with identifiers, dates, numbers removed.
@@ -184,6 +185,18 @@ class Pseudonymizer:
         """Load the salt from ``data_dir/deid_salt``, creating it (0600, atomically) on first use."""
         return cls(load_or_create_salt(Path(data_dir)))
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> Pseudonymizer:
+        """The salt of ``settings.deid_salt_file`` (RADASSIST_DEID_SALT_FILE) when set, else ``data_dir/deid_salt``.
+
+        A configured file is never created: replicas that each made their own would give one patient different
+        keys. Anything with a ``data_dir`` (and optionally a ``deid_salt_file``) is accepted.
+        """
+        salt_file = getattr(settings, "deid_salt_file", None)
+        if salt_file is not None:
+            return cls(load_salt_file(Path(salt_file)))
+        return cls.from_data_dir(Path(settings.data_dir))
+
     def _mac(self, purpose: str, text: str) -> bytes:
         return hmac.new(self._salt, f"{purpose}\x00{text}".encode(), hashlib.sha256).digest()
 
@@ -232,6 +245,25 @@ def load_or_create_salt(data_dir: Path) -> bytes:
         text = _create_salt(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read the de-identification salt {path}: {exc}") from exc
+    return _checked_salt(path, text)
+
+
+def load_salt_file(path: Path) -> bytes:
+    """The salt bytes of a configured salt file (``deid_salt_file``): it must exist, be hex and owner-only."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError as exc:
+        raise ConfigurationError(
+            f"the de-identification salt file {path} (deid_salt_file) does not exist; create it once with "
+            "`umask 077; openssl rand -hex 32 > FILE` and give every replica the same file"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the de-identification salt {path}: {exc}") from exc
+    return _checked_salt(path, text)
+
+
+def _checked_salt(path: Path, text: str) -> bytes:
+    """The salt parsed from ``text``; refused when damaged or when other users may read or change the file."""
     try:
         salt = bytes.fromhex(text.strip())
     except ValueError:
@@ -240,10 +272,14 @@ def load_or_create_salt(data_dir: Path) -> bytes:
         raise ConfigurationError(f"the de-identification salt {path} is damaged; restore it from a backup")
     try:
         mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            logger.warning("the de-identification salt is readable by other users; chmod 600 it")
-    except OSError:
-        pass
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the de-identification salt {path}: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        # Whoever reads the salt can re-identify every pseudonymous key by trying patient IDs.
+        raise ConfigurationError(
+            f"the de-identification salt {path} is readable or writable by other users "
+            f"(mode {stat.S_IMODE(mode):04o}); make it owner-only: chmod 600 {path}"
+        )
     return salt
 
 

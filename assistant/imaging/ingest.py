@@ -8,8 +8,8 @@ one record per file (``assistant.imaging.dicom`` or ``assistant.imaging.picture`
 Public names
 ------------
 - ``load_study(paths, keys, limits=None) -> IngestResult``: ingest files, folders and zips; ``keys`` is the
-  ``Settings`` (salt in ``settings.data_dir``), a ``Pseudonymizer`` or the salt bytes. Bad files do not stop
-  the others: each is reported in ``IngestResult.files``.
+  ``Settings`` (salt in ``settings.deid_salt_file``, else in ``settings.data_dir``), a ``Pseudonymizer`` or the
+  salt bytes. Bad files do not stop the others: each is reported in ``IngestResult.files``.
 - ``IngestResult``: ``studies``, ``files`` (one ``FileOutcome`` per file), ``study`` (the first study or
   None), ``errors``, ``ok``, ``summary_for(outcome)``.
 - ``FileOutcome(path, ok, error, code, study_uid, series_uid)``.
@@ -622,7 +622,7 @@ def _pseudonymizer(keys: Settings | Pseudonymizer | bytes) -> Pseudonymizer:
     data_dir = getattr(keys, "data_dir", None)
     if data_dir is None:
         raise TypeError(f"keys must be Settings, a Pseudonymizer or salt bytes, got {type(keys).__name__}")
-    return Pseudonymizer.from_data_dir(Path(data_dir))
+    return Pseudonymizer.from_settings(keys)
 
 
 def load_study(

@@ -9,6 +9,8 @@ Public names
 - ``open_study(client, study_uid, settings, series_uid=, progress=, cancel=) -> OpenedStudy``: retrieved in
   memory and ingested de-identified, under the ingest budgets; nothing is imported on any failure.
 - ``find_priors(client, study, keys) -> PacsPriors``: the patient's earlier studies and their SR reports.
+- ``import_pacs_priors(client, study, settings) -> PacsPriors``: the same, the reports stored in the database's
+  prior-report store (as ``radassist priors import`` stores them).
 - ``prepare_report`` / ``send_report(client, store, report_id, keys, study_uid=, confirm=) -> SentReport``.
 """
 
@@ -31,6 +33,7 @@ from assistant.pacs.service import (
     PacsPriors,
     SentReport,
     find_priors,
+    import_pacs_priors,
     open_study,
     prepare_report,
     resolve_study,
@@ -54,6 +57,7 @@ __all__ = [
     "StudyMatch",
     "StudyQuery",
     "find_priors",
+    "import_pacs_priors",
     "open_study",
     "prepare_report",
     "resolve_study",

@@ -368,6 +368,12 @@ class PacsClient:
                 )
             if status == 404:
                 return PacsNotFoundError(f"{self.label} has no such object (HTTP 404) while {what}")
+            if status == 409 and what == _STORING:  # PS3.18 10.5.3: every instance failed; the body says why
+                try:
+                    answer = exc.response.json() if exc.response is not None else {}
+                except ValueError:
+                    answer = {}
+                return self._stow_refusal(answer if isinstance(answer, dict) else {}) or self._refused(None)
             return PacsError(f"{self.label} answered HTTP {status} while {what}")
         if isinstance(exc, requests.exceptions.RequestException):
             return PacsError(f"{self.label}: the request failed while {what} ({type(exc).__name__})")
@@ -479,16 +485,51 @@ class PacsClient:
 
     def store(self, datasets: Sequence[Any], study_uid: str | None = None) -> None:
         """Store instances (STOW-RS); raises when the PACS refuses any of them."""
-        response = self._call(
-            "storing the report",
-            lambda c: c.store_instances(list(datasets), study_instance_uid=study_uid),
+        response = self._call(_STORING, lambda c: c.store_instances(list(datasets), study_instance_uid=study_uid))
+        # The answer is a Dataset (dicomweb-client parses the DICOM JSON / XML); a plain JSON mapping is read alike.
+        answer = response.to_json_dict() if hasattr(response, "to_json_dict") else dict(response or {})
+        refusal = self._stow_refusal(answer)
+        if refusal is not None:
+            raise refusal
+
+    def _stow_refusal(self, answer: Mapping[str, Any]) -> PacsError | None:
+        """The error for a STOW-RS answer that lists a Failed SOP Sequence (PS3.18 10.5.3), else None."""
+        failed = _values(answer, "00081198")
+        if not failed:
+            return None
+        return self._refused(_value(failed[0], "00081197") if isinstance(failed[0], Mapping) else None)
+
+    def _refused(self, reason: Any) -> PacsError:
+        """The PACS refused the report; ``reason``: its Failure Reason (PS3.4 Table GG.4-1), when it gave one."""
+        return PacsError(
+            f"{self.label} refused to store the report ({_failure_reason(reason)}): nothing was filed; the draft "
+            "is unchanged and can be sent again once the PACS accepts it"
         )
-        failed = _values(response or {}, "00081198")  # Failed SOP Sequence (PS3.18 10.5.3)
-        if failed:
-            reason = _value(failed[0], "00081197")  # Failure Reason (PS3.4 Table GG.4-1)
-            raise PacsError(f"{self.label} refused to store the report (failure reason {reason})")
 
 
+# STOW-RS Failure Reason values (PS3.4 Table GG.4-1, PS3.18 10.5.3.3); others are named by their number.
+_FAILURE_REASONS = {
+    0x0110: "processing failure",
+    0x0122: "SOP class not supported",
+    0x0124: "not authorized",
+    0xA700: "out of resources",
+    0xA900: "data set does not match SOP class",
+    0xC000: "cannot understand",
+    0xC122: "referenced transfer syntax not supported",
+    0xC123: "referenced SOP class not supported",
+}  # fmt: skip
+
+
+def _failure_reason(value: Any) -> str:
+    """A Failure Reason as words: "out of resources (A700)"."""
+    try:
+        code = int(value)
+    except (TypeError, ValueError):
+        return "no failure reason given"
+    return f"{_FAILURE_REASONS.get(code, 'failure')} ({code:04X})"
+
+
+_STORING = "storing the report"
 _UID_CHARS = set("0123456789.")
 
 

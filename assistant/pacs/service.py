@@ -35,6 +35,7 @@ from assistant.report.draft import StudyRef
 from assistant.report.export import create_sr, sr_text
 from assistant.report.store import ReportStore
 from assistant.settings import Settings
+from retrieval.embedding import Embedder
 from retrieval.reports import PriorReport
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class PacsPriors:
 
     studies: tuple[StudyMatch, ...]
     reports: tuple[PriorReport, ...]
+    stored: int = 0  # report sections new to the database's prior-report store (``import_pacs_priors``)
 
 
 def find_priors(
@@ -193,6 +195,39 @@ def find_priors(
     return PacsPriors(earlier, tuple(reports))
 
 
+def import_pacs_priors(
+    client: PacsClient, current: StudyMatch, settings: Settings, *, embedder: Embedder | None = None
+) -> PacsPriors:
+    """:func:`find_priors`, and their SR reports stored in the database's prior-report store
+    (:func:`assistant.priors.index_reports`, as ``radassist priors import`` stores them): de-identified, filed under
+    the patient's pseudonymous key on the patient's shifted time line, seen at once by the workspace's Prior reports
+    panel and by grounded answers. Idempotent: opening the study again adds nothing."""
+    from assistant.priors import index_reports
+
+    found = find_priors(client, current, Pseudonymizer.from_settings(settings))
+    if not found.reports:
+        return found
+    result = index_reports(found.reports, settings, embedder or _embedder(settings.embedding_model))
+    logger.info("pacs %s: %d prior report section(s) new to the store", client.endpoint.name, result.added)
+    return PacsPriors(found.studies, found.reports, stored=result.added)
+
+
+# Embedders for the prior-report store, by model name: made on first use (a sentence-transformers model loads in
+# seconds; every study opened from the PACS would pay that again).
+_EMBEDDERS: dict[str, Embedder] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+def _embedder(model: str | None) -> Embedder:
+    import retrieval
+
+    with _EMBEDDERS_LOCK:
+        made = _EMBEDDERS.get(str(model))
+        if made is None:
+            made = _EMBEDDERS[str(model)] = retrieval.create_embedder(model)
+        return made
+
+
 def _study_reports(client: PacsClient, study: StudyMatch, keys: Pseudonymizer) -> list[PriorReport]:
     from assistant.pacs.wire import sr_sections
 
@@ -213,6 +248,7 @@ def _study_reports(client: PacsClient, study: StudyMatch, keys: Pseudonymizer) -
                     patient_key=key,
                     study_date=date + keys.date_shift(key),  # on the patient's shifted time line, as ingest
                     sections=sections,
+                    modality=next((m.upper() for m in study.modalities if m.upper() not in NON_IMAGE_MODALITIES), ""),
                 )
             )
     return out
@@ -292,6 +328,22 @@ def prepare_report(
     return sr, match, text
 
 
+def _check_stored(client: PacsClient, study_uid: str, series_uid: str, sop_uid: str) -> None:
+    """The PACS holds the SR it said it stored. A PACS may acknowledge an instance that a filter of its own then
+    dropped (Orthanc 1.10 with the DICOMweb plugin answers STOW-RS with the instance referenced as stored when its
+    ``ReceivedInstanceFilter`` refused it): asking again (QIDO-RS) is the only proof."""
+    try:
+        held = {sop for _, sop in client.instance_uids(study_uid, series_uid)}
+    except PacsNotFoundError:
+        held = set()
+    if sop_uid not in held:
+        raise PacsError(
+            f"{client.label} acknowledged the report but does not hold it (it was refused on the PACS, e.g. by a "
+            "filter on incoming instances): nothing was filed; the draft is unchanged and can be sent again once "
+            "the PACS accepts it"
+        )
+
+
 def send_report(
     client: PacsClient,
     store: ReportStore,
@@ -307,5 +359,6 @@ def send_report(
     if confirm is not None and not confirm(match, text):
         raise PacsError("not sent: the send was not confirmed")
     client.store([sr], study_uid=match.study_instance_uid)
+    _check_stored(client, match.study_instance_uid, str(sr.SeriesInstanceUID), str(sr.SOPInstanceUID))
     logger.info("pacs %s: report %s stored as an SR", client.endpoint.name, report_id)
     return SentReport(str(sr.SOPInstanceUID), str(sr.SeriesInstanceUID), text)

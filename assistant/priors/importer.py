@@ -204,7 +204,7 @@ def import_priors(
     """
     with translated_retrieval_errors():
         rows = retrieval.read_rows(Path(path))
-    keys = Pseudonymizer.from_data_dir(Path(settings.data_dir))
+    keys = Pseudonymizer.from_settings(settings)
     reports = deidentify_rows(rows, keys, trust_keys=trust_keys)
     return index_reports(reports, settings, embedder, rows=len(rows), progress=progress, show_progress=show_progress)
 

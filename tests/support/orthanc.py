@@ -33,9 +33,12 @@ class OrthancServer:
     """``start()`` runs Orthanc, ``upload(bytes)`` stores an instance (REST API), ``stop()`` ends it and deletes
     its folder. ``dicomweb_url`` is the DICOMweb root radassist is configured with."""
 
-    def __init__(self, user: str = "radiologist", password: str = "s3cret-pacs-pw") -> None:
+    def __init__(
+        self, user: str = "radiologist", password: str = "s3cret-pacs-pw", extra_config: dict[str, object] | None = None
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="radassist-orthanc-"))
         self.user, self.password = user, password
+        self.extra_config = dict(extra_config or {})  # more Orthanc configuration (e.g. "LuaScripts")
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -63,6 +66,7 @@ class OrthancServer:
             "Plugins": [str(DICOMWEB_PLUGIN)],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
             "StableAge": 1,
+            **self.extra_config,
         }
         (self.root / "orthanc.json").write_text(json.dumps(config), encoding="utf-8")
         log = open(self.root / "orthanc.log", "wb")  # noqa: SIM115 - the server's lifetime

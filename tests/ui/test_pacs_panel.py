@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.assistant.pacs.conftest import PATIENT_ID, Seeded, seeded_pacs  # noqa: F401 - the Orthanc fixture
+from assistant import priors_for_study
+from tests.assistant.pacs.conftest import (  # noqa: F401 - seeded_pacs: the Orthanc fixture
+    PATIENT_ID,
+    PRIOR_ACCESSION,
+    PRIOR_FINDING,
+    Seeded,
+    seeded_pacs,
+)
 from ui.pacs_panel import PacsPanel
 from ui.workspace import Workspace
 
@@ -16,7 +23,7 @@ from ui.workspace import Workspace
 def panel(make_runtime: Any, seeded_pacs: Seeded) -> PacsPanel:  # noqa: F811
     runtime = make_runtime(
         pacs_url=seeded_pacs.server.dicomweb_url, pacs_user=seeded_pacs.server.user,
-        pacs_password=seeded_pacs.server.password,
+        pacs_password=seeded_pacs.server.password, embedding_model="hashing-256",
     )  # fmt: skip
     return PacsPanel(Workspace(runtime))
 
@@ -46,6 +53,39 @@ def test_open_shows_the_study_and_a_report_goes_back_after_confirmation(panel: P
     assert status.startswith("✅ Stored on the PACS as DICOM SR")
     sop = status.split("`")[1]
     assert seeded_pacs.server.get(f"/dicom-web/studies/{seeded_pacs.ct_study}/instances?SOPInstanceUID={sop}").json()
+
+
+def test_open_imports_the_earlier_sr_reports_into_the_prior_store_de_identified(
+    panel: PacsPanel,
+    seeded_pacs: Seeded,  # noqa: F811
+) -> None:
+    settings = panel.settings
+    status, priors, session, _, *_ = panel.open("default", seeded_pacs.ct_study, None)
+    assert status.startswith("Opened") and "1 earlier report(s) imported" in priors
+    # What the workspace's Prior reports panel (and a grounded answer) reads: the database, by the study's key.
+    shown = priors_for_study(settings, session.study)
+    assert len(shown) == 1 and shown[0].modality == "CT"
+    assert "Small pulmonary nodule" in shown[0].impression
+    assert shown[0].study_date < session.study.study_date  # the prior, on the patient's shifted time line
+    assert panel.open("default", seeded_pacs.ct_study, session)[1].count("imported") == 1  # again: nothing doubled
+    assert len(priors_for_study(settings, session.study)) == 1
+    # Nothing identifying reached the database: dump every table.
+    dump = _dump(Path(settings.db_path))
+    assert PRIOR_FINDING.split(" in ")[0] in dump  # the report text is there ("A 6 mm nodule")...
+    for identifier in (PATIENT_ID, "Testpatient", "Carla", PRIOR_ACCESSION, "ACC-CT-2020", "2019-01-10", "20190110",
+                       seeded_pacs.prior_study, seeded_pacs.ct_study):  # fmt: skip
+        assert identifier not in dump  # ...but not the name, IDs, real dates or UIDs
+
+
+def _dump(db: Path) -> str:
+    """Every row of every table of the SQLite database, as text (blobs as Latin-1)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert "prior_chunks" in tables
+        rows = [row for t in tables for row in conn.execute(f'SELECT * FROM "{t}"')]  # noqa: S608 - table names
+    return "\n".join(" | ".join(v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in row) for row in rows)
 
 
 def test_cancel_stops_an_open_and_nothing_is_imported(panel: PacsPanel, seeded_pacs: Seeded) -> None:  # noqa: F811
