@@ -227,14 +227,14 @@ def _imported_priors(settings: Settings) -> PriorSource | None:
 
 def _from_pacs(args: argparse.Namespace, settings: Settings) -> tuple[StudyRef, InMemoryPriors]:
     """``report new --pacs UID``: the study retrieved and ingested (de-identified), and the patient's prior SR
-    reports from the PACS (de-identified)."""
+    reports from the PACS (de-identified, and kept in the prior-report store)."""
     from assistant.cli.pacs import stderr_progress
-    from assistant.imaging.deid import Pseudonymizer
-    from assistant.pacs import PacsClient, find_priors, open_study
+    from assistant.pacs import PacsClient, import_pacs_priors, open_study
 
     client = PacsClient(settings.pacs_endpoint(args.pacs_name))
     opened = open_study(client, args.pacs, settings, progress=stderr_progress(False))
-    found = find_priors(client, opened.match, Pseudonymizer.from_settings(settings))
+    # Stored in the prior-report store too (as the web app's panel does), so later answers and drafts find them.
+    found = import_pacs_priors(client, opened.match, settings)
     _progress(f"{len(found.studies)} earlier study(ies) on the PACS, {len(found.reports)} report(s) imported as priors")
     return opened.study_ref, InMemoryPriors(found.reports)
 

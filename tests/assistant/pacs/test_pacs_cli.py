@@ -24,6 +24,7 @@ def pacs_env(seeded_pacs: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RADASSIST_PACS_URL", seeded_pacs.server.dicomweb_url)
     monkeypatch.setenv("RADASSIST_PACS_USER", seeded_pacs.server.user)
     monkeypatch.setenv("RADASSIST_PACS_PASSWORD", seeded_pacs.server.password)
+    monkeypatch.setenv("RADASSIST_EMBEDDING_MODEL", "hashing-256")  # offline and instant, for the prior store
     return tmp_path / "data"
 
 
@@ -68,6 +69,10 @@ def test_report_new_from_the_pacs_then_send_prints_the_stored_sr_uid(
     captured = capsys.readouterr()
     report_id = captured.out.strip()
     assert "1 report(s) imported as priors" in captured.err
+    # ... and kept in the prior-report store, where later answers and drafts of this patient find them.
+    assert main(["index", "stats", "--corpus", "reports", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert stats["reports"] is not None and stats["reports"]["chunks"] >= 1, stats
     assert main(["report", "dictate", report_id, "Stable 6 mm nodule in the right upper lobe.", "--no-llm"]) in (0, 1)
     capsys.readouterr()
     assert main(["report", "send", report_id]) == 2  # no terminal to confirm at, no --yes: refused
