@@ -347,7 +347,11 @@ def test_what_is_on_screen_is_what_the_model_gets_and_the_workspace_fits_the_scr
     data_dir.mkdir()
     files = write_ct_series(tmp_path / "ct", slices=12, size=128)
     frames = load_study(files, load_settings(env={}, data_dir=tmp_path / "ref")).study.series[0].images  # type: ignore[union-attr]
-    settings = {"RADASSIST_VISION_PROFILE": "pixels", "RADASSIST_VISION_SERIES_FRAMES": "3"}
+    # The stub is not vLLM: it keeps no images, so every image goes in full (send-once by uuid is tested against
+    # real vLLM in tests/assistant/vision/test_gemma3_engine.py).
+    settings = {
+        "RADASSIST_VISION_PROFILE": "pixels", "RADASSIST_VISION_SERIES_FRAMES": "3", "RADASSIST_VISION_SEND_ONCE": "0",
+    }  # fmt: skip
     with OpenAIStub("Seen by the stub.") as llm, serve(
         radassist_bin, data_dir, free_port(), "--llm-url", llm.url, name="serve-stub", settings=settings
     ) as url:
