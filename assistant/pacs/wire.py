@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 
 from assistant.imaging.deid import collect_identifiers
 from assistant.priors.importer import scrub_report_text
+from assistant.report.export import date_sr
 
 logger = logging.getLogger(__name__)
 
@@ -147,23 +148,7 @@ def reidentify_sr(sr: Any, pacs_copy: Dataset, real_uids: Mapping[str, str], now
         elif keyword in sr and keyword not in ("StudyInstanceUID",):
             del sr[keyword]
     sr.StudyInstanceUID = real_uids[pseudo_study]
-    when = now or dt.datetime.now()
-    da, tm = when.strftime("%Y%m%d"), when.strftime("%H%M%S")
-    sr.ContentDate, sr.ContentTime = da, tm
-    sr.InstanceCreationDate, sr.InstanceCreationTime = da, tm
-    for keyword in ("SeriesDate", "SeriesTime"):
-        if keyword in sr:
-            setattr(sr, keyword, da if keyword.endswith("Date") else tm)
-
-    def real_dt(dataset: Any) -> None:  # DT values (verification, observation date-times) at any depth
-        for elem in dataset:
-            if elem.VR == "SQ":
-                for item in elem.value or ():
-                    real_dt(item)
-            elif elem.VR == "DT" and elem.value:
-                elem.value = when.strftime("%Y%m%d%H%M%S")
-
-    real_dt(sr)
+    date_sr(sr, now or dt.datetime.now())  # the real day on the way out, in every date the SR holds of its own
     # Identified now: the de-identification attributes (PS3.3 C.12.1) no longer describe it.
     for keyword in ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
                     "LongitudinalTemporalInformationModified"):  # fmt: skip

@@ -206,7 +206,7 @@ def sr_datetime(report: Report, keys: DateShifter | None = None, now: dt.datetim
     return now - dt.timedelta(days=1 + secrets.randbelow(_MAX_SHIFT_DAYS))
 
 
-def _date_sr(sr: Any, when: dt.datetime) -> None:
+def date_sr(sr: Any, when: dt.datetime) -> None:
     """Put ``when`` in every date the SR holds of its own (highdicom writes the real clock time)."""
     da, tm = when.strftime("%Y%m%d"), when.strftime("%H%M%S")
     sr.ContentDate, sr.ContentTime = da, tm
@@ -284,7 +284,7 @@ def create_sr(report: Report, version: int = 1, keys: DateShifter | None = None)
     except (ValueError, TypeError, AttributeError) as exc:
         raise ExportError(f"the DICOM SR could not be built: {exc}") from exc
     sr.SeriesDescription = report.title
-    _date_sr(sr, sr_datetime(report, keys))
+    date_sr(sr, sr_datetime(report, keys))
     # PS3.15 E.1.1: YES only if nothing identifying is left. The header qualifies (pseudonymous key and UIDs,
     # shifted dates, no name); the TEXT items qualify only when all of their words are the product's fixed wording
     # (template defaults, calculator output, impressions drafted from those). Dictated, edited or prior text goes

@@ -44,7 +44,7 @@ end
 def refusing_pacs(shared_dir: Path, tmp_path: Path) -> Iterator[tuple[OrthancServer, Path, str]]:
     """(Orthanc refusing SRs while the flag file exists, the flag, the seeded CT study's UID)."""
     if not orthanc_available():
-        pytest.skip("Orthanc is not installed (make system)")
+        pytest.fail("Orthanc is not installed: run `make system` (scripts/system-deps.sh) first")
     flag = tmp_path / "refuse-reports"
     flag.touch()
     script = tmp_path / "refuse.lua"
