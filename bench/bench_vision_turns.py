@@ -13,7 +13,6 @@ turn-3 conversation without any image. Measured: the bytes of image payload in t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -21,21 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.chat_probe import image_bytes  # what a request carries of image payloads, as the tests count it
+
 ROOT = Path(__file__).resolve().parent.parent
 CHEST = ROOT / ".." / "shared" / "data" / "dicom" / "pydicom_data" / "RG1_UNCI.dcm"
 SALT = b"benchmark-salt-not-secret-000000"
-
-
-def _image_bytes(messages: list[Any]) -> int:
-    total = 0
-    for message in messages:
-        if isinstance(message.content, str):
-            continue
-        for part in message.content:
-            kind = part.get("type")
-            if kind in ("image_url", "image_embeds") and part.get(kind) is not None:
-                total += len(json.dumps(part[kind]))
-    return total
 
 
 def _first_token_s(client: Any, messages: list[Any]) -> float:
@@ -81,7 +70,7 @@ def _conversation(make_service: Any, picture: Any, runs: int, client: Any) -> di
         t3.append(_first_token_s(client, third))
         tt.append(_first_token_s(client, text_third))
     return {
-        "turn1_bytes": float(_image_bytes(first)), "turn3_bytes": float(_image_bytes(third)),
+        "turn1_bytes": float(image_bytes(first)), "turn3_bytes": float(image_bytes(third)),
         "turn1_s": statistics.median(t1), "turn3_s": statistics.median(t3), "text_s": statistics.median(tt),
         "resent": float(model.resent),  # 0: the warm-up left the image in the server's cache
     }  # fmt: skip
