@@ -750,10 +750,14 @@ class SimilarCaseIndex:
                 code = result.files[0].code if result.files else "missing"
                 logger.warning("teaching case %s skipped: its image could not be read (%s)", case.case_id, code)
                 continue
+            shown = images_from_study(study)  # frames withheld for burned-in text are not among them
+            if not shown:
+                logger.warning("teaching case %s skipped: its image is withheld (burned-in text)", case.case_id)
+                continue
             kept.append(TeachingCase(case.case_id, case.image, deidentified_report(case.report)))
-            renderings.append(images_from_study(study)[0].rendering)
+            renderings.append(shown[0].rendering)
         if not kept:
-            raise RetrievalError("no teaching case image could be read")
+            raise RetrievalError("no teaching case image could be read (or every one is withheld for burned-in text)")
         parts = []
         for start in range(0, len(renderings), batch_size):
             parts.append(service.pooled(renderings[start:start + batch_size]))  # (B, D) unit rows

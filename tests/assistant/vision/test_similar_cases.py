@@ -369,3 +369,27 @@ def test_workspace_names_the_problem_when_the_similar_case_index_is_from_another
             assert panel["visible"] and panel["value"].startswith("Similar teaching cases unavailable: ⚠️")
             assert "rebuild it (radassist index build --corpus images" in panel["value"]
             ws.close()
+
+
+def test_a_teaching_case_whose_image_is_withheld_is_skipped_not_a_crash(
+    tmp_path: Path, corpus: Path, encoder_a: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A picture whose burned-in text stays legible is withheld: ``images_from_study`` shows none of its frames. The
+    index is built from the other cases and the case is named as skipped (it used to end the build on an
+    IndexError). Which pictures the OCR withholds depends on the picture, so the first readable one is made so."""
+    import assistant.vision.service as vision_service
+
+    real = vision_service.images_from_study
+    calls: list[int] = []
+
+    def first_withheld(study: object) -> list[ImageRef]:
+        calls.append(1)
+        return [] if len(calls) == 1 else real(study)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vision_service, "images_from_study", first_withheld)
+    settings = settings_for(tmp_path / "data", encoder_a)
+    with caplog.at_level(logging.WARNING):
+        assert index_cli(settings, "build", "--corpus", "images", "--input", str(corpus), "--json") == 0
+    meta = read_index_meta(tmp_path / "data" / "index" / "images")
+    assert meta is not None and meta["count"] == 7 and meta["skipped"] == 3
+    assert any("withheld (burned-in text)" in r.getMessage() for r in caplog.records)
