@@ -48,10 +48,10 @@ from assistant.report.export import ExportFormat, empty_sections, export_report
 from assistant.report.export import to_markdown as report_markdown
 from assistant.report.service import DraftingService
 from assistant.report.store import ReportStore
-from assistant.runtime import AnswerEvent, AskContext, Runtime, open_runtime, priors_for_study
+from assistant.runtime import AnswerEvent, AskContext, Runtime, open_runtime, priors_for_study, shared_embedder
 from assistant.settings import Settings, load_settings
 from assistant.startup import RuntimeNotReady, RuntimeStarter, StartupState, StartupStatus
-from assistant.store.audit import AuditLog, record_burned_in_text
+from assistant.store.audit import AuditLog, record_burned_in_text, record_priors_import
 from assistant.store.conversations import (
     ChatEntry,
     ChatInfo,
@@ -83,6 +83,7 @@ __all__ = [
     "volume_in_view",
     "AuditLog",
     "record_burned_in_text",
+    "record_priors_import",
     "OpenProgress",
     "PacsClient",
     "PacsError",
@@ -154,6 +155,7 @@ __all__ = [
     "PriorSummary",
     "import_priors",
     "priors_for_study",
+    "shared_embedder",
     "Runtime",
     "RuntimeNotReady",
     "RuntimeStarter",

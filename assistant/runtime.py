@@ -341,16 +341,31 @@ def priors_for_study(source: Runtime | Settings, study: StudyLike) -> list[Prior
     place = (str(source.database), str(source.data_dir), str(source.embedding_model))
     with _PRIOR_SOURCES_LOCK:
         priors = _PRIOR_SOURCES.get(place)
-        if priors is None:
-            priors = create_prior_reports(source, retrieval.create_embedder(source.embedding_model))
-            _PRIOR_SOURCES[place] = priors  # every read goes to the database: an import is seen at once
+    if priors is None:
+        embedder = shared_embedder(source)  # outside the lock: loading a model takes seconds
+        with _PRIOR_SOURCES_LOCK:
+            priors = _PRIOR_SOURCES.setdefault(place, create_prior_reports(source, embedder))
+            # every read goes to the database: an import is seen at once
     return summarize_priors(priors.reports_for(key), study.study_date)
 
 
-# Prior-report stores opened for ``priors_for_study(settings, ...)``, by database, data dir and embedding model
-# (filled on first use, not at import).
+def shared_embedder(settings: Settings) -> retrieval.Embedder:
+    """The embedder of ``settings.embedding_model``, loaded once per process (for the web app's prior-report
+    lookups and imports, which happen before or beside the runtime)."""
+    with _EMBEDDERS_LOCK:
+        embedder = _EMBEDDERS.get(str(settings.embedding_model))
+        if embedder is None:
+            embedder = retrieval.create_embedder(settings.embedding_model)
+            _EMBEDDERS[str(settings.embedding_model)] = embedder
+        return embedder
+
+
+# Prior-report stores opened for ``priors_for_study(settings, ...)``, by database, data dir and embedding model,
+# and embedders by model (filled on first use, not at import).
 _PRIOR_SOURCES: dict[tuple[str, str, str], PriorReports] = {}
 _PRIOR_SOURCES_LOCK = threading.Lock()
+_EMBEDDERS: dict[str, retrieval.Embedder] = {}
+_EMBEDDERS_LOCK = threading.Lock()
 
 
 @contextmanager

@@ -22,6 +22,10 @@ from assistant.errors import ConfigurationError
 
 ENV_PREFIX = "RADASSIST_"
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # an HTTP field name (RFC 9110 5.1), hyphens only
+# A log-in name (assistant.store.users checks accounts with it). Lower case only: Gradio keeps the name exactly as
+# typed at log-in, and conversations and drafts belong to that name, so "Alice" and "alice" must not be two ways into
+# (or two halves of) one account. "@" and "." let an SSO proxy's e-mail-like names (alice@hospital.org) through.
+USER_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 _PACS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DEFAULT_PACS_NAME = "default"  # the endpoint given by RADASSIST_PACS_URL (or pacs_url)
 
@@ -114,6 +118,9 @@ class Settings:
     # X-Forwarded-User), honoured only on connections from auth_trusted_proxies (a comma list of IPs/CIDRs).
     auth_proxy_header: str | None = None
     auth_trusted_proxies: str = ""
+    # Users (a comma list of log-in names) who may import prior reports in the web app, as `radassist priors import`
+    # does; in single-user mode (loopback, no log-in) the machine's one user may. Anonymous browsers never may.
+    admin_users: str = ""
     upload_max_age_s: float = 3600.0  # uploads, renderings and Gradio's upload cache are deleted after this
     # Shared state: a SQLAlchemy URL (postgresql://user:pass@host/db for several app replicas, or sqlite:///file);
     # None = the SQLite file data_dir/radassist.sqlite3 (db_path). Migrations are applied when a store opens it.
@@ -218,6 +225,7 @@ class Settings:
             raise ConfigurationError(
                 f"auth_proxy_header must be an HTTP header name such as Remote-User, got {self.auth_proxy_header!r}"
             )
+        _ = self.admin_names  # parsed here, so a typo stops the start
         proxies = self.trusted_proxy_networks  # parsed here, so a typo stops the start
         _ = self.pacs_endpoints  # built here too
         if self.auth_proxy_header and not proxies:
@@ -226,6 +234,17 @@ class Settings:
             )
         if proxies and not self.auth_proxy_header:
             raise ConfigurationError("auth_trusted_proxies is set but auth_proxy_header is not")
+
+    @cached_property
+    def admin_names(self) -> frozenset[str]:
+        """``admin_users`` parsed: the log-in names with the web app's administrative actions."""
+        names = {part.strip() for part in self.admin_users.split(",") if part.strip()}
+        bad = sorted(n for n in names if not USER_NAME_PATTERN.fullmatch(n))
+        if bad:
+            raise ConfigurationError(
+                f"admin_users: {', '.join(map(repr, bad))} is not a user name (lower-case letters, digits, . _ @ -)"
+            )
+        return frozenset(names)
 
     @cached_property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -343,7 +362,7 @@ def _coerce(name: str, raw: Any) -> Any:
             return _pacs_tables(raw)
         if name == "engine_extra_args":
             return tuple(raw.split()) if isinstance(raw, str) else tuple(str(x) for x in raw)
-        if name == "auth_trusted_proxies" and isinstance(raw, list):  # TOML may give a list
+        if name in ("auth_trusted_proxies", "admin_users") and isinstance(raw, list):  # TOML may give a list
             return ",".join(str(x) for x in raw)
         if isinstance(default, bool):
             if isinstance(raw, bool):

@@ -413,6 +413,17 @@ def create_app(
                     report_file = gr.File(label="Report export", visible=False, elem_id="ra-report-file")
                     with gr.Accordion("Version history", open=False):
                         versions = gr.Markdown("", elem_id="ra-versions")
+                # Administrators only (shown to them on load; checked again on the server for every import).
+                priors_import = priors_panel.PriorsImport(ws)
+                with gr.Accordion(
+                    "Import prior reports (administrators)", open=False, visible=False, elem_id="ra-priors-import"
+                ) as import_box:
+                    import_file = gr.File(
+                        label="Prior reports (.csv, .json, .jsonl): patient ID, date, text; de-identified on import",
+                        file_types=priors_panel.IMPORT_TYPES, type="filepath", elem_id="ra-priors-file",
+                    )  # fmt: skip
+                    import_run = gr.Button("Import", size="sm", elem_id="ra-priors-import-run")
+                    import_status = gr.Markdown("", elem_id="ra-priors-import-status")
 
         viewer = ViewerOutputs(
             image=image, series=series, slider=slider, caption=caption, banner=banner, metadata=metadata, pins=pins,
@@ -542,6 +553,18 @@ def create_app(
         app.load(on_load, [last_chat, session, browser_id],
                  [status_line, status_timer, browser_id, chats, *opened_outputs, mode],
                  api_visibility="private")  # fmt: skip
+        def may_import(browser: Any, request: gr.Request) -> Any:
+            return gr.update(visible=priors_import.allowed(owner_of(request, browser)))
+
+        def import_priors_file(upload: Any, state: Any, browser: Any, request: gr.Request) -> Any:
+            line, panel = priors_import.run(upload, owner_of(request, browser), state)
+            return None, line, panel
+
+        app.load(may_import, browser_id, import_box, api_visibility="private", show_progress="hidden")
+        import_run.click(
+            import_priors_file, [import_file, session, browser_id], [import_file, import_status, prior_reports],
+            api_visibility="private",
+        )  # fmt: skip
         if not single:
 
             def signed_in(request: gr.Request) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import retrieval
 from assistant.priors import import_priors
 from assistant.settings import Settings
+from assistant.store.audit import AuditLog
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
     embedder = retrieval.create_embedder(args.model or settings.embedding_model)
     progress = None if args.json else _stderr
-    result = import_priors(args.file, settings, embedder, progress=progress, show_progress=not args.json)
+    with AuditLog(settings.database) as audit:
+        result = import_priors(
+            args.file, settings, embedder, progress=progress, show_progress=not args.json, audit=audit
+        )
     if args.json:
         print(json.dumps(result.to_json()))
     else:

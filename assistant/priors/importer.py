@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from assistant.errors import RetrievalError, translated_retrieval_errors
 from assistant.imaging.deid import Pseudonymizer, clean_text
 from assistant.priors.store import open_prior_store
 from assistant.settings import Settings
+from assistant.store.audit import AuditLog, record_priors_import
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ class ImportResult:
     added: int  # chunks new to the store (0 on a re-import of the same file)
     total: int  # chunks in the store afterwards (every patient's)
     path: Path | str  # where they are stored: the database (its file, or its URL without the password)
+
+    def counts(self) -> tuple[tuple[str, int], ...]:
+        """The numbers of the import, for the audit trail."""
+        return (("rows", self.rows), ("reports", self.reports), ("patients", self.patients), ("added", self.added))
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -197,16 +203,32 @@ def import_priors(
     progress: Progress | None = None,
     trust_keys: bool = False,
     show_progress: bool = False,
+    audit: AuditLog | None = None,
 ) -> ImportResult:
     """De-identify the reports in ``path`` and add them to the prior-report store in the database.
 
     Idempotent: the same file imported again adds nothing (chunk ids hash the key, report id, date and text).
+    With ``audit``, the import (or its failure) is recorded there: counts only, never a key, date or text.
     """
-    with translated_retrieval_errors():
-        rows = retrieval.read_rows(Path(path))
-    keys = Pseudonymizer.from_settings(settings)
-    reports = deidentify_rows(rows, keys, trust_keys=trust_keys)
-    return index_reports(reports, settings, embedder, rows=len(rows), progress=progress, show_progress=show_progress)
+    started = time.monotonic()
+    model = str(embedder.model_id if embedder is not None else settings.embedding_model)
+    try:
+        with translated_retrieval_errors():
+            rows = retrieval.read_rows(Path(path))
+        keys = Pseudonymizer.from_settings(settings)
+        reports = deidentify_rows(rows, keys, trust_keys=trust_keys)
+        result = index_reports(
+            reports, settings, embedder, rows=len(rows), progress=progress, show_progress=show_progress
+        )
+    except Exception as exc:
+        if audit is not None:
+            record_priors_import(audit, model=model, seconds=time.monotonic() - started, outcome=type(exc).__name__)
+        raise
+    if audit is not None:
+        record_priors_import(
+            audit, model=model, seconds=time.monotonic() - started, outcome="ok", counts=result.counts()
+        )
+    return result
 
 
 def index_reports(

@@ -172,3 +172,12 @@ def record_burned_in_text(audit: AuditLog, studies: Iterable[RedactedStudy]) -> 
         audit.record(AuditRecord("ingest", "burned_in_text", "tesseract", entries, latency, 0, study.redaction_outcome))
         written += 1
     return written
+
+
+def record_priors_import(
+    audit: AuditLog, *, model: str, seconds: float, outcome: str, counts: Sequence[tuple[str, int]] = ()
+) -> None:
+    """One row per prior-report import (command line or web app): how many rows, reports, patients and new
+    sections as ``name=N`` entries, never a key, date or text. ``outcome`` "ok" or the error class's name."""
+    entries = tuple(f"{name}={number}" for name, number in counts)
+    audit.record(AuditRecord("priors", "import", model, entries, round(seconds * 1000), 0, outcome))

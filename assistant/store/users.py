@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +19,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from assistant.errors import RadassistError
-from assistant.settings import Settings
+from assistant.settings import USER_NAME_PATTERN, Settings
 from assistant.store.db import DatabaseStore
 
 logger = logging.getLogger(__name__)
 
-# Lower case only: Gradio keeps the name exactly as typed at log-in, and conversations and drafts belong to that
-# name, so "Alice" and "alice" must not be two ways into (or two halves of) one account. "@" and "." let an SSO
-# proxy's e-mail-like names (alice@hospital.org) through.
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
+NAME_PATTERN = USER_NAME_PATTERN  # lower case only: see assistant.settings
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024  # hashing is deliberately slow; an unbounded input would make it a denial of service
 
