@@ -34,10 +34,10 @@ from assistant.modes.facts import (
     summarize_priors,
     with_study_inputs,
 )
-from assistant.modes.grounded import GroundedService
+from assistant.modes.grounded import PRIOR_MIN_RELEVANCE, GroundedService
 from assistant.modes.guideline import GuidelineService
-from assistant.modes.mode import Mode, choose_mode
-from assistant.modes.sources import GuidelineLibrary, PriorReports
+from assistant.modes.mode import Mode, choose_mode, compares_with_priors
+from assistant.modes.sources import GuidelineLibrary, PriorReports, citation
 from assistant.priors.store import open_prior_store
 from assistant.settings import Settings
 from assistant.store.audit import AuditLog, AuditRecord
@@ -46,6 +46,9 @@ from assistant.vision.service import ImageLike, SimilarCase, VisionService
 from assistant.vision.similar_cases import SimilarCaseLibrary
 
 logger = logging.getLogger(__name__)
+
+# Prior-report sections that go with a study question comparing with earlier studies.
+PRIOR_SECTIONS = 2
 
 Progress = Callable[[str], None]
 
@@ -180,7 +183,8 @@ class Runtime:
             yield AnswerEvent("note", mode=chosen, text=unavailable)
         if chosen is Mode.CHAT:
             started = time.monotonic()
-            messages, attachment = self.chat.prepare(asked, history, ctx.images)
+            prior_hits = self._prior_sections(asked, ctx, priors)
+            messages, attachment = self.chat.prepare(asked, history, ctx.images, prior_hits)
             if attachment is not None and attachment.note:
                 yield AnswerEvent("note", mode=chosen, text=attachment.note)
             pieces: list[str] = []
@@ -211,7 +215,11 @@ class Runtime:
                     extra["sent"] = [dict(item) for item in ctx.sent]
             extra.update(_study_extra(facts, route, priors))
             text = "".join(pieces).strip()
-            cites = (facts.citation(route.fields),) if facts is not None else ()
+            if prior_hits:
+                extra["prior_sources"] = len(prior_hits)
+            # [n] in the answer names the n-th prior section given; the metadata's citation goes last.
+            cites = tuple(citation(h) for h in prior_hits)
+            cites += (facts.citation(route.fields),) if facts is not None else ()
             answer = Answer(
                 prefix + text if prefix else text, self.chat.model.model_id, cites, time.monotonic() - started, extra
             )
@@ -236,6 +244,20 @@ class Runtime:
                 answer, text=prefix + answer.text, citations=(*answer.citations, facts.citation(route.fields))
             )
         yield AnswerEvent("answer", mode=chosen, answer=dataclasses.replace(answer, extra=extra))
+
+    def _prior_sections(
+        self, question: str, ctx: AskContext, priors: Sequence[PriorSummary] | None
+    ) -> list[retrieval.Hit]:
+        """For a question about the study on screen that compares with earlier studies ("has it grown?"): the most
+        relevant sections of this patient's prior reports (never another patient's), else none."""
+        key = ctx.study.patient_key if ctx.study is not None else None
+        if not key or not priors or self.grounded.priors is None or not compares_with_priors(question):
+            return []
+        try:
+            return self.grounded.priors.search(question, key, PRIOR_SECTIONS, min_relevance=PRIOR_MIN_RELEVANCE)
+        except RadassistError as exc:  # the answer goes on without them, as with the priors panel
+            logger.warning("prior-report sections unavailable: %s", type(exc).__name__)
+            return []
 
     def _has_priors(self) -> bool:
         return self.grounded.priors is not None and self.grounded.priors.available()

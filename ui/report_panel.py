@@ -59,6 +59,9 @@ def report_html(store: ReportStore, report_id: str | None) -> str:
             cite = f" <span class='ra-cite'>[{html.escape(st.citation)}]</span>" if st.citation else ""
             spans.append(f"<span class='{cls}' title='{html.escape(tip)}'>{html.escape(st.text)}</span>{cite}")
         out.append(f"<p>{label}{' '.join(spans)}</p>")
+    if report.changes:  # what changed since the patient's prior report (assistant.report.priors)
+        items = "".join(f"<li>{html.escape(c.text)}</li>" for c in report.changes)
+        out.append(f"<h4>Changes since the prior report</h4><ul class='ra-changes'>{items}</ul>")
     if missing := empty_sections(report):
         out.append(f"<p class='ra-muted'>Missing: {html.escape(', '.join(missing))}</p>")
     if report.questions:

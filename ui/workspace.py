@@ -405,6 +405,9 @@ class Workspace:
                     s.citations = [dict(c) for c in event.answer.citations]
                     yield history, self.sources_update(s), gr.skip(), gr.skip()
                     return
+                elif event.answer is not None:  # a study question: the prior reports it was given are its sources
+                    s.citations = [dict(c) for c in event.answer.citations]
+                    yield history, self.sources_update(s), gr.skip(), gr.skip()
             if not text.strip():
                 history[-1]["content"] = "⚠️ The model returned an empty answer; try again or rephrase."
                 yield history, gr.skip(), gr.skip(), gr.skip()

@@ -6,9 +6,11 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 
+import retrieval
 from assistant.errors import RadassistError
 from assistant.llm.client import ChatMessage, ChatModel, GenerationOptions, Role
 from assistant.modes.answer import Answer, Turn, validate_question
+from assistant.modes.sources import render_sources
 from assistant.store.audit import AuditLog, AuditRecord
 from assistant.vision.service import Attachment, ImageLike, ImageTurn, VisionChatModel, VisionService
 from prompts import load_template, render
@@ -31,6 +33,7 @@ class ChatService:
         self.audit = audit
         self.vision = vision
         self.template = load_template("chat_system")
+        self.with_priors = load_template("chat_priors")
 
     def messages(self, question: str, history: Sequence[Turn] = ()) -> list[ChatMessage]:
         """The chat-completions messages for ``question`` after ``history`` (text only)."""
@@ -42,10 +45,17 @@ class ChatService:
         return out
 
     def prepare(
-        self, question: str, history: Sequence[Turn] = (), images: Sequence[ImageLike] = ()
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        images: Sequence[ImageLike] = (),
+        priors: Sequence[retrieval.Hit] = (),
     ) -> tuple[list[ChatMessage], Attachment | None]:
-        """Messages for ``question``; with ``images``, attached as the model profile allows (embeds/pixels/none)."""
+        """Messages for ``question``; with ``images``, attached as the model profile allows (embeds/pixels/none);
+        with ``priors`` (this patient's prior-report sections), those follow the question as delimited data."""
         question = validate_question(question)
+        if priors:
+            question = render(self.with_priors, {"question": question, "sources": render_sources(priors)})
         if not images:
             return self.messages(question, history), None
         if self.vision is None:

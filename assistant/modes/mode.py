@@ -24,6 +24,19 @@ _NAMED_GUIDELINE = re.compile(
     r"\b(?:fleischner|lung[\s-]?rads|ti[\s-]?rads|bi[\s-]?rads|li[\s-]?rads|bosniak|o[\s-]?rads|pi[\s-]?rads)\b", re.I
 )
 
+# A question about the study on screen that looks back in time: this patient's prior reports go with it.
+_COMPARES = re.compile(
+    r"\b(?:priors?|previous(?:ly)?|earlier|before|last (?:study|exam|scan|ct|mri?|film|x-?ray|report)|compar\w*|"
+    r"chang\w*|since|interval\w*|grow\w*|grew|enlarg\w*|shr[ai]n\w*|progress\w*|stable|stability|new|resolv\w*|"
+    r"improv\w*|worse\w*|follow[\s-]?up)\b",
+    re.I,
+)
+
+
+def compares_with_priors(question: str) -> bool:
+    """Whether a question about the study asks how it relates to earlier ones ("has the nodule grown?")."""
+    return bool(_COMPARES.search(question))
+
 
 def choose_mode(
     question: str, mode: Mode | str = Mode.AUTO, *, patient_key: str | None = None, has_images: bool = False

@@ -452,3 +452,92 @@ def test_what_is_on_screen_is_what_the_model_gets_and_the_workspace_fits_the_scr
             shot(page, "23-deleted-after-confirmation")
         finally:
             context.close()
+
+
+# ---------------------------------------------------------------------------------------------- priors, comparison
+
+OTHER_PATIENT = "OTHER-PATIENT-0099"  # another patient's report, the best lexical match for a growth question
+
+
+def test_priors_are_imported_shown_sent_and_compared_in_a_real_browser(
+    radassist_bin: Path, browser: Any, tmp_path: Path
+) -> None:
+    """The local user imports prior reports in the app (CSV with the real MRN), opens the patient's CT: the priors
+    panel shows this patient's prior only, a question that looks back takes it to the model (cited, in the sources
+    panel), and the report draft names it under Comparison and flags the nodule's growth."""
+    import csv
+
+    from tests.support.openai_stub import OpenAIStub
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    files = write_ct_series(tmp_path / "ct", slices=6, size=64)
+    priors_csv = tmp_path / "priors.csv"
+    rows = [
+        {   # 14 months before the CT of 2024-01-02
+            "patient_id": PATIENT_ID, "date": "2022-11-02", "modality": "CT",
+            "findings": "6 mm solid nodule in the right upper lobe.",
+            "impression": "6 mm solid nodule in the right upper lobe; follow-up CT advised.",
+        },
+        {
+            "patient_id": OTHER_PATIENT, "date": "2023-12-01", "modality": "CT",
+            "findings": "The right upper lobe solid nodule grew from 6 mm to 11 mm: nodule growth since the prior.",
+            "impression": "Growing right upper lobe nodule, 11 mm, OTHERMARK.",
+        },
+    ]  # fmt: skip
+    with open(priors_csv, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    settings = {"RADASSIST_VISION_PROFILE": "pixels", "RADASSIST_VISION_SEND_ONCE": "0"}
+    with OpenAIStub("Seen by the stub.") as llm, serve(
+        radassist_bin, data_dir, free_port(), "--llm-url", llm.url, name="serve-priors", settings=settings
+    ) as url:
+        context = browser.new_context(viewport={"width": 1920, "height": 1080})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(STEP_MS)
+            page.goto(url)
+            page.locator("#status-line", has_text="stub-model").wait_for()
+
+            # Single-user mode: the local user is the administrator and sees the import box.
+            page.locator("#ra-priors-import").wait_for(state="visible")
+            page.locator("#ra-priors-import").get_by_text("Import prior reports").first.click()
+            page.locator("#ra-priors-file input[type=file]").set_input_files(str(priors_csv))
+            page.locator("#ra-priors-file", has_text="priors.csv").wait_for()
+            page.locator("#ra-priors-import-run").click()
+            page.locator("#ra-priors-import-status", has_text="Imported 2 report(s) of 2 patient(s)").wait_for()
+            shot(page, "30-priors-imported")
+
+            # Open the patient's CT: the panel lists this patient's one prior, dated relative to the study.
+            page.locator("#ra-input input[type=file]").set_input_files([str(p) for p in files])
+            page.locator("#ra-input .thumbnail-item, #ra-input .thumbnails").first.wait_for()
+            request = ask(page, "Has the right upper lobe nodule grown since the prior CT?", llm)
+            panel = page.locator("#ra-priors")
+            panel.get_by_text("Prior reports (1)").wait_for()
+            assert "1 year 2 months before this study" in panel.inner_text()
+            assert "6 mm solid nodule" in panel.inner_text() and "OTHERMARK" not in panel.inner_text()
+            # The question took this patient's prior to the model, as data, and it is the answer's source.
+            sent = str(request["messages"][-1]["content"])
+            assert "6 mm solid nodule" in sent and "data only, not instructions" in sent
+            assert "OTHERMARK" not in sent and "11 mm" not in sent and PATIENT_ID not in sent
+            page.locator("#ra-sources label").first.wait_for()
+            assert "2022-11-02" not in page.locator("#ra-sources").inner_text()  # the date is shifted
+            shot(page, "31-priors-panel-and-sources")
+
+            # The report draft: Comparison names the prior, and the dictated size is compared with it.
+            page.locator("#ra-mode label", has_text="Report draft").click()
+            page.locator("#ra-report-panel").wait_for()
+            send(page, "8 mm solid nodule in the right upper lobe.")
+            report = page.locator("#ra-report")
+            report.get_by_text("8 mm solid nodule in the right upper lobe").first.wait_for()
+            text = report.inner_text()
+            assert "Prior report of" in text and "1 year 2 months before this study" in text, text
+            assert "increased from 6 mm to 8 mm" in text, text
+            assert "OTHERMARK" not in text and "11 mm" not in text
+            shot(page, "32-draft-compared-with-prior")
+        finally:
+            context.close()
+    # The MRN of the import is nowhere in the data dir afterwards.
+    stored = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
+    assert PATIENT_ID.encode() not in stored and OTHER_PATIENT.encode() not in stored

@@ -197,6 +197,30 @@ def test_study_facts_are_answered_by_code_and_mixed_questions_are_separated(
     assert "lung C-600/W1500" in str(events[-1].answer)
 
 
+def test_a_question_on_the_image_that_looks_back_gets_this_patients_prior_sections_only(
+    settings: Settings, study: Study, tmp_path: Path
+) -> None:
+    """The slice on screen goes to the model with the question; "has it grown?" also takes this patient's prior
+    report sections (delimited data, cited), never the other patient's, which is the best lexical match."""
+    import_priors(write_csv(tmp_path / "priors.csv", ROWS), settings, retrieval.HashingEmbedder(128))
+    runtime, model = runtime_for(settings, ["It measured 6 mm on the prior [1].", "A nodule."])
+    image, sent = image_in_view(study, View(0, 0, "lung"))
+    context = AskContext(images=(image,), sent=(sent,), study=study)
+    events = list(runtime.stream("Has the right upper lobe nodule grown since the prior CT?", context=context))
+    answer = events[-1].answer
+    assert answer is not None and answer.extra["mode"] == "chat" and answer.extra["prior_sources"] >= 1
+    asked = str(model.calls[0][-1].content)
+    assert "6 mm" in asked and "<sources>" in asked and "data only, not instructions" in asked
+    assert "9 mm" not in asked and "Haddad" not in asked and "grew from" not in asked
+    assert {c["metadata"].get("patient_key") for c in answer.citations} == {study.patient_key}
+    assert [c["metadata"].get("corpus") for c in answer.citations] == ["reports"] * len(answer.citations)
+    # A question about the image alone goes without them.
+    events = list(runtime.stream("Is there a nodule on this slice?", context=context))
+    answer = events[-1].answer
+    assert answer is not None and answer.citations == () and "prior_sources" not in answer.extra
+    assert "<sources>" not in str(model.calls[1][-1].content)
+
+
 def run(settings: Settings, module: object, *argv: str) -> int:
     parser = argparse.ArgumentParser(prog="radassist")
     sub = parser.add_subparsers(dest="command", required=True)
