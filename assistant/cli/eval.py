@@ -15,6 +15,7 @@ from assistant.eval import dictation as dictation_eval
 from assistant.eval import guidelines as guideline_eval
 from assistant.eval import report as report_eval
 from assistant.eval import vqa as vqa_eval
+from assistant.eval.chexbert import ChexbertLabeller
 from assistant.eval.runner import EvalItem, RuntimeAsker, StudyImages
 from assistant.eval.runner import run as run_items
 from assistant.modes.mode import Mode
@@ -41,6 +42,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep.add_argument("--data", type=Path, required=True, help="JSONL: id, reference (or findings/impression), image(s)")
     rep.add_argument("--images", type=Path, help="folder of the images (not needed when every line has 'generated')")
     rep.add_argument("--prompt", default=report_eval.DEFAULT_PROMPT, help="what is asked for each study")
+    rep.add_argument(
+        "--chexbert", type=Path, metavar="CHECKPOINT",
+        help="also score a CheXbert-14 F1 with this local CheXbert checkpoint (chexbert.pth; never downloaded)",
+    )  # fmt: skip
+    rep.add_argument(
+        "--chexbert-tokenizer", type=Path, metavar="DIR",
+        help="local bert-base-uncased folder (config.json, vocab.txt) for --chexbert",
+    )  # fmt: skip
     _common(rep)
     rep.set_defaults(func=run_report)
 
@@ -192,6 +201,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(
             f"{len(to_generate)} studies have no 'generated' report: give --images DIR to generate them"
         )
+    chexbert = _chexbert(args)  # before any generation: a wrong path fails in seconds, not after the run
     out = _out_dir(args, settings, "report")
     out.mkdir(parents=True, exist_ok=True)
     items = [c.item(args.images, args.prompt) for c in to_generate]
@@ -203,12 +213,25 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
                             "prediction": case.generated})  # fmt: skip
         else:
             records.append(generated[case.case_id])
-    summary = report_eval.summarize(records, seed=args.seed, resamples=args.resamples)
+    summary = report_eval.summarize(records, seed=args.seed, resamples=args.resamples, chexbert=chexbert)
     if not to_generate:  # scores only: keep what was scored beside the metrics
         with (out / PREDICTIONS).open("w", encoding="utf-8") as sink:
             for record in records:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
     return _finish(summary, report_eval.table, out, args)
+
+
+def _chexbert(args: argparse.Namespace) -> ChexbertLabeller | None:
+    """The CheXbert labeller of --chexbert/--chexbert-tokenizer (both or neither), loaded from local files."""
+    if args.chexbert is None and args.chexbert_tokenizer is None:
+        return None
+    if args.chexbert is None or args.chexbert_tokenizer is None:
+        raise ConfigurationError(
+            "--chexbert CHECKPOINT and --chexbert-tokenizer DIR go together (the checkpoint and its local "
+            "bert-base-uncased config and vocabulary)"
+        )
+    _stderr(f"loading CheXbert from {args.chexbert}")
+    return ChexbertLabeller.from_files(args.chexbert, args.chexbert_tokenizer)
 
 
 def _print_metrics(summary: dict[str, Any], table: Callable[[dict[str, Any]], str], as_json: bool) -> None:

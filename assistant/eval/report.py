@@ -12,6 +12,8 @@ optionally, an already ``generated`` report (then nothing is generated for that 
   present when labelled positive or uncertain (uncertain counted as present, CheXpert's "U-Ones" policy), absent
   otherwise; per finding precision/recall/F1 over the studies, micro F1 over all 14, and the macro F1 over the
   findings that occur in the references or the generated reports (a finding in neither has no F1).
+- CheXbert-14 F1 (optional, ``chexbert_*`` keys, only when a CheXbert labeller is given): the same F1, the labels
+  from :class:`assistant.eval.chexbert.ChexbertLabeller` (local weights) instead of the rules.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from assistant.errors import ConfigurationError
 from assistant.eval import metrics
@@ -31,6 +33,12 @@ DEFAULT_PROMPT = (
     "Write the radiology report for this study: a Findings paragraph and an Impression, in the style of a chest "
     "radiograph report."
 )
+
+
+class ReportLabeller(Protocol):
+    """Labels reports in batches as {finding: label} (the CheXbert labeller)."""
+
+    def label_reports(self, texts: Sequence[str]) -> list[dict[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -145,9 +153,12 @@ def finding_f1(
 
 def summarize(
     records: Sequence[Mapping[str, Any]], labeller: ChexpertLabeller | None = None, seed: int = 0,
-    resamples: int = 1000,
+    resamples: int = 1000, chexbert: ReportLabeller | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The metrics of a run; failed studies are counted in ``failures`` and left out of the scores."""
+    """The metrics of a run; failed studies are counted in ``failures`` and left out of the scores.
+
+    With ``chexbert``, also ``chexbert_micro_f1``, ``chexbert_macro_f1`` and ``chexbert_per_finding``.
+    """
     scored = [r for r in records if "error" not in r and r.get("prediction") is not None]
     preds = [str(r["prediction"]) for r in scored]
     refs = [str(r["reference"]) for r in scored]
@@ -155,6 +166,8 @@ def summarize(
     if not scored:
         out.update(bleu4=None, bleu_signature=None, rougeL=None, rougeL_ci95=None, chexpert_micro_f1=None,
                    chexpert_macro_f1=None, chexpert_per_finding={})  # fmt: skip
+        if chexbert is not None:
+            out.update(chexbert_micro_f1=None, chexbert_macro_f1=None, chexbert_per_finding={})
         return out
     out["bleu4"], out["bleu_signature"] = bleu4(preds, refs)
     rouge = rouge_l(preds, refs)
@@ -166,6 +179,11 @@ def summarize(
     out["chexpert_micro_f1"] = f1["micro_f1"]
     out["chexpert_macro_f1"] = f1["macro_f1"]
     out["chexpert_per_finding"] = f1["per_finding"]
+    if chexbert is not None:
+        bert_f1 = finding_f1(chexbert.label_reports(preds), chexbert.label_reports(refs))
+        out["chexbert_micro_f1"] = bert_f1["micro_f1"]
+        out["chexbert_macro_f1"] = bert_f1["macro_f1"]
+        out["chexbert_per_finding"] = bert_f1["per_finding"]
     latencies = [float(r["latency_s"]) for r in scored if "latency_s" in r]
     out["latency_p50_s"] = metrics.percentile(latencies, 50)
     out["latency_p95_s"] = metrics.percentile(latencies, 95)
@@ -190,8 +208,14 @@ def table(summary: Mapping[str, Any]) -> str:
         f"| CheXpert-14 micro F1 (x100) | {num(summary['chexpert_micro_f1'], 100)} |",
         f"| CheXpert-14 macro F1 (x100) | {num(summary['chexpert_macro_f1'], 100)} |",
     ]
-    per = summary.get("chexpert_per_finding") or {}
-    if per:
-        rows += ["", "| finding | tp | fp | fn | F1 |", "|---|---:|---:|---:|---|"]
-        rows += [f"| {f} | {v['tp']} | {v['fp']} | {v['fn']} | {num(v['f1'], 100)} |" for f, v in per.items()]
+    if "chexbert_micro_f1" in summary:
+        rows += [
+            f"| CheXbert-14 micro F1 (x100) | {num(summary['chexbert_micro_f1'], 100)} |",
+            f"| CheXbert-14 macro F1 (x100) | {num(summary['chexbert_macro_f1'], 100)} |",
+        ]
+    for key, name in (("chexpert_per_finding", "finding"), ("chexbert_per_finding", "finding (CheXbert)")):
+        per = summary.get(key) or {}
+        if per:
+            rows += ["", f"| {name} | tp | fp | fn | F1 |", "|---|---:|---:|---:|---|"]
+            rows += [f"| {f} | {v['tp']} | {v['fp']} | {v['fn']} | {num(v['f1'], 100)} |" for f, v in per.items()]
     return "\n".join(rows) + "\n"
