@@ -14,7 +14,13 @@ from typing import Any
 
 import retrieval
 from assistant.errors import AnswerInterrupted, ConfigurationError, LLMUnavailableError, RadassistError
-from assistant.llm.client import ChatModel, GenerationOptions, OpenAIChatClient, create_chat_client
+from assistant.llm.client import (
+    ChatModel,
+    GenerationOptions,
+    OpenAIChatClient,
+    conversation_affinity,
+    create_chat_client,
+)
 from assistant.llm.engine import EmbeddedEngine, EngineSpec
 from assistant.llm.model_files import resolve_chat_model
 from assistant.llm.urls import redact_url
@@ -231,9 +237,12 @@ class Runtime:
         if chosen is Mode.GUIDELINE:
             # With a study open, its modality and body part are offered to the calculators as inputs.
             inputs = study_inputs(ctx.study) if ctx.study is not None else {}
-            answer = self.guidelines.answer(with_study_inputs(asked, inputs), history)
+            # Every model call of the answer goes to the conversation's server of a pool, as chat answers do.
+            with conversation_affinity(ctx.conversation_id):
+                answer = self.guidelines.answer(with_study_inputs(asked, inputs), history)
         else:
-            answer = self.grounded.answer(asked, patient_key, history)
+            with conversation_affinity(ctx.conversation_id):
+                answer = self.grounded.answer(asked, patient_key, history)
         extra = {"mode": chosen.value, **answer.extra, **_study_extra(facts, route, priors)}
         if inputs:
             extra["study_inputs"] = inputs

@@ -18,6 +18,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -237,11 +239,30 @@ def create_chat_client(
     return PooledChatClient(servers, model, api_key, timeout_s, transport)
 
 
+# The conversation whose answer is being computed, for model calls made deep inside a mode (the guideline mode's
+# parameter extraction and phrasing, grounded answers) that build their own options: set by
+# :func:`conversation_affinity` around them.
+_CONVERSATION: ContextVar[str | None] = ContextVar("radassist_conversation", default=None)
+
+
+@contextmanager
+def conversation_affinity(key: str | None) -> Iterator[None]:
+    """Every model call inside goes to the server of conversation ``key`` (None: each call's own key)."""
+    token = _CONVERSATION.set(key)
+    try:
+        yield
+    finally:
+        _CONVERSATION.reset(token)
+
+
 def affinity_of(messages: Sequence[ChatMessage], options: GenerationOptions | None) -> str:
-    """The key that picks a conversation's server: ``options.affinity_key`` (the conversation id) when given,
-    else the text of its first question, the same in every turn of the conversation."""
+    """The key that picks a conversation's server: ``options.affinity_key`` (the conversation id) when given, else
+    the conversation set by :func:`conversation_affinity`, else the text of its first question, the same in every
+    turn of the conversation."""
     if options is not None and options.affinity_key:
         return options.affinity_key
+    if conversation := _CONVERSATION.get():
+        return conversation
     for message in messages:
         if message.role is Role.USER:
             if isinstance(message.content, str):

@@ -169,3 +169,21 @@ def test_llm_url_may_name_several_servers() -> None:
         load_settings(env={"RADASSIST_LLM_URL": "http://gpu1:8000,gpu2:8000"})
     with pytest.raises(ValueError, match="at least two"):
         PooledChatClient(["http://gpu1:8000"])
+
+
+def test_model_calls_inside_a_conversations_answer_go_to_its_server_whatever_their_own_text() -> None:
+    """The guideline mode's extraction and phrasing calls build their own messages and options: inside
+    ``conversation_affinity`` they follow the conversation's server, not their own text's."""
+    from assistant.llm.client import conversation_affinity
+
+    servers = Servers()
+    pool = pool_for(servers)
+    home = complete(pool, conversation("first question"), GenerationOptions(affinity_key="chat-42"))
+    prompts = [f"Extract the parameters of question {n}" for n in range(12)]
+    with conversation_affinity("chat-42"):
+        inside = {complete(pool, conversation(p), GenerationOptions(max_tokens=8)) for p in prompts}
+    assert inside == {home}
+    outside = {complete(pool, conversation(p), GenerationOptions(max_tokens=8)) for p in prompts}
+    assert len(outside) > 1  # 12 prompts on one of 3 servers by chance: p = 3 ** -11
+    with conversation_affinity(None):  # no conversation: each call's own key, as before
+        assert {complete(pool, conversation(p), GenerationOptions(max_tokens=8)) for p in prompts} == outside
