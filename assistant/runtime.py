@@ -417,8 +417,16 @@ def credentials_hidden() -> Iterator[None]:
 
 
 def index_dir(settings: Settings, corpus: str) -> Path:
-    """Where the index of ``corpus`` (guidelines, reports, teaching) lives."""
+    """Where the index of ``corpus`` (guidelines, reports, teaching) is built on first use, in the data dir."""
     return Path(settings.data_dir) / "index" / corpus
+
+
+def create_guideline_library(settings: Settings, embedder: retrieval.Embedder) -> GuidelineLibrary:
+    """The guideline library: over the shipped read-only ``guideline_index`` when set, else over the index built on
+    first use in the data dir."""
+    if settings.guideline_index is not None:
+        return GuidelineLibrary(embedder, Path(settings.guideline_index).expanduser(), read_only=True)
+    return GuidelineLibrary(embedder, index_dir(settings, "guidelines"))
 
 
 def create_prior_reports(settings: Settings, embedder: retrieval.Embedder) -> PriorReports:
@@ -432,7 +440,7 @@ def create_services(
 ) -> tuple[GuidelineLibrary, GuidelineService, GroundedService]:
     """The guideline library (index opened on first use) and the guideline and grounded services over ``model``."""
     embedder = retrieval.create_embedder(settings.embedding_model)
-    library = GuidelineLibrary(embedder, index_dir(settings, "guidelines"))
+    library = create_guideline_library(settings, embedder)
     priors = create_prior_reports(settings, embedder)
     return (
         library,

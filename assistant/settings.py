@@ -91,6 +91,11 @@ class Settings:
     engine_extra_args: tuple[str, ...] = ()
     # Retrieval: a sentence-transformers model id or folder; None = the offline all-MiniLM-L6-v2.
     embedding_model: str | None = None
+    # A guideline index built once (`radassist index build --corpus guidelines --out DIR`) and shipped as files:
+    # loaded as it is, read-only (never built or written into, so replicas may share it); refused at start when it
+    # is missing, incomplete, or was built with another embedding model or knowledge base. None = built on first
+    # use under data_dir/index/guidelines.
+    guideline_index: Path | None = None
     # Vision: "auto" = image embeddings when the served model folder carries radassist-vision/vision.json,
     # else text-only; or llava-embeds | medgemma | qwen2-vl | pixels | text-only (see docs/vision.md).
     vision_profile: str = "auto"
@@ -109,6 +114,9 @@ class Settings:
     vision_teaching_corpus: str | None = None
     # The open_clip encoder for it: an encoder spec JSON file or a vision bundle; None = the vision bundle's.
     vision_teaching_encoder: str | None = None
+    # Instead of the corpus: a similar-case index built once (`radassist index build --corpus images --out DIR`),
+    # loaded read-only like guideline_index; refused on first use when missing, incomplete or from another encoder.
+    vision_teaching_index: Path | None = None
     # Web app
     host: str = "127.0.0.1"
     port: int = 7860
@@ -210,6 +218,11 @@ class Settings:
         if self.retention_days < 0:
             raise ConfigurationError(
                 f"retention_days must be 0 (keep forever) or a number of days, got {self.retention_days}"
+            )
+        if self.vision_teaching_index is not None and self.vision_teaching_corpus is not None:
+            raise ConfigurationError(
+                "vision_teaching_index (an index built elsewhere, loaded read-only) and vision_teaching_corpus (an "
+                "index built here on first use) exclude each other: set one"
             )
         if self.vision_max_images < 1:
             raise ConfigurationError(f"vision_max_images must be at least 1, got {self.vision_max_images}")
@@ -356,7 +369,7 @@ def _coerce(name: str, raw: Any) -> Any:
     if isinstance(raw, str) and raw == "" and "None" in str(ftype):
         return None
     try:
-        if name in ("data_dir", "deid_salt_file"):
+        if name in ("data_dir", "deid_salt_file", "guideline_index", "vision_teaching_index"):
             return Path(raw).expanduser()
         if name == "pacs":
             return _pacs_tables(raw)

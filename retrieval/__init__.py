@@ -14,8 +14,14 @@ from retrieval.embedding import (
 )
 from retrieval.errors import EmbeddingModelMismatchError, PatientKeyRequiredError, RetrievalError
 from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.guidelines import DEFAULT_MIN_RELEVANCE, ensure_guideline_index, search_guidelines
-from retrieval.index import HybridIndex, Manifest
+from retrieval.guidelines import (
+    DEFAULT_MIN_RELEVANCE,
+    ensure_guideline_index,
+    knowledge_base_digest,
+    open_guideline_index,
+    search_guidelines,
+)
+from retrieval.index import HybridIndex, Manifest, chunk_set_digest
 from retrieval.kb import KnowledgeBase, Section
 from retrieval.reports import (
     PriorReport,
@@ -52,11 +58,14 @@ __all__ = [
     "TeachingIndex",
     "VersionedFolder",
     "VersionedFolderError",
+    "chunk_set_digest",
     "chunk_text",
     "content_id",
     "create_embedder",
     "ensure_guideline_index",
     "group_reports",
+    "knowledge_base_digest",
+    "open_guideline_index",
     "read_reports",
     "read_rows",
     "reciprocal_rank_fusion",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,15 @@ EMBED_BATCH = 64
 Filters = Mapping[str, str | Sequence[str]]
 
 
+def chunk_set_digest(chunk_ids: Iterable[str]) -> str:
+    """SHA-256 of a set of chunk ids: the identity of the corpus an index holds (its order and copies ignored).
+
+    Chunk ids hash their content, so two indexes of the same corpus (e.g. the same knowledge-base version) have
+    the same digest on every machine, and any changed, added or removed section changes it.
+    """
+    return hashlib.sha256("\n".join(sorted(set(chunk_ids))).encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What an index on disk was built with; compared on load so vectors are never mixed."""
@@ -52,6 +62,9 @@ class Manifest:
     chunk_ids: tuple[str, ...]
     created_at: str
     updated_at: str
+    # chunk_set_digest(chunk_ids), written so a shipped index can be compared with a corpus (the knowledge base) by
+    # eye or by a deploy script; "" in manifests of earlier versions (recompute it from chunk_ids).
+    corpus_digest: str = ""
 
     def to_json(self) -> str:
         """JSON text."""
@@ -61,10 +74,16 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        """Parse ``to_json`` output."""
+        """Parse ``to_json`` output (fields of a later version are ignored, missing optional ones defaulted)."""
         data = json.loads(text)
         data["chunk_ids"] = tuple(data["chunk_ids"])
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def digest(self) -> str:
+        """The corpus digest: as recorded, or computed from the chunk ids for a manifest that has none."""
+        return self.corpus_digest or chunk_set_digest(self.chunk_ids)
 
 
 def _now() -> str:
@@ -239,6 +258,7 @@ class HybridIndex:
             chunk_ids=tuple(c.id for c in self._chunks),
             created_at=self._created_at,
             updated_at=_now(),
+            corpus_digest=chunk_set_digest(c.id for c in self._chunks),
         )
 
     def save(self, path: Path | None = None) -> None:

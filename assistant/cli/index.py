@@ -1,5 +1,9 @@
 """``radassist index build|add|stats|search``: the guideline, prior-report and teaching indexes, and the
-similar-case index of teaching images (``--corpus images``)."""
+similar-case index of teaching images (``--corpus images``).
+
+``build --out DIR`` writes a complete index folder elsewhere than the data dir, to be shipped as files: app replicas
+load it read-only through ``guideline_index`` / ``vision_teaching_index``, which ``stats`` and ``search`` read too.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _input_args(build)
     build.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivfpq"), default="auto",
                        help="vector index type (default: auto, exact for small corpora)")
+    build.add_argument("--out", type=Path, metavar="DIR",
+                       help="write the index folder here instead of the data dir, to ship it as files (guidelines, "
+                       "teaching, images): replicas load it read-only with RADASSIST_GUIDELINE_INDEX or "
+                       "RADASSIST_VISION_TEACHING_INDEX")
     build.set_defaults(func=run_build)
 
     add = isub.add_parser("add", help="add reports (or guideline files) to an existing index")
@@ -84,6 +92,33 @@ def _index_path(settings: Settings, corpus: str) -> Path:
     return Path(settings.data_dir) / "index" / corpus
 
 
+def _shipped_path(settings: Settings, corpus: str) -> Path | None:
+    """The read-only index folder a setting points the app at for ``corpus``, if any."""
+    shipped = {"guidelines": settings.guideline_index, "images": settings.vision_teaching_index}.get(corpus)
+    return Path(shipped).expanduser() if shipped is not None else None
+
+
+def _read_path(settings: Settings, corpus: str) -> Path:
+    """The index the app reads for ``corpus``: the shipped folder when a setting names one, else the data dir's."""
+    return _shipped_path(settings, corpus) or _index_path(settings, corpus)
+
+
+def _out_dir(args: argparse.Namespace) -> Path | None:
+    """``--out DIR``, checked: an index folder is replaced, but a folder of other files is never swept into."""
+    if args.out is None:
+        return None
+    if args.corpus == "reports":
+        raise RetrievalError("--out is for the guidelines, teaching and images indexes: prior reports are kept in "
+                             "the database (RADASSIST_DATABASE_URL), not in an index folder")
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise RetrievalError(f"--out {out} is a file: give a new or empty folder")
+    # A commit removes the entries named like old versions (v*, .tmp-*): never in a folder that is not an index.
+    if out.is_dir() and any(out.iterdir()) and not retrieval.VersionedFolder(out).exists():
+        raise RetrievalError(f"--out {out} holds other files and is not an index folder: give a new or empty folder")
+    return out
+
+
 def _embedder(args: argparse.Namespace, settings: Settings) -> retrieval.Embedder:
     model = args.model or settings.embedding_model
     return retrieval.create_embedder(model)
@@ -116,15 +151,16 @@ def _kb(args: argparse.Namespace) -> retrieval.KnowledgeBase:
 
 def run_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build one index from scratch (an existing one is replaced atomically)."""
+    out = _out_dir(args)
     if args.corpus == "images":
-        return _build_images(args, settings)
+        return _build_images(args, settings, out)
     with _translated():
         embedder = _embedder(args, settings)
         config = retrieval.IndexConfig(kind=args.kind)
-        path = _index_path(settings, args.corpus)
+        path = out or _index_path(settings, args.corpus)
         if args.corpus == "guidelines":
             index = retrieval.HybridIndex.build(_kb(args).chunks(), embedder, path, config=config, show_progress=True)
-            stats = index.stats()
+            stats = {**index.stats(), "corpus_digest": index.manifest().digest}
         elif args.corpus == "reports":  # in the database now: every stored prior report replaced, in one go
             reports = _read_reports(args, settings)
             with priors.open_prior_store(settings) as store:
@@ -134,6 +170,7 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
         else:
             stats = retrieval.TeachingIndex.build(
                 _read_reports(args), embedder, path, config=config, show_progress=True).stats()
+            stats["corpus_digest"] = retrieval.HybridIndex.read_manifest(path).digest
     _emit(args, stats, f"built {args.corpus} index: {stats['chunks']} chunks ({stats['kind']}) at {path}")
     return 0
 
@@ -169,7 +206,7 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
     out: dict[str, Any] = {}
     with _translated():
         for corpus in corpora:
-            path = _index_path(settings, corpus)
+            path = _read_path(settings, corpus)
             if corpus == "images":
                 out[corpus] = _images_stats(path)
                 continue
@@ -183,7 +220,7 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             m = retrieval.HybridIndex.read_manifest(path)
             out[corpus] = {"path": str(path), "chunks": m.count, "embedding_model": m.embedding_model,
-                           "dim": m.dim, "kind": m.kind, "updated_at": m.updated_at}
+                           "dim": m.dim, "kind": m.kind, "updated_at": m.updated_at, "corpus_digest": m.digest}
     lines = [f"{c}: not built" if v is None else
              f"{c}: {v['cases']} cases ({v['skipped']} skipped), encoder {v['encoder']}, from {v['corpus']}, "
              f"built {v['built_at']}" if c == "images" else
@@ -198,7 +235,11 @@ def _searcher(args: argparse.Namespace, settings: Settings) -> Callable[[str, st
     path = _index_path(settings, args.corpus)
     k = args.k
     if args.corpus == "guidelines":
-        index = retrieval.ensure_guideline_index(path, embedder, show_progress=True)
+        shipped = _shipped_path(settings, "guidelines")
+        if shipped is not None:  # the app's read-only index: opened as it is, never (re)built
+            index = retrieval.open_guideline_index(shipped, embedder)
+        else:
+            index = retrieval.ensure_guideline_index(path, embedder, show_progress=True)
         threshold = retrieval.DEFAULT_MIN_RELEVANCE if args.min_relevance is None else args.min_relevance
         # The default threshold is calibrated for MiniLM; another model gets no default cut-off.
         if args.min_relevance is None and embedder.model_id != retrieval.DEFAULT_MODEL_ID:
@@ -282,13 +323,13 @@ def _stderr(message: str) -> None:
     print(f"radassist: {message}", file=sys.stderr, flush=True)
 
 
-def _build_images(args: argparse.Namespace, settings: Settings) -> int:
+def _build_images(args: argparse.Namespace, settings: Settings, out: Path | None = None) -> int:
     """Encode the corpus's images with the configured encoder and commit the index (replacing the old one)."""
     from assistant.vision.similar_cases import build_similar_index
 
     if args.input is None:
         raise RetrievalError("--input FILE is required for the images corpus (JSONL of case_id, image, report)")
-    path = _index_path(settings, "images")
+    path = out or _index_path(settings, "images")
     index = build_similar_index(settings, args.input, path, progress=_stderr)
     meta = index.meta
     _emit(args, {"corpus": "images", "path": str(path), "cases": meta["count"], "skipped": meta["skipped"],
@@ -314,10 +355,12 @@ def _search_images(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.image or args.query or args.batch:
         raise RetrievalError("the images index is searched with --image PATH (no text query, no --batch)")
-    library = SimilarCaseLibrary(settings, folder=_index_path(settings, "images"))
+    # A shipped index (vision_teaching_index) is the library's own folder, opened read-only.
+    folder = None if settings.vision_teaching_index is not None else _index_path(settings, "images")
+    library = SimilarCaseLibrary(settings, folder=folder)
     if library.index(_stderr) is None:
         raise RetrievalError("no images index: build one (radassist index build --corpus images --input FILE) "
-                             "or set RADASSIST_VISION_TEACHING_CORPUS")
+                             "or set RADASSIST_VISION_TEACHING_CORPUS or RADASSIST_VISION_TEACHING_INDEX")
     hits = library.search(load_images(args.image, settings), args.k)
     if args.json:
         print(json.dumps({"hits": [h.to_json() for h in hits]}, ensure_ascii=False))

@@ -1,6 +1,7 @@
 """Retrieved sources for the answering modes: the guideline library, citations, and sources-as-data prompts.
 
-The guideline index is loaded (or built, the first time) when it is first needed, never at import or start-up.
+The guideline index is loaded (or built, the first time) when it is first needed, never at import or start-up;
+a shipped index (``read_only``) is only ever loaded.
 Retrieval errors are translated into :class:`assistant.errors.RetrievalError` here, at the boundary.
 """
 
@@ -33,7 +34,12 @@ def citation(hit: retrieval.Hit) -> dict[str, Any]:
 
 
 class GuidelineLibrary:
-    """The guideline knowledge base and its hybrid index; the index is loaded or built on first use."""
+    """The guideline knowledge base and its hybrid index; the index is loaded or built on first use.
+
+    ``read_only``: ``index_path`` is a shipped index (``radassist index build --out``, the ``guideline_index``
+    setting), loaded as it is and never built or written into: missing, incomplete, or built with another
+    embedding model or knowledge base, it is refused with an error that names the setting.
+    """
 
     def __init__(
         self,
@@ -44,6 +50,7 @@ class GuidelineLibrary:
         index: retrieval.HybridIndex | None = None,
         min_relevance: float | None = retrieval.DEFAULT_MIN_RELEVANCE,
         progress: Progress | None = None,
+        read_only: bool = False,
     ) -> None:
         if index is None and index_path is None:
             raise ValueError("GuidelineLibrary needs an index_path or an index, got neither")
@@ -53,6 +60,7 @@ class GuidelineLibrary:
         self._index = index
         self.min_relevance = min_relevance
         self._progress = progress
+        self.read_only = read_only
         self._lock = threading.Lock()
 
     @property
@@ -67,12 +75,16 @@ class GuidelineLibrary:
         return self._index is not None
 
     def index(self, progress: Progress | None = None) -> retrieval.HybridIndex:
-        """The hybrid index, built under ``index_path`` the first time (progress reported) if it is missing."""
+        """The hybrid index, built under ``index_path`` the first time (progress reported) if it is missing; a
+        read-only library's is loaded as it is."""
         progress = progress or self._progress
         with self._lock:
             if self._index is None:
                 if self._path is None:  # unreachable: the constructor requires a path or an index
                     raise RetrievalError("the guideline library has no index path")
+                if self.read_only:
+                    self._index = self._open_shipped(self._path)
+                    return self._index
                 ensure_private_dir(self._path.parent)  # <data_dir>/index: every corpus's index lives below it
                 building = not retrieval.HybridIndex.exists(self._path)
                 if building and progress:
@@ -83,6 +95,19 @@ class GuidelineLibrary:
                     )
                 logger.info("guideline index ready: %d chunks", len(self._index))
             return self._index
+
+    def _open_shipped(self, path: Path) -> retrieval.HybridIndex:
+        """The shipped index at ``path``, only read (no folder made, nothing built, no lock file)."""
+        try:
+            index = retrieval.open_guideline_index(path, self._embedder, self.kb)
+        except retrieval.RetrievalError as exc:
+            raise RetrievalError(
+                f"RADASSIST_GUIDELINE_INDEX (guideline_index): {exc} (a shipped index is loaded read-only and never "
+                f"built here: build it once with `radassist index build --corpus guidelines --out {path}` and the "
+                "embedding model configured here, or unset the setting to build one in the data dir)"
+            ) from exc
+        logger.info("guideline index loaded read-only: %d chunks", len(index))
+        return index
 
     def search(self, query: str, k: int = 3, *, guideline: str | None = None) -> list[retrieval.Hit]:
         """Sections relevant to ``query`` (empty: no source), optionally from one guideline id only."""

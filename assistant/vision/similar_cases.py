@@ -5,7 +5,9 @@ lives under ``<data_dir>/index/images`` as version folders and a ``CURRENT`` poi
 like the text indexes. Its meta file records the image encoder's fingerprint and the corpus file's SHA-256: with
 ``vision_teaching_corpus`` configured, an index that is missing, was built with another encoder or from another
 version of the corpus file is (re)built on first use. Without the setting, an index built by
-``radassist index build --corpus images`` is used as it is.
+``radassist index build --corpus images`` is used as it is. With ``vision_teaching_index`` (an index built once with
+``--out DIR`` and shipped as files, e.g. to several app replicas) that folder is only read: never built or written
+into, refused when missing, incomplete or built with another encoder.
 
 The encoder is ``vision_teaching_encoder`` (an encoder spec JSON file or a vision bundle) or else the vision
 bundle's encoder; a text-only profile has none, and asking for similar cases then names the setting to add.
@@ -175,6 +177,11 @@ class SimilarCaseLibrary:
 
     def __init__(self, settings: Settings, *, folder: Path | None = None, vision: VisionService | None = None):
         self.settings = settings
+        shipped = settings.vision_teaching_index
+        # A shipped index (vision_teaching_index) is only read; the settings refuse it beside a corpus to build from.
+        self.read_only = folder is None and shipped is not None
+        if folder is None and shipped is not None:
+            folder = Path(shipped).expanduser()
         self.folder = folder or images_index_dir(settings)
         corpus = settings.vision_teaching_corpus
         self.corpus = Path(corpus).expanduser() if corpus else None
@@ -185,8 +192,8 @@ class SimilarCaseLibrary:
 
     @property
     def configured(self) -> bool:
-        """Whether similar cases are wanted: a teaching corpus is configured or an index was built."""
-        return self.corpus is not None or _versions(self.folder).exists()
+        """Whether similar cases are wanted: a teaching corpus or a shipped index is configured, or one was built."""
+        return self.corpus is not None or self.read_only or _versions(self.folder).exists()
 
     def service(self) -> VisionService:
         with self._lock:
@@ -206,6 +213,8 @@ class SimilarCaseLibrary:
 
     def _open(self, service: VisionService, progress: Progress | None) -> SimilarCaseIndex:
         fingerprint = service.pooled_fingerprint
+        if self.read_only:
+            return self._open_shipped(fingerprint)
         if self.corpus is not None:
             reason = _stale_reason(read_index_meta(self.folder), fingerprint, self.corpus)
             if reason is not None:
@@ -225,6 +234,31 @@ class SimilarCaseLibrary:
             )
         logger.info("similar-case index loaded: %d cases", len(index.cases))
         return index
+
+    def _open_shipped(self, fingerprint: str) -> SimilarCaseIndex:
+        """The shipped index (``vision_teaching_index``), only read: no folder made, nothing built, no lock file."""
+        if not self.folder.is_dir():
+            raise self._shipped_error("the folder does not exist")
+        try:
+            version = committed_version(self.folder)
+            if version is None:
+                raise RetrievalError(f"it is not a complete index (it has no {CURRENT} file)")
+            with translated_retrieval_errors():
+                index = SimilarCaseIndex.load(version)
+        except RetrievalError as exc:
+            raise self._shipped_error(str(exc)) from exc
+        if index.fingerprint != fingerprint:
+            raise self._shipped_error("it was built with another image encoder than the one configured")
+        logger.info("similar-case index loaded read-only: %d cases", len(index.cases))
+        return index
+
+    def _shipped_error(self, why: str) -> RetrievalError:
+        return RetrievalError(
+            f"RADASSIST_VISION_TEACHING_INDEX (vision_teaching_index): the similar-case index at {self.folder} cannot "
+            f"be used: {why} (a shipped index is loaded read-only and never built here: build it once with "
+            f"`radassist index build --corpus images --input FILE --out {self.folder}` and the encoder configured "
+            "here, or unset the setting)"
+        )
 
     def search(self, images: Sequence[ImageLike], k: int = 3, progress: Progress | None = None) -> list[SimilarCase]:
         """At most ``k`` teaching cases most like any of ``images``, best first; [] when none is configured."""

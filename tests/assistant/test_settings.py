@@ -83,3 +83,21 @@ def test_guideline_phrasing_follows_the_model(env: dict[str, str], phrases: bool
 def test_guideline_phrasing_rejects_unknown_values() -> None:
     with pytest.raises(ConfigurationError, match="guideline_phrasing"):
         load_settings(env={"RADASSIST_GUIDELINE_PHRASING": "sometimes"})
+
+
+def test_shipped_index_folders_are_paths_from_the_environment_or_the_toml_file(tmp_path: Path) -> None:
+    assert load_settings(env={}).guideline_index is None and load_settings(env={}).vision_teaching_index is None
+    env = {"RADASSIST_GUIDELINE_INDEX": "/srv/index/guidelines", "RADASSIST_VISION_TEACHING_INDEX": "~/images"}
+    s = load_settings(env=env)
+    assert s.guideline_index == Path("/srv/index/guidelines")
+    assert s.vision_teaching_index == Path("~/images").expanduser()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('guideline_index = "/mnt/guidelines"\n', encoding="utf-8")
+    assert load_settings(env={}, config_file=cfg).guideline_index == Path("/mnt/guidelines")
+    assert load_settings(env={"RADASSIST_GUIDELINE_INDEX": ""}, config_file=cfg).guideline_index is None
+
+
+def test_a_shipped_teaching_index_and_a_corpus_to_build_from_exclude_each_other() -> None:
+    with pytest.raises(ConfigurationError, match="vision_teaching_index .* vision_teaching_corpus"):
+        load_settings(env={"RADASSIST_VISION_TEACHING_INDEX": "/srv/images",
+                           "RADASSIST_VISION_TEACHING_CORPUS": "/srv/cases.jsonl"})  # fmt: skip

@@ -1,6 +1,7 @@
 """deploy/compose.yaml and deploy/nginx.conf, checked without Docker: the structure docs/deploy.md promises, every
-app variable through the real settings loader, published ports on loopback, and the nginx config run for real
-(Debian's nginx) in front of two stub upstreams: sticky by client address, and a stopped upstream's reader sent on.
+app variable through the real settings loader, the guideline index built once by a job and mounted read-only,
+published ports on loopback, and the nginx config run for real (Debian's nginx) in front of two stub upstreams:
+sticky by client address, and a stopped upstream's reader sent on.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.support.http import wait_http
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NGINX = Path("/usr/sbin/nginx")
 APPS = ("app-a", "app-b")
+INDEX_JOB = "index-build"
 # What deploy/.env would hold (env.example's names), for the ${...} interpolation docker compose does.
 DOT_ENV = {
     "POSTGRES_PASSWORD": "test-password",
@@ -66,14 +68,14 @@ def _app_env(compose: dict[str, Any], service: str, dot_env: Mapping[str, str] =
 
 def test_the_services_a_department_needs_are_there(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {*APPS, "nginx", "postgres", "vllm", "orthanc"}
+    assert set(services) == {*APPS, INDEX_JOB, "nginx", "postgres", "vllm", "orthanc"}
     assert services["orthanc"]["profiles"] == ["pacs"]  # optional
     assert all("profiles" not in services[s] for s in services if s != "orthanc")
     # The two replicas: same image, same settings, their own data dirs.
     assert services["app-a"]["environment"] == services["app-b"]["environment"]
     assert services["app-a"]["image"] == services["app-b"]["image"]
-    volumes = {s: services[s]["volumes"] for s in APPS}
-    assert volumes["app-a"] != volumes["app-b"]
+    data = {s: [v for v in services[s]["volumes"] if v.endswith(":/data")] for s in APPS}
+    assert len(data["app-a"]) == 1 and data["app-a"] != data["app-b"]
     build = services["app-a"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
     for app in APPS:
@@ -117,6 +119,41 @@ def test_app_variables_are_real_settings_with_valid_values(compose: dict[str, An
     # Without the browser secret, compose refuses to start (replicas must not each make their own).
     with pytest.raises(AssertionError, match="RADASSIST_BROWSER_SECRET"):
         _app_env(compose, "app-a", {k: v for k, v in DOT_ENV.items() if k != "RADASSIST_BROWSER_SECRET"})
+
+
+def _mounts(spec: dict[str, Any]) -> list[tuple[str, Path, bool]]:
+    """A service's volumes as (volume name, mount point, read-only)."""
+    out = []
+    for entry in spec.get("volumes", []):
+        name, target, *options = str(entry).split(":")
+        out.append((name, Path(target), "ro" in options))
+    return out
+
+
+def test_the_guideline_index_is_built_once_by_a_job_and_mounted_read_only_into_every_replica(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    job = services[INDEX_JOB]
+    assert job["image"] == services["app-a"]["image"] and job["build"] == services["app-a"]["build"]
+    assert job["restart"] == "no" and "ports" not in job  # a one-off that exits
+    command = job["command"]
+    assert command[:3] == ["radassist", "index", "build"] and command[command.index("--corpus") + 1] == "guidelines"
+    out = Path(command[command.index("--out") + 1])
+    job_env = {k: _interpolate(str(v), DOT_ENV) for k, v in job["environment"].items()}
+    job_settings = load_settings(job_env)  # an unknown RADASSIST_* name or a bad value raises here
+    [(volume, job_mount, job_ro)] = [m for m in _mounts(job) if out.is_relative_to(m[1])]
+    assert not job_ro and volume in compose["volumes"]
+    assert not out.is_relative_to(job_settings.data_dir)  # the index is not in the job's throwaway data dir
+    for app in APPS:
+        app_settings = load_settings({k: v for k, v in _app_env(compose, app).items() if k.startswith(ENV_PREFIX)})
+        shipped = app_settings.guideline_index
+        assert shipped is not None, "the replicas load the shipped index, not one each builds"
+        [(name, mount, read_only)] = [m for m in _mounts(services[app]) if m[0] == volume]
+        assert read_only, f"{app} must mount {volume} read-only"
+        assert shipped.relative_to(mount) == out.relative_to(job_mount)  # the folder the job wrote
+        assert app_settings.embedding_model == job_settings.embedding_model  # else the replicas refuse the index
+        assert services[app]["depends_on"][INDEX_JOB]["condition"] == "service_completed_successfully"
 
 
 def test_published_ports_are_on_loopback(compose: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,23 @@ def test_save_and_load_round_trip_with_manifest(corpus: list[Chunk], hashing: Ha
     loaded = HybridIndex.load(tmp_path / "ix", hashing)
     query = "liver washout arterial hyperenhancement"
     assert [h.id for h in loaded.search(query, 4)] == [h.id for h in built.search(query, 4)]
+
+
+def test_the_manifest_records_the_corpus_digest_and_reads_manifests_without_one(
+    corpus: list[Chunk], hashing: HashingEmbedder, tmp_path: Path
+) -> None:
+    HybridIndex.build(corpus, hashing, tmp_path / "ix")
+    manifest = HybridIndex.read_manifest(tmp_path / "ix")
+    assert manifest.corpus_digest == index_module.chunk_set_digest(reversed([c.id for c in corpus]))  # order-free
+    assert manifest.corpus_digest != index_module.chunk_set_digest(c.id for c in corpus[1:])
+    version = tmp_path / "ix" / (tmp_path / "ix" / "CURRENT").read_text().strip()
+    data = json.loads((version / "manifest.json").read_text())
+    del data["corpus_digest"]  # as an earlier version wrote it
+    data["written_by_a_later_version"] = 1
+    (version / "manifest.json").write_text(json.dumps(data))
+    older = HybridIndex.read_manifest(tmp_path / "ix")
+    assert older.corpus_digest == "" and older.digest == manifest.corpus_digest
+    assert len(HybridIndex.load(tmp_path / "ix", hashing)) == len(corpus)
 
 
 def test_changed_embedding_model_is_refused_with_a_clear_message(

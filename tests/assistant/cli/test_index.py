@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import retrieval
 from assistant.cli import index as cli_index
 from assistant.errors import RetrievalError
 from assistant.settings import Settings, load_settings
+from tests.support.read_only import read_only_tree, tree_state
 
 REPORTS_CSV = "uid,patient_key,date,indication,comparison,findings,impression\n" + "\n".join([
     "1,pat-a,2021-01-02,Cough,None.,Right upper lobe spiculated mass.,Suspicious for malignancy.",
@@ -117,3 +119,59 @@ def test_default_model_off_topic_question_has_no_source(
 ) -> None:
     assert run(settings, "index", "search", "--json", "what is the capital of France") == 0  # builds on first use
     assert json.loads(capsys.readouterr().out) == {"hits": []}
+
+
+def test_build_out_writes_the_index_elsewhere_and_stats_and_search_read_it_as_the_app_does(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ship" / "guidelines"
+    assert run(settings, "index", "build", "--json", "--model", "hashing-128", "--out", str(out)) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["path"] == str(out) and built["embedding_model"] == "hashing-bow-v1-128"
+    assert built["corpus_digest"] == retrieval.knowledge_base_digest(retrieval.KnowledgeBase.load_default())
+    assert (out / "CURRENT").is_file() and not (settings.data_dir / "index").exists()
+
+    app = settings.replace(guideline_index=out)  # what the replicas are given: stats and search read that folder
+    with read_only_tree(out) as state:
+        assert run(app, "index", "stats", "--json", "--corpus", "guidelines") == 0
+        stats = json.loads(capsys.readouterr().out)["guidelines"]
+        assert stats["path"] == str(out) and stats["corpus_digest"] == built["corpus_digest"]
+        assert run(app, "index", "search", "--json", "--model", "hashing-128", "Bosniak IIF renal cyst septa") == 0
+        assert json.loads(capsys.readouterr().out)["hits"][0]["section"].startswith("bosniak-2019/")
+        with pytest.raises(RetrievalError, match="rebuild"):  # another model: refused, never rebuilt in place
+            run(app, "index", "search", "--model", "hashing-64", "Bosniak IIF")
+        assert tree_state(out) == state
+    assert not (settings.data_dir / "index").exists()
+
+    assert run(settings, "index", "build", "--model", "hashing-64", "--out", str(out)) == 0  # an index is replaced
+    assert retrieval.HybridIndex.read_manifest(out).embedding_model == "hashing-bow-v1-64"
+    assert len([p for p in out.iterdir() if p.name != "CURRENT"]) == 1  # the old version removed
+
+
+def test_build_out_never_sweeps_a_folder_that_is_not_an_index(
+    settings: Settings, reports_csv: Path, tmp_path: Path
+) -> None:
+    busy = tmp_path / "srv"
+    (busy / "var").mkdir(parents=True)  # named like a version folder: a commit would remove it
+    (busy / "notes.txt").write_text("keep me")
+    with pytest.raises(RetrievalError, match="not an index folder"):
+        run(settings, "index", "build", "--model", "hashing-64", "--out", str(busy))
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt", "var"]
+    with pytest.raises(RetrievalError, match="database"):
+        run(settings, "index", "build", "--corpus", "reports", "--input", str(reports_csv), "--model", "hashing-64",
+            "--out", str(tmp_path / "reports"))  # fmt: skip
+    assert not (tmp_path / "reports").exists()
+
+
+def test_build_out_for_the_teaching_corpus_records_its_digest(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    iu_like = tmp_path / "iu.csv"
+    iu_like.write_text("uid,findings,impression\n1,Clear lungs.,Normal.\n2,Cardiomegaly.,Enlarged heart.\n")
+    out = tmp_path / "ship" / "teaching"
+    assert run(settings, "index", "build", "--json", "--corpus", "teaching", "--input", str(iu_like),
+               "--synthetic-patients", "2", "--model", "hashing-64", "--out", str(out)) == 0  # fmt: skip
+    built = json.loads(capsys.readouterr().out)
+    manifest = retrieval.HybridIndex.read_manifest(out)
+    assert built["corpus_digest"] == manifest.corpus_digest == retrieval.chunk_set_digest(manifest.chunk_ids)
+    assert manifest.count == 4 and not (settings.data_dir / "index").exists()

@@ -24,6 +24,7 @@ from assistant.vision.service import ImageRef, images_from_study
 from assistant.vision.similar_cases import CURRENT, SimilarCaseLibrary, read_index_meta
 from tests.assistant.vision.conftest import TINY_CLIP_NAME
 from tests.support.openai_stub import OpenAIStub
+from tests.support.read_only import read_only_tree, tree_state, writable_copy
 from tests.ui.uploads import submitted
 
 PHI_LINE = "Seen 2021-03-04, MRN 12345678, call +1 555 123 4567."
@@ -193,6 +194,44 @@ def test_an_index_from_another_encoder_is_refused_when_there_is_no_corpus_to_reb
     library = SimilarCaseLibrary(settings_for(data, encoder_b))  # no corpus configured: the built index is used
     with pytest.raises(RetrievalError, match="built with another image encoder than the one configured"):
         library.search(query(corpus_images[0], library.settings), k=3)
+
+
+def test_a_shipped_index_is_only_read_and_refused_with_the_setting_named_when_it_cannot_be_used(
+    tmp_path: Path, corpus: Path, corpus_images: list[Path], encoder_a: Path, encoder_b: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    out = tmp_path / "ship" / "images"
+    builder = settings_for(tmp_path / "builder", encoder_a)
+    assert index_cli(builder, "build", "--corpus", "images", "--input", str(corpus), "--out", str(out)) == 0
+    assert f"at {out}" in capsys.readouterr().out and not (tmp_path / "builder" / "index").exists()
+
+    def app(encoder: Path, folder: Path = out) -> Settings:  # a replica: the shipped folder, no corpus
+        return load_settings(env={}, data_dir=tmp_path / "app", vision_teaching_encoder=str(encoder),
+                             vision_teaching_index=folder)  # fmt: skip
+
+    with read_only_tree(out) as state:
+        library = SimilarCaseLibrary(app(encoder_a))
+        assert library.read_only and library.folder == out
+        assert library.search(query(corpus_images[3], library.settings), k=2)[0].case_id == "case-3"
+        assert index_cli(app(encoder_a), "stats", "--json", "--corpus", "images") == 0
+        assert json.loads(capsys.readouterr().out)["images"]["path"] == str(out)
+        assert index_cli(app(encoder_a), "search", "--corpus", "images", "--image", str(corpus_images[5]),
+                         "--json") == 0  # fmt: skip
+        assert json.loads(capsys.readouterr().out)["hits"][0]["case_id"] == "case-5"
+        with pytest.raises(RetrievalError, match="RADASSIST_VISION_TEACHING_INDEX.*another image encoder"):
+            SimilarCaseLibrary(app(encoder_b)).index()
+        assert tree_state(out) == state  # searched and refused: nothing written, nothing rebuilt
+    assert not (tmp_path / "app" / "index").exists()
+
+    missing = tmp_path / "missing"
+    with pytest.raises(RetrievalError, match="RADASSIST_VISION_TEACHING_INDEX.*the folder does not exist"):
+        SimilarCaseLibrary(app(encoder_a, missing)).index()
+    assert not missing.exists()
+    half = writable_copy(out, tmp_path / "half")
+    (half / (half / CURRENT).read_text().strip() / "meta.json").unlink()  # a copy that missed its meta file
+    with pytest.raises(RetrievalError, match="RADASSIST_VISION_TEACHING_INDEX.*unreadable") as caught:
+        SimilarCaseLibrary(app(encoder_a, half)).index()
+    assert f"--out {half}" in str(caught.value)
 
 
 def test_an_embeds_profile_shares_its_bundle_encoder_with_the_similar_cases(
