@@ -481,13 +481,17 @@ def default_ocr() -> TesseractOCR:
 # Frames
 
 # Tesseract reads text best when capitals are 20-40 px tall (its documentation, "Improving the quality of the
-# output": ~300 dpi). Burned-in text is drawn for a screen at ~2% of the image height or more, so images are read
-# with a short edge of about 1000 px (a 480-row ultrasound is enlarged 2×), and at most 1700 px long.
+# output": ~300 dpi). Burned-in text is drawn for a screen, from ~10 px tall, whatever the size of the image, so
+# every image is read enlarged 2x (small ones to a short edge of about 1000 px, up to 3x), as long as its long
+# edge stays within 4800 px; none is shrunk below its own size. A radiograph of 2000 px carries 10-12 px labels:
+# shrunk to 1000 px they are 5 px tall and Tesseract finds no box at all (the held-out CR images).
 _OCR_SHORT_EDGE = 1000
-_OCR_LONG_EDGE = 1700
+_OCR_MIN_SCALE = 2.0
+_OCR_MAX_EDGE = 4800
+_CONTRAST_MAX_PIXELS = 4_000_000  # the local-contrast reading (noisy over anatomy, slow) is read at most this big
 _MAX_UPSCALE = 3.0
-_PAD = 0.3  # of the text height, above and below a region: anti-aliasing, descenders, accents
-_PAD_X = 0.8  # of the text height, left and right: about one character OCR left out of its box
+_PAD = 0.45  # of the text height, above and below a region: anti-aliasing, descenders, accents
+_PAD_X = 1.2  # of the text height, left and right: about a character OCR left out of its box, and its edge
 
 
 def _grey_for_ocr(frame: Frame) -> np.ndarray:
@@ -510,12 +514,37 @@ def _grey_for_ocr(frame: Frame) -> np.ndarray:
     return apply_window(values, window, invert=frame.invert)
 
 
-def _resized(grey: np.ndarray) -> tuple[np.ndarray, float]:
+def _local_contrast(frame: Frame) -> np.ndarray:
+    """The frame as dark strokes on white wherever it differs from its neighbourhood, whatever the polarity and
+    colour: 255 - gain * |value - local mean|, per channel (the largest), for text a few grey levels from its
+    background (grey on grey, coloured text as light as the picture under it, text over anatomy)."""
+    from PIL import Image as PILImage
+    from PIL import ImageFilter
+
+    values = frame.values
+    planes = (
+        [np.ascontiguousarray(values[..., c]).astype(np.uint8) for c in range(3)]
+        if values.ndim == 3
+        else [_grey_for_ocr(frame)]
+    )
+    radius = max(4, round(min(values.shape[:2]) / 120))
+    diff = np.zeros(values.shape[:2], np.float32)
+    for plane in planes:
+        mean = np.asarray(PILImage.fromarray(plane).filter(ImageFilter.BoxBlur(radius)), np.float32)
+        np.maximum(diff, np.abs(plane.astype(np.float32) - mean), out=diff)
+    return np.clip(255.0 - _CONTRAST_GAIN * diff + 0.5, 0, 255).astype(np.uint8)
+
+
+_CONTRAST_GAIN = 3.0  # text 30 grey levels from its background comes out ~90 levels darker than the page
+
+
+def _resized(grey: np.ndarray, max_pixels: float = float("inf")) -> tuple[np.ndarray, float]:
     from PIL import Image as PILImage
 
     rows, cols = grey.shape
-    scale = min(_MAX_UPSCALE, _OCR_SHORT_EDGE / min(rows, cols), _OCR_LONG_EDGE / max(rows, cols))
-    if 0.9 <= scale <= 1.1:
+    scale = min(_MAX_UPSCALE, max(_OCR_MIN_SCALE, _OCR_SHORT_EDGE / min(rows, cols)))
+    scale = max(1.0, min(scale, _OCR_MAX_EDGE / max(rows, cols), np.sqrt(max_pixels / (rows * cols))))
+    if 0.95 <= scale <= 1.05:
         return grey, 1.0
     size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
     method = PILImage.Resampling.BICUBIC if scale > 1 else PILImage.Resampling.LANCZOS
@@ -560,10 +589,14 @@ def _fill(frame: Frame, boxes: Sequence[RedactionBox]) -> None:
 
 
 def _read(
-    ocr: OCR, frame: Frame, threshold: int | None = None, invert: bool = False
+    ocr: OCR, frame: Frame, threshold: int | None = None, invert: bool = False, contrast: bool = False
 ) -> tuple[list[Word], float, np.ndarray]:
-    """Words of ``frame`` read at OCR scale; the scale; the grey image they were read from (before inversion)."""
-    grey, scale = _resized(_grey_for_ocr(frame))
+    """Words of ``frame`` read at OCR scale; the scale; the grey image of the frame at that scale. ``invert``
+    reads it inverted; ``contrast`` reads its local contrast (``_local_contrast``) instead, and returns that."""
+    if contrast:
+        grey, scale = _resized(_local_contrast(frame), _CONTRAST_MAX_PIXELS)  # its strokes also guide ``_extend``
+    else:
+        grey, scale = _resized(_grey_for_ocr(frame))
     return ocr.read(255 - grey if invert else grey, threshold), scale, grey
 
 
@@ -571,9 +604,11 @@ def _read(
 # (text on flat borders), then inverted with Sauvola's adaptive one (Tesseract's LSTM is trained on dark text on
 # light paper: light text over uneven anatomy is read far better inverted). Chosen on the benchmark's planted
 # cases (docs/benchmarks.md, "Burned-in text"): either reading alone missed 15-25% of the tokens.
-_DETECT_PASSES: tuple[tuple[bool, int], ...] = ((False, 0), (True, 2))
+# A third reading, of the local contrast (``_local_contrast``), finds what both miss: grey on grey, coloured text
+# as light as the picture under it, text over anatomy.
+_DETECT_PASSES: tuple[tuple[bool, int, bool], ...] = ((False, 0, False), (True, 2, False), (False, 0, True))
 _RESIDUAL_THRESHOLD = 2
-_RESIDUAL_CHECKS = 2  # readings after redaction: the second one decides, when the first found more to black out
+_RESIDUAL_CHECKS = 2  # readings after redaction: a second one when the first blacked out name-like words only
 
 
 def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr: OCR | None = None) -> Redaction:
@@ -593,8 +628,8 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
     identified = False
     passes = 0
     for frame in probes:
-        for invert, threshold in _DETECT_PASSES:
-            words, scale, grey = _read(engine, frame, threshold, invert)
+        for invert, threshold, contrast in _DETECT_PASSES:
+            words, scale, grey = _read(engine, frame, threshold, invert, contrast)
             passes += 1
             regions, _, found = _to_redact(words, terms)
             identified = identified or found
@@ -602,28 +637,33 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
     boxes = _merge(boxes)
     for frame in frames:
         _fill(frame, boxes)
-    # Residual check: read the redacted pixels again. What is found (a copy the first reading garbled, text that
-    # showed once its neighbour was gone) is blacked out and the pixels are read once more; identifying text
-    # still legible after the last check withholds the file's frames.
+    # Residual check: read the redacted pixels again, as shown and as local contrast. Identifying text found there
+    # (a date, an ID-like number, a label, a header identifier) withholds the file's frames; name-like words only
+    # are blacked out and the pixels read once more.
     withheld = False
-    for check in range(_RESIDUAL_CHECKS):
+    for _check in range(_RESIDUAL_CHECKS):
         residual_frame = frames[0] if len(frames) == 1 else _brightest(frames)
-        words, scale, grey = _read(engine, residual_frame, _RESIDUAL_THRESHOLD)
-        passes += 1
-        left, strong, found = _to_redact(words, terms)
-        left = [_extend(grey, r) for r in left]
-        identified = identified or found
-        if not left:
+        extra: list[RedactionBox] = []
+        strong = False
+        for contrast in (False, True):  # as shown, and its local contrast (faint text the first reading missed)
+            words, scale, grey = _read(engine, residual_frame, _RESIDUAL_THRESHOLD if not contrast else 0,
+                                       contrast=contrast)  # fmt: skip
+            passes += 1
+            left, found_strong, found = _to_redact(words, terms)
+            strong = strong or found_strong
+            identified = identified or found
+            extra.extend(_boxes([_extend(grey, r) for r in left], scale, shape))
+        if not extra:
             break
-        if strong and check == _RESIDUAL_CHECKS - 1:
+        if strong:
+            # Fail safe (issue 16: "any remaining identifier blocks the image"): a date, an ID-like number, a
+            # label or a header identifier still legible after redaction means the first readings missed text on
+            # this image, and what else they missed cannot be known: the frames are withheld, not patched.
             withheld = True
             break
-        extra = _boxes(left, scale, shape)
         boxes = _merge(boxes + extra)
         for frame in frames:
             _fill(frame, extra)
-        if not strong:
-            break  # only name-like words were left: blacked out, nothing identifying to check for again
     if withheld:
         for frame in frames:
             frame.values = np.full_like(frame.values, _black(frame))
