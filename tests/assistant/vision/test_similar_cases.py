@@ -82,8 +82,11 @@ def encoder_b(tiny_clip_files: tuple[Path, Path], tmp_path_factory: pytest.TempP
 
 
 def settings_for(data_dir: Path, encoder: Path, corpus: Path | None = None) -> Settings:
+    """Burned-in text is not read here: VQA-RAD pictures carry their uploader's name and a date in a footer, and
+    the ones where some stays legible are withheld (tests/assistant/imaging/test_burned_in.py); these tests count
+    the cases an index holds."""
     return load_settings(env={}, data_dir=data_dir, llm_url="http://127.0.0.1:9",
-                         vision_teaching_encoder=str(encoder),
+                         vision_teaching_encoder=str(encoder), burned_in_text="never",
                          vision_teaching_corpus=str(corpus) if corpus else None)  # fmt: skip
 
 
