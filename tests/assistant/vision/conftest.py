@@ -126,22 +126,7 @@ def tiny_llava_dir(tiny_llava_source: Path, tmp_path_factory: pytest.TempPathFac
 
 def serve_tiny_llava(model: Path, data: Path, *extra_args: str) -> Iterator[str]:
     """A real ``vllm serve`` of the converted tiny LLaVA with ``extra_args``; yields its URL, stops it after."""
-    from assistant.llm.engine import EmbeddedEngine, EngineSpec
-
-    spec = EngineSpec(
-        model=str(model),
-        served_name="tiny-llava",
-        max_model_len=TINY_ENGINE_LIMITS["max_model_len"],
-        kv_cache_bytes=TINY_ENGINE_LIMITS["kv_cache_bytes"],
-        extra_args=extra_args,
-        start_timeout_s=900.0,
-    )
-    engine = EmbeddedEngine(spec, log_dir=data / "logs", cache_dir=data / "cache")
-    url = engine.start()
-    try:
-        yield url
-    finally:
-        engine.stop()
+    yield from serve_model(model, "tiny-llava", data, *extra_args)
 
 
 @pytest.fixture(scope="session")
