@@ -20,7 +20,14 @@ from assistant.runtime import AskContext, Runtime, check_bind_host, open_runtime
 from assistant.settings import Settings
 from assistant.startup import RuntimeStarter
 from assistant.store.retention import RetentionSweeper
-from assistant.vision.service import ImageRef, SimilarCase, View, image_in_view, images_from_study
+from assistant.vision.service import (
+    ImageRef,
+    SimilarCase,
+    View,
+    image_in_view,
+    images_from_study,
+    representative_views,
+)
 
 FRONTEND_GROUP = "radassist.frontends"
 
@@ -272,13 +279,8 @@ def load_study_view(
     if not result.studies:
         raise IngestError("none of the attached images could be read (see the messages above)")
     if frame is None and not window:
-        # Each series' representative frame in the file's own window, described like a view.
-        pairs = [
-            image_in_view(study, View(i, s.images.index(s.representative(1)[0]), None))
-            for study in result.studies
-            for i, s in enumerate(study.series)
-        ]
-        return [p[0] for p in pairs], [p[1] for p in pairs], result.studies[0]
+        images, described = representative_views(result.studies)
+        return images, described, result.studies[0]
     spec: Any = None
     if window:
         parts = window.replace(",", "/").split("/")

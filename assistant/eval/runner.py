@@ -27,7 +27,7 @@ from assistant.modes.answer import Answer
 from assistant.modes.mode import Mode
 from assistant.runtime import AskContext, Runtime
 from assistant.settings import Settings
-from assistant.vision.service import ImageRef, View, image_in_view
+from assistant.vision.service import ImageRef, representative_views
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +97,8 @@ class StudyImages:
         if not result.studies:
             reasons = "; ".join(o.error for o in result.files if o.error) or "no image in it"
             return IngestError(f"{', '.join(p.name for p in paths)} could not be read: {reasons}")
-        pairs = [
-            image_in_view(study, View(number, series.images.index(series.representative(1)[0]), None))
-            for study in result.studies
-            for number, series in enumerate(study.series)
-        ]
-        return StudyView(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), result.studies[0])
+        images, sent = representative_views(result.studies)
+        return StudyView(tuple(images), tuple(sent), result.studies[0])
 
 
 class RuntimeAsker:

@@ -140,6 +140,17 @@ def image_in_view(study: Study, view: View) -> tuple[ImageRef, dict[str, Any]]:
     return ImageRef(pixels, label), sent
 
 
+def representative_views(studies: Sequence[Study]) -> tuple[list[ImageRef], list[dict[str, Any]]]:
+    """Each series' representative frame in the file's own window, labelled and described like a view (what
+    ``ask --image`` and ``eval`` send when no frame or window is named)."""
+    pairs = [
+        image_in_view(study, View(number, series.images.index(series.representative(1)[0]), None))
+        for study in studies
+        for number, series in enumerate(study.series)
+    ]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def images_in_views(
     study: Study, views: Sequence[View], sampled: bool = False
 ) -> tuple[list[ImageRef], list[dict[str, Any]]]:
