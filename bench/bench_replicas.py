@@ -549,8 +549,8 @@ def one_replica_sqlite(root: Path, llm_url: str, radassist: Path) -> Iterator[De
 
 @contextmanager
 def two_replicas_postgres(root: Path, llm_url: str, radassist: Path) -> Iterator[Deployment]:
-    from tests.e2e.test_replicas_behind_nginx import nginx
     from tests.e2e.test_workspace_browser import serve
+    from tests.support.nginx import nginx
     from tests.support.postgres import PostgresCluster
 
     cluster = PostgresCluster().start()
@@ -576,12 +576,6 @@ def two_replicas_postgres(root: Path, llm_url: str, radassist: Path) -> Iterator
                     serve(radassist, data, port, "--llm-url", llm_url, name=f"bench-replica-{name}", settings=shared)
                 )
                 ports.append(port)
-            # nginx's workers (user nobody when the bench runs as root) write request bodies over 16 KiB (an
-            # upload) under its folder: every folder above it must let them through, or nginx answers 500 itself.
-            for folder in (root, *root.parents):
-                if folder == Path(tempfile.gettempdir()):
-                    break
-                folder.chmod(folder.stat().st_mode | 0o111)
             front = stack.enter_context(nginx(root / "nginx", free_port(), ports))
             yield Deployment(front, "2 replicas, PostgreSQL 15, nginx ip_hash", replicas)
     finally:

@@ -181,15 +181,33 @@ def screen_uploads(paths: list[str], cache: Path) -> tuple[list[str], list[Refus
     return accepted, refused
 
 
-def _upload_refusal(raw: Path, bases: tuple[Path, ...], real_cache: Path) -> str | None:
-    """Why ``raw`` is not an uploaded file, or None when it is one."""
-    rel = None
+NOT_FOUND = "not found"  # the refusal of a path in the upload area that holds no file (any more)
+
+
+def upload_key(name: str, cache: Path) -> str | None:
+    """Where a submitted path lies in the upload area, spelt as :func:`screen_uploads` returns it when it accepts
+    it (the real cache, then the parts below it, nothing below resolved); None outside the area or for the area
+    itself. Only metadata of the cache folder is looked at: the path may be gone already."""
+    raw = Path(os.path.abspath(name))
+    rel = _cache_relative(raw, (Path(os.path.abspath(cache)), Path(os.path.realpath(cache))))
+    if rel is None or not rel.parts:
+        return None
+    return str(Path(os.path.realpath(cache)) / rel)
+
+
+def _cache_relative(raw: Path, bases: tuple[Path, ...]) -> Path | None:
+    """``raw`` relative to the first of ``bases`` it is below (or equal to), or None."""
     for base in bases:
         try:
-            rel = raw.relative_to(base)
-            break
+            return raw.relative_to(base)
         except ValueError:
             continue
+    return None
+
+
+def _upload_refusal(raw: Path, bases: tuple[Path, ...], real_cache: Path) -> str | None:
+    """Why ``raw`` is not an uploaded file, or None when it is one."""
+    rel = _cache_relative(raw, bases)
     if rel is None:
         return "not an uploaded file (outside the upload area)"
     if not rel.parts:
@@ -201,7 +219,7 @@ def _upload_refusal(raw: Path, bases: tuple[Path, ...], real_cache: Path) -> str
         try:
             mode = os.lstat(current).st_mode
         except OSError:
-            return "not found"
+            return NOT_FOUND
         if stat.S_ISLNK(mode):
             return "a link"
     if stat.S_ISDIR(mode):

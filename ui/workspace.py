@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
+import os
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +34,7 @@ from assistant import (
     DraftingService,
     ExportFormat,
     ImageInput,
+    IngestResult,
     Mode,
     Pseudonymizer,
     RadassistError,
@@ -71,6 +73,7 @@ from ui.messages import (
 )
 from ui.report_panel import AUTO_TEMPLATE
 from ui.session import (
+    NOT_FOUND,
     RefusedUpload,
     Session,
     gradio_cache_dir,
@@ -78,7 +81,9 @@ from ui.session import (
     screen_uploads,
     sessions_root,
     sweep,
+    upload_key,
 )
+from ui.shared_uploads import IngestedUploads, removed_text
 from ui.viewer import ViewerOutputs, pins_markdown, session_spec, window_values
 
 logger = logging.getLogger(__name__)
@@ -142,6 +147,8 @@ class Workspace:
         self.settings = self.starter.settings
         self.data_dir = Path(self.settings.data_dir)
         self.max_age_s = self.settings.upload_max_age_s
+        # Uploads this app ingested and deleted moments ago, for the other tabs holding the identical file.
+        self.ingested = IngestedUploads(self.max_age_s, max_bytes=self.settings.ingest_max_upload_bytes)
         # Single-user mode: nobody logs in and only this computer can connect, so a tab without a user name is the
         # machine's one local user (owner "", the command line's too). The app says so when it knows its log-in
         # mode; the guess from the settings alone errs towards "not single-user" (then no tab is the local user).
@@ -269,29 +276,67 @@ class Workspace:
 
     def ingest(self, paths: list[str], s: Session, progress: Progress | None = None) -> Message:
         """Load the uploaded files as the session's study; the uploads are deleted afterwards. Only regular files
-        inside Gradio's upload cache are read (anything else is refused before anything is read)."""
-        paths, refused = screen_uploads(paths, gradio_cache_dir(self.data_dir))  # before anything is read
-        if not paths:
-            return note(refused_text(refused), FAILED_TITLE)
-        if progress is not None:
-            progress(0.1, desc=f"reading {len(paths)} file(s)")
-        started = time.perf_counter()
-        try:
-            result = load_study(paths, self.settings)
-        except Exception as exc:  # the loader reports per file; anything else is a message, not a crash
-            return note(error_text(exc), FAILED_TITLE)
-        finally:
-            remove_uploads(paths, gradio_cache_dir(self.data_dir))
+        inside Gradio's upload cache are read (anything else is refused before anything is read).
+
+        Tabs that attached identical bytes under the same name hold the same cache path (:mod:`ui.shared_uploads`):
+        their submits take turns on it, and one that finds exactly the files an earlier ingest read and deleted gets
+        that ingest's study (shared, immutable; no second audit row: no second OCR ran). A file missing otherwise is
+        named with what happened to it, never a generic error."""
+        cache = gradio_cache_dir(self.data_dir)
+        keys = [upload_key(p, cache) for p in paths]
+        held = {k for k in keys if k is not None}
+        with self.ingested.claim(held):  # the same file submitted by another tab: one after the other
+            if held and None not in keys and not any(os.path.lexists(k) for k in held):
+                shared = self.ingested.result(held)
+                if shared is not None:
+                    logger.info("upload: %d file(s) ingested by another tab moments ago; its study reused", len(held))
+                    return self._show_ingest(shared, s, [])
+            paths, refused = screen_uploads(paths, cache)  # before anything is read
+            others = [r for r in refused if r.reason != NOT_FOUND]
+            lines = [refused_text(others)] if others else []
+            lines += [f"⚠️ {removed_text(r.name)}" for r in refused if r.reason == NOT_FOUND]
+            if not paths:
+                return note("\n".join(lines), FAILED_TITLE)
+            if progress is not None:
+                progress(0.1, desc=f"reading {len(paths)} file(s)")
+            started = time.perf_counter()
+            try:
+                result = load_study(paths, self.settings)
+            except FileNotFoundError as exc:  # an upload deleted while it was read (another app process, a sweep)
+                gone = [p for p in paths if str(exc.filename) == p or not os.path.lexists(p)]
+                if not gone:
+                    return note(error_text(exc), FAILED_TITLE)
+                lines += [f"⚠️ {removed_text(Path(p).name)}" for p in gone]
+                if len(paths) > len(gone):
+                    lines.append(f"Nothing was loaded: attach all {len(paths)} file(s) again.")
+                return note("\n".join(lines), FAILED_TITLE)
+            except Exception as exc:  # the loader reports per file; anything else is a message, not a crash
+                return note(error_text(exc), FAILED_TITLE)
+            else:
+                # A file that failed because it went between the screening and the read: said so (and nothing of
+                # this half-read upload is offered to other tabs).
+                vanished = {f.path for f in result.errors if f.path in paths and not os.path.lexists(f.path)}
+                if not vanished:
+                    self.ingested.record(paths, result)
+            finally:
+                remove_uploads(paths, cache)
         if any(study.redaction_audit() for study in result.studies):  # boxes and counts, never text
             with AuditLog(self.settings.database) as audit:
                 record_burned_in_text(audit, result.studies)
-        if progress is not None:
-            progress(0.9, desc="rendering")
         logger.info(
             "upload: %d file(s), %d rejected, %d study(ies) in %.0f ms",
             len(result.files), len(result.errors), len(result.studies), (time.perf_counter() - started) * 1000,
         )  # fmt: skip
-        lines = [refused_text(refused)] if refused else []
+        return self._show_ingest(result, s, lines, vanished, progress)
+
+    def _show_ingest(
+        self, result: IngestResult, s: Session, lines: list[str], vanished: Collection[str] = (),
+        progress: Progress | None = None,
+    ) -> Message:  # fmt: skip
+        """The ingest's study into the session, and the chat note saying what was loaded and what was not."""
+        if progress is not None:
+            progress(0.9, desc="rendering")
+        lines = list(lines)
         if result.study is not None:
             s.clear_study()
             s.study = result.study
@@ -308,7 +353,8 @@ class Workspace:
             lines.append("No image could be read from the upload.")
         s.files = [(Path(f.path).name, f.ok, f.error) for f in result.files]
         for f in result.errors[:10]:
-            lines.append(f"- `{Path(f.path).name}`: {f.error}")
+            name = Path(f.path).name
+            lines.append(f"- {removed_text(name)}" if f.path in vanished else f"- `{name}`: {f.error}")
         if len(result.errors) > 10:
             lines.append(f"- … and {len(result.errors) - 10} more file(s) could not be read.")
         if result.skipped:  # zip members deliberately not opened: said, so that nothing vanishes silently

@@ -1,104 +1,29 @@
 """Two app replicas behind a load balancer, for real: ``radassist serve`` ×2 on one throwaway PostgreSQL, a real
-nginx (Debian's, its config, pid and logs in a temp folder, a free loopback port) with ``ip_hash`` affinity in
-front, headless Chromium (Playwright) as the radiologist. A conversation and a report draft started through the
-replica nginx picked are, once that replica is stopped, listed and continued through the other one.
+nginx (tests/support/nginx.py, shared with bench/bench_replicas.py: Debian's, its config, pid and logs in a temp
+folder, a free loopback port) with ``ip_hash`` affinity in front, headless Chromium (Playwright) as the radiologist.
+A conversation and a report draft started through the replica nginx picked are, once that replica is stopped,
+listed and continued through the other one.
 
 The LLM is an OpenAI-protocol stub at the transport (tests/support/openai_stub.py): seconds, not minutes.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
-import signal
-import subprocess
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from assistant.llm.engine import free_port
 from tests.e2e.test_workspace_browser import ARTIFACTS, STEP_MS, browser, send, serve, shot, wait_idle
-from tests.support.http import wait_http
+from tests.support.nginx import UPSTREAM_HEADER, nginx, nginx_available
 from tests.support.openai_stub import OpenAIStub
 
 __all__ = ["browser"]  # the fixture, shared with the workspace test
-
-NGINX = Path("/usr/sbin/nginx")
-UPSTREAM_HEADER = "x-radassist-upstream"  # which replica answered, added by nginx for this test
-
-# What docs/deploy.md asks of a load balancer in front of Gradio: sticky sessions (ip_hash here), WebSocket and
-# server-sent events passed through unbuffered, and a failed replica's requests sent to the next one.
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {root}/access.log;
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    client_max_body_size 512m;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-    upstream radassist {{
-        ip_hash;
-{servers}
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://radassist;
-            proxy_http_version 1.1;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_buffering off;
-            proxy_read_timeout 600s;
-            proxy_next_upstream error timeout http_502;
-            add_header X-Radassist-Upstream $upstream_addr always;
-        }}
-    }}
-}}
-"""
-
-
-@contextmanager
-def nginx(root: Path, port: int, upstreams: list[int]) -> Iterator[str]:
-    """A real nginx in the foreground, everything it writes under ``root``; yields its URL once it answers."""
-    if not NGINX.exists():
-        pytest.fail("nginx is missing: run scripts/system-deps.sh (as root) first")
-    root.mkdir(parents=True, exist_ok=True)
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=60s;" for p in upstreams)
-    conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(root=root, port=port, servers=servers), encoding="utf-8")
-    checked = subprocess.run(
-        [str(NGINX), "-t", "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert checked.returncode == 0, checked.stderr
-    log = open(root / "nginx.out", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(NGINX), "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_http(f"http://127.0.0.1:{port}/", timeout=120)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.send_signal(signal.SIGQUIT)  # graceful stop
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        log.close()
 
 
 def _replica_of(response: Any, ports: dict[str, int]) -> str:
@@ -114,6 +39,8 @@ def test_a_conversation_and_a_draft_continue_on_the_other_replica_when_theirs_st
     from assistant.report.store import ReportStore
     from assistant.store.conversations import ChatSessionStore
 
+    if not nginx_available():
+        pytest.fail("nginx is missing: run scripts/system-deps.sh (as root) first")
     ports = {"a": free_port(), "b": free_port()}
     # One database and one browser key for both (docs/deploy.md): the browser's state is readable on either.
     shared = {"RADASSIST_DATABASE_URL": postgres_url, "RADASSIST_BROWSER_SECRET": secrets.token_hex(32)}
@@ -127,6 +54,13 @@ def test_a_conversation_and_a_draft_continue_on_the_other_replica_when_theirs_st
                 serve(radassist_bin, data, port, "--llm-url", llm.url, name=f"replica-{name}", settings=shared)
             )
         url = stack.enter_context(nginx(tmp_path / "nginx", free_port(), list(ports.values())))
+        # An upload is a body over nginx's 16 KiB buffer: its worker writes it to a temp file first (run as root, that
+        # worker is "nobody"), and it must reach the replica, not end in nginx's own HTTP 500.
+        upload = httpx.post(
+            f"{url}gradio_api/upload", files=[("files", ("slice.dcm", os.urandom(64 * 1024)))], timeout=60,
+            trust_env=False,
+        )  # fmt: skip
+        assert upload.status_code == 200 and UPSTREAM_HEADER in upload.headers, upload.text[:200]
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         stack.callback(context.close)
         page = context.new_page()

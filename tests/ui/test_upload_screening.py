@@ -60,8 +60,7 @@ def _targets(ws: Workspace, slice_file: Path, tmp_path: Path) -> dict[str, tuple
         "a link to an upload": (str(links / "to-inside.dcm"), "a link"),
         "a file through a linked folder": (str(cache / "dir-link" / "IM0001.dcm"), "a link"),
         "a pipe": (str(fifo), "not a regular file"),
-        "a missing file": (str(cache / "gone" / "IM0001.dcm"), "not found"),
-    }
+    }  # a missing file gets its own note: tests/ui/test_shared_uploads.py
 
 
 def test_a_hand_made_submit_of_anything_but_an_uploaded_file_is_refused_and_nothing_is_read(
