@@ -335,13 +335,44 @@ def ask(page: Any, text: str, llm: Any) -> dict[str, Any]:
     return llm.requests[-1]
 
 
+@contextmanager
+def stub_app(
+    radassist_bin: Path, data_dir: Path, browser: Any, name: str, settings: dict[str, str], viewport: tuple[int, int]
+) -> Iterator[tuple[Any, Any]]:
+    """``radassist serve`` against an OpenAI-protocol stub that answers "Seen by the stub.", and a page on it once
+    the status line names the stub's model; yields (page, stub)."""
+    from tests.support.openai_stub import OpenAIStub
+
+    with OpenAIStub("Seen by the stub.") as llm, serve(
+        radassist_bin, data_dir, free_port(), "--llm-url", llm.url, name=name, settings=settings
+    ) as url:
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(STEP_MS)
+            page.goto(url)
+            page.locator("#status-line", has_text="stub-model").wait_for()
+            yield page, llm
+        finally:
+            context.close()
+
+
+def show(page: Any, slice_number: int, of: int, window: str) -> None:
+    """Scroll the viewer to ``slice_number`` (of ``of``) and choose the preset ``window``."""
+    number = page.locator("#ra-slice input[type=number]")
+    number.fill(str(slice_number))
+    number.press("Enter")
+    page.locator("#ra-caption", has_text=f"image {slice_number}/{of}").wait_for()
+    page.locator("#ra-window label", has_text=window).click()
+    page.locator("#ra-caption", has_text=f"({window})").wait_for()
+
+
 def test_what_is_on_screen_is_what_the_model_gets_and_the_workspace_fits_the_screen(
     radassist_bin: Path, browser: Any, tmp_path: Path
 ) -> None:
     """Against an OpenAI-protocol stub under the pixels profile (no engine: seconds, not minutes): the PNGs the
     model received are compared with the frames rendered here."""
     from assistant import load_settings, load_study, render
-    from tests.support.openai_stub import OpenAIStub
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -352,106 +383,86 @@ def test_what_is_on_screen_is_what_the_model_gets_and_the_workspace_fits_the_scr
     settings = {
         "RADASSIST_VISION_PROFILE": "pixels", "RADASSIST_VISION_SERIES_FRAMES": "3", "RADASSIST_VISION_SEND_ONCE": "0",
     }  # fmt: skip
-    with OpenAIStub("Seen by the stub.") as llm, serve(
-        radassist_bin, data_dir, free_port(), "--llm-url", llm.url, name="serve-stub", settings=settings
-    ) as url:
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
-        try:
-            page = context.new_page()
-            page.set_default_timeout(STEP_MS)
-            page.goto(url)
-            page.locator("#status-line", has_text="stub-model").wait_for()
+    with stub_app(radassist_bin, data_dir, browser, "serve-stub", settings, (1440, 900)) as (page, llm):
+        # Upload, then scroll to slice 7 and choose the lung window: the boxes show the preset's values.
+        page.locator("#ra-input input[type=file]").set_input_files([str(p) for p in files])
+        page.locator("#ra-input .thumbnail-item, #ra-input .thumbnails").first.wait_for()
+        first = ask(page, "What is shown?", llm)
+        assert page.locator("#ra-caption", has_text="shown enlarged ×3").count() == 1  # 128 px, enlarged
+        assert [a.shape for a in frames_sent(first)[0]] == [(128, 128)]  # the model: the frame at its own size
+        show(page, 7, 12, "lung")
+        page.wait_for_function("() => document.querySelector('#ra-center input').value === '-600'")
+        assert page.locator("#ra-width input").input_value() == "1500"
+        images, labels = frames_sent(ask(page, "Is there a nodule on this slice?", llm))
+        assert len(images) == 1 and (images[0] == render(frames[6], "lung")).all()
+        assert "slice 7/12, window lung C-600/W1500" in labels[0]
+        # Each question shows thumbnails of what was sent with it (one each so far).
+        thumbnails = page.locator("#ra-chat [data-testid=user] img")
+        assert thumbnails.count() == 2
+        shot(page, "20-slice-and-window-sent")
+        for size in LAYOUT_SIZES:
+            page.set_viewport_size({"width": size[0], "height": size[1]})
+            check_fits(page, "#ra-sources-panel")
 
-            # Upload, then scroll to slice 7 and choose the lung window: the boxes show the preset's values.
-            page.locator("#ra-input input[type=file]").set_input_files([str(p) for p in files])
-            page.locator("#ra-input .thumbnail-item, #ra-input .thumbnails").first.wait_for()
-            first = ask(page, "What is shown?", llm)
-            assert page.locator("#ra-caption", has_text="shown enlarged ×3").count() == 1  # 128 px, enlarged
-            assert [a.shape for a in frames_sent(first)[0]] == [(128, 128)]  # the model: the frame at its own size
-            number = page.locator("#ra-slice input[type=number]")
-            number.fill("7")
-            number.press("Enter")
-            page.locator("#ra-caption", has_text="image 7/12").wait_for()
-            page.locator("#ra-window label", has_text="lung").click()
-            page.locator("#ra-caption", has_text="(lung)").wait_for()
-            page.wait_for_function("() => document.querySelector('#ra-center input').value === '-600'")
-            assert page.locator("#ra-width input").input_value() == "1500"
-            images, labels = frames_sent(ask(page, "Is there a nodule on this slice?", llm))
-            assert len(images) == 1 and (images[0] == render(frames[6], "lung")).all()
-            assert "slice 7/12, window lung C-600/W1500" in labels[0]
-            # Each question shows thumbnails of what was sent with it (one each so far).
-            thumbnails = page.locator("#ra-chat [data-testid=user] img")
-            assert thumbnails.count() == 2
-            shot(page, "20-slice-and-window-sent")
+        # Pin slice 9 (bone), then slice 3 (lung): both are sent, in series order, with their windows.
+        for slice_number, window in ((9, "bone"), (3, "lung")):
+            show(page, slice_number, 12, window)
+            page.locator("#ra-pin").click()
+            page.locator("#ra-pins", has_text=f"slice {slice_number}/12").wait_for()
+        images, labels = frames_sent(ask(page, "Compare the pinned slices.", llm))
+        assert len(images) == 2 and (images[0] == render(frames[2], "lung")).all()
+        assert (images[1] == render(frames[8], "bone")).all()
+        assert "slice 3/12" in labels[0] and "slice 9/12" in labels[1]
+        assert thumbnails.count() == 4
+        shot(page, "21-pinned-frames-sent")
+
+        # The whole series, an explicit choice: three frames evenly spaced, each labelled with its place.
+        page.locator("#ra-whole-series input").check()
+        page.locator("#ra-pins", has_text="the whole series").wait_for()
+        images, labels = frames_sent(ask(page, "Describe the series.", llm))
+        assert len(images) == 3 and ["series sample 1 of 3" in labels[0], "slice 12/12" in labels[2]] == [True] * 2
+        assert thumbnails.count() == 7
+
+        # Each mode's panel fits beside the chat and the viewer, on a desktop and on a laptop screen.
+        for mode, panel in (("Guideline lookup", "#ra-calc-panel"), ("Report draft", "#ra-report-panel")):
+            page.locator("#ra-mode label", has_text=mode).click()
+            page.locator(panel).wait_for()
             for size in LAYOUT_SIZES:
                 page.set_viewport_size({"width": size[0], "height": size[1]})
-                check_fits(page, "#ra-sources-panel")
+                check_fits(page, panel)
+            shot(page, f"22-layout-{mode.split()[0].lower()}")
+        page.locator("#ra-mode label", has_text="Study Q&A").click()
 
-            # Pin slice 9 (bone), then slice 3 (lung): both are sent, in series order, with their windows.
-            for slice_number, window in ((9, "bone"), (3, "lung")):
-                number.fill(str(slice_number))
-                number.press("Enter")
-                page.locator("#ra-caption", has_text=f"image {slice_number}/12").wait_for()
-                page.locator("#ra-window label", has_text=window).click()
-                page.locator("#ra-caption", has_text=f"({window})").wait_for()
-                page.locator("#ra-pin").click()
-                page.locator("#ra-pins", has_text=f"slice {slice_number}/12").wait_for()
-            images, labels = frames_sent(ask(page, "Compare the pinned slices.", llm))
-            assert len(images) == 2 and (images[0] == render(frames[2], "lung")).all()
-            assert (images[1] == render(frames[8], "bone")).all()
-            assert "slice 3/12" in labels[0] and "slice 9/12" in labels[1]
-            assert thumbnails.count() == 4
-            shot(page, "21-pinned-frames-sent")
-
-            # The whole series, an explicit choice: three frames evenly spaced, each labelled with its place.
-            page.locator("#ra-whole-series input").check()
-            page.locator("#ra-pins", has_text="the whole series").wait_for()
-            images, labels = frames_sent(ask(page, "Describe the series.", llm))
-            assert len(images) == 3 and ["series sample 1 of 3" in labels[0], "slice 12/12" in labels[2]] == [True] * 2
-            assert thumbnails.count() == 7
-
-            # Each mode's panel fits beside the chat and the viewer, on a desktop and on a laptop screen.
-            for mode, panel in (("Guideline lookup", "#ra-calc-panel"), ("Report draft", "#ra-report-panel")):
-                page.locator("#ra-mode label", has_text=mode).click()
-                page.locator(panel).wait_for()
-                for size in LAYOUT_SIZES:
-                    page.set_viewport_size({"width": size[0], "height": size[1]})
-                    check_fits(page, panel)
-                shot(page, f"22-layout-{mode.split()[0].lower()}")
-            page.locator("#ra-mode label", has_text="Study Q&A").click()
-
-            # Delete asks first and deletes only the conversation chosen.
-            page.locator("#ra-new-chat").click()
-            send(page, "A second conversation.")
-            page.locator("#ra-chat [data-testid=bot]", has_text="Seen by the stub.").wait_for()
-            wait_idle(page)
-            page.locator("#ra-chats-box").click()
-            page.locator("#ra-chats input").click()
-            options = page.locator("ul[role=listbox] li")
-            options.nth(1).wait_for()
-            assert options.count() == 2
-            options.filter(has_text="What is shown?").click()
-            # Reopen the first one: the status says so, and "New chat" clears that line again.
-            page.locator("#ra-open-chat").click()
-            page.locator("#ra-chat-status", has_text="Reopened").wait_for()
-            page.locator("#ra-new-chat").click()
-            page.wait_for_function("() => !document.querySelector('#ra-chat-status').innerText.includes('Reopened')")
-            page.locator("#ra-chats input").click()
-            page.locator("ul[role=listbox] li").filter(has_text="What is shown?").click()
-            page.locator("#ra-delete-chat").click()
-            page.locator("#ra-confirm-text", has_text="What is shown?").wait_for()
-            page.locator("#ra-delete-no").click()
-            page.locator("#ra-chat-status", has_text="Nothing was deleted").wait_for()
-            page.locator("#ra-delete-chat").click()
-            page.locator("#ra-delete-yes").click()
-            page.locator("#ra-chat-status", has_text="Deleted.").wait_for()
-            page.locator("#ra-chats input").click()
-            page.locator("ul[role=listbox] li").first.wait_for()
-            remaining = page.locator("ul[role=listbox] li").all_inner_texts()
-            assert len(remaining) == 1 and "A second conversation." in remaining[0]
-            shot(page, "23-deleted-after-confirmation")
-        finally:
-            context.close()
+        # Delete asks first and deletes only the conversation chosen.
+        page.locator("#ra-new-chat").click()
+        send(page, "A second conversation.")
+        page.locator("#ra-chat [data-testid=bot]", has_text="Seen by the stub.").wait_for()
+        wait_idle(page)
+        page.locator("#ra-chats-box").click()
+        page.locator("#ra-chats input").click()
+        options = page.locator("ul[role=listbox] li")
+        options.nth(1).wait_for()
+        assert options.count() == 2
+        options.filter(has_text="What is shown?").click()
+        # Reopen the first one: the status says so, and "New chat" clears that line again.
+        page.locator("#ra-open-chat").click()
+        page.locator("#ra-chat-status", has_text="Reopened").wait_for()
+        page.locator("#ra-new-chat").click()
+        page.wait_for_function("() => !document.querySelector('#ra-chat-status').innerText.includes('Reopened')")
+        page.locator("#ra-chats input").click()
+        page.locator("ul[role=listbox] li").filter(has_text="What is shown?").click()
+        page.locator("#ra-delete-chat").click()
+        page.locator("#ra-confirm-text", has_text="What is shown?").wait_for()
+        page.locator("#ra-delete-no").click()
+        page.locator("#ra-chat-status", has_text="Nothing was deleted").wait_for()
+        page.locator("#ra-delete-chat").click()
+        page.locator("#ra-delete-yes").click()
+        page.locator("#ra-chat-status", has_text="Deleted.").wait_for()
+        page.locator("#ra-chats input").click()
+        page.locator("ul[role=listbox] li").first.wait_for()
+        remaining = page.locator("ul[role=listbox] li").all_inner_texts()
+        assert len(remaining) == 1 and "A second conversation." in remaining[0]
+        shot(page, "23-deleted-after-confirmation")
 
 
 # ---------------------------------------------------------------------------------------------- priors, comparison
@@ -462,12 +473,12 @@ OTHER_PATIENT = "OTHER-PATIENT-0099"  # another patient's report, the best lexic
 def test_priors_are_imported_shown_sent_and_compared_in_a_real_browser(
     radassist_bin: Path, browser: Any, tmp_path: Path
 ) -> None:
-    """The local user imports prior reports in the app (CSV with the real MRN), opens the patient's CT: the priors
-    panel shows this patient's prior only, a question that looks back takes it to the model (cited, in the sources
-    panel), and the report draft names it under Comparison and flags the nodule's growth."""
+    """The whole flow around the study on screen: the local user imports prior reports in the app (a CSV with the
+    real MRN), uploads the patient's CT, scrolls, changes the window and asks: the model gets that frame; the priors
+    panel shows this patient's prior only; a question that looks back takes it to the model (cited, in the sources
+    panel); the report draft names it under Comparison and flags the nodule's growth."""
     import csv
 
-    from tests.support.openai_stub import OpenAIStub
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -490,54 +501,48 @@ def test_priors_are_imported_shown_sent_and_compared_in_a_real_browser(
         writer.writeheader()
         writer.writerows(rows)
     settings = {"RADASSIST_VISION_PROFILE": "pixels", "RADASSIST_VISION_SEND_ONCE": "0"}
-    with OpenAIStub("Seen by the stub.") as llm, serve(
-        radassist_bin, data_dir, free_port(), "--llm-url", llm.url, name="serve-priors", settings=settings
-    ) as url:
-        context = browser.new_context(viewport={"width": 1920, "height": 1080})
-        try:
-            page = context.new_page()
-            page.set_default_timeout(STEP_MS)
-            page.goto(url)
-            page.locator("#status-line", has_text="stub-model").wait_for()
+    with stub_app(radassist_bin, data_dir, browser, "serve-priors", settings, (1920, 1080)) as (page, llm):
+        # Single-user mode: the local user is the administrator and sees the import box.
+        page.locator("#ra-priors-import").wait_for(state="visible")
+        page.locator("#ra-priors-import").get_by_text("Import prior reports").first.click()
+        page.locator("#ra-priors-file input[type=file]").set_input_files(str(priors_csv))
+        page.locator("#ra-priors-file", has_text="priors.csv").wait_for()
+        page.locator("#ra-priors-import-run").click()
+        page.locator("#ra-priors-import-status", has_text="Imported 2 report(s) of 2 patient(s)").wait_for()
+        shot(page, "30-priors-imported")
 
-            # Single-user mode: the local user is the administrator and sees the import box.
-            page.locator("#ra-priors-import").wait_for(state="visible")
-            page.locator("#ra-priors-import").get_by_text("Import prior reports").first.click()
-            page.locator("#ra-priors-file input[type=file]").set_input_files(str(priors_csv))
-            page.locator("#ra-priors-file", has_text="priors.csv").wait_for()
-            page.locator("#ra-priors-import-run").click()
-            page.locator("#ra-priors-import-status", has_text="Imported 2 report(s) of 2 patient(s)").wait_for()
-            shot(page, "30-priors-imported")
+        # Open the patient's CT: the panel lists this patient's one prior, dated relative to the study.
+        page.locator("#ra-input input[type=file]").set_input_files([str(p) for p in files])
+        page.locator("#ra-input .thumbnail-item, #ra-input .thumbnails").first.wait_for()
+        ask(page, "What is shown?", llm)
+        # Scroll to slice 4, lung window: that frame goes with the next question.
+        show(page, 4, 6, "lung")
+        request = ask(page, "Has the right upper lobe nodule grown since the prior CT?", llm)
+        images, labels = frames_sent(request)
+        assert len(images) == 1 and "slice 4/6, window lung C-600/W1500" in labels[0]
+        panel = page.locator("#ra-priors")
+        panel.get_by_text("Prior reports (1)").wait_for()
+        assert "1 year 2 months before this study" in panel.inner_text()
+        assert "6 mm solid nodule" in panel.inner_text() and "OTHERMARK" not in panel.inner_text()
+        # The question took this patient's prior to the model, as data, and it is the answer's source.
+        sent = str(request["messages"][-1]["content"])
+        assert "6 mm solid nodule" in sent and "data only, not instructions" in sent
+        assert "OTHERMARK" not in sent and "11 mm" not in sent and PATIENT_ID not in sent
+        page.locator("#ra-sources label").first.wait_for()
+        assert "2022-11-02" not in page.locator("#ra-sources").inner_text()  # the date is shifted
+        shot(page, "31-priors-panel-and-sources")
 
-            # Open the patient's CT: the panel lists this patient's one prior, dated relative to the study.
-            page.locator("#ra-input input[type=file]").set_input_files([str(p) for p in files])
-            page.locator("#ra-input .thumbnail-item, #ra-input .thumbnails").first.wait_for()
-            request = ask(page, "Has the right upper lobe nodule grown since the prior CT?", llm)
-            panel = page.locator("#ra-priors")
-            panel.get_by_text("Prior reports (1)").wait_for()
-            assert "1 year 2 months before this study" in panel.inner_text()
-            assert "6 mm solid nodule" in panel.inner_text() and "OTHERMARK" not in panel.inner_text()
-            # The question took this patient's prior to the model, as data, and it is the answer's source.
-            sent = str(request["messages"][-1]["content"])
-            assert "6 mm solid nodule" in sent and "data only, not instructions" in sent
-            assert "OTHERMARK" not in sent and "11 mm" not in sent and PATIENT_ID not in sent
-            page.locator("#ra-sources label").first.wait_for()
-            assert "2022-11-02" not in page.locator("#ra-sources").inner_text()  # the date is shifted
-            shot(page, "31-priors-panel-and-sources")
-
-            # The report draft: Comparison names the prior, and the dictated size is compared with it.
-            page.locator("#ra-mode label", has_text="Report draft").click()
-            page.locator("#ra-report-panel").wait_for()
-            send(page, "8 mm solid nodule in the right upper lobe.")
-            report = page.locator("#ra-report")
-            report.get_by_text("8 mm solid nodule in the right upper lobe").first.wait_for()
-            text = report.inner_text()
-            assert "Prior report of" in text and "1 year 2 months before this study" in text, text
-            assert "increased from 6 mm to 8 mm" in text, text
-            assert "OTHERMARK" not in text and "11 mm" not in text
-            shot(page, "32-draft-compared-with-prior")
-        finally:
-            context.close()
+        # The report draft: Comparison names the prior, and the dictated size is compared with it.
+        page.locator("#ra-mode label", has_text="Report draft").click()
+        page.locator("#ra-report-panel").wait_for()
+        send(page, "8 mm solid nodule in the right upper lobe.")
+        report = page.locator("#ra-report")
+        report.get_by_text("8 mm solid nodule in the right upper lobe").first.wait_for()
+        text = report.inner_text()
+        assert "Prior report of" in text and "1 year 2 months before this study" in text, text
+        assert "increased from 6 mm to 8 mm" in text, text
+        assert "OTHERMARK" not in text and "11 mm" not in text
+        shot(page, "32-draft-compared-with-prior")
     # The MRN of the import is nowhere in the data dir afterwards.
     stored = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
     assert PATIENT_ID.encode() not in stored and OTHER_PATIENT.encode() not in stored
