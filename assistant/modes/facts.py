@@ -12,6 +12,7 @@ through the small ``StudyLike`` protocol, so this module needs nothing of the im
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,10 @@ FIELD_LABELS = {
 }
 METADATA_SOURCE = "study metadata"
 
-_Q = r"(?:what|which|how|is|are|was|were|does|did|do|can|could|any|describe|tell|give|list|show|should|would|where)"
+_Q = (
+    r"(?:what|which|how|is|are|was|were|does|did|do|has|have|had|can|could|any|describe|tell|give|list|show|should|"
+    r"would|where|when)"
+)
 # Patterns per fact. Each names the acquisition property itself (not an image finding that shares a word:
 # "contrast-enhancing lesion", "the body of the pancreas").
 _PATTERNS: Mapping[str, tuple[str, ...]] = {
@@ -58,14 +62,15 @@ _PATTERNS: Mapping[str, tuple[str, ...]] = {
         r"\bwhat\s+(?:was|is|were)\s+(?:being\s+)?(?:examined|imaged|scanned)\b",
     ),
     "description": (
-        r"\bstudy\s+description\b",
+        r"\b(?:study|series)\s+desc(?:ription|r?\.?)?(?=\W|$)",
         r"\b(?:what|which)\s+(?:is\s+the\s+)?protocol\b",
         r"\bprotocol\s+name\b",
     ),
     "contrast": (
         r"\bcontrast\s+(?:given|used|administered|injected|agent|media|medium|phase|route|bolus)\b",
         r"\b(?:was|were|is|has)\b[^?.]*\bcontrast\b[^?.]*\b(?:given|used|administered|injected|applied)\b",
-        r"\b(?:with|without)\s+(?:iv\s+|intravenous\s+|oral\s+)?contrast\b",
+        r"(?:\bwith|\bwithout|\bw/o?)\s*(?:or\s+(?:without|w/o)\s+)?(?:iv\s+|intravenous\s+|oral\s+)?contrast\b",
+        r"\bc\+(?=\W|$)|(?<![\w-])(?:non[-\s]?con|c-)(?=[\s?.,]|$)",  # post-contrast (C+) or non-contrast (C-)
         r"\b(?:non|un)[-\s]?(?:contrast|enhanced)\b[^?.]*\b(?:study|scan|ct|mri?|exam)\b",
         r"\b(?:enhanced|unenhanced|contrast)\s+or\b",
         r"\bcontrast[-\s]enhanced\s+(?:study|scan|ct|mri?|exam)\b",
@@ -83,7 +88,7 @@ _PATTERNS: Mapping[str, tuple[str, ...]] = {
         r"\b(?:image|slice|frame|instance)\s+count\b",
     ),
     "slice_thickness": (
-        r"\bslice\s+thickness\b",
+        r"\bslice\s+(?:thickness|thk)\b",
         r"\bsection\s+thickness\b",
         r"\bhow\s+thick\b[^?.]*\b(?:slices?|sections?|cuts?|images?)\b",
         r"\bthickness\s+of\s+the\s+(?:slices?|sections?|cuts?)\b",
@@ -105,6 +110,7 @@ _PATTERNS: Mapping[str, tuple[str, ...]] = {
         r"\bwindow\s+(?:level|width|cent(?:er|re)|setting|settings|preset|in\s+use|used|applied)\b",
         r"\b(?:what|which)\s+(?:display\s+)?window\b",
         r"\bwindow(?:ing)?\s+(?:am\s+i|are\s+we|is\s+(?:this|it|shown|applied|on))\b",
+        r"\b(?:w/l|l/w|ww\s*/\s*wl|wl\s*/\s*ww|window\s*/\s*level)\b",
     ),
     "priors": (
         r"\b(?:when|how\s+long|how\s+many\s+(?:days|weeks|months|years)|date|dated|ago|interval|time\s+since|"
@@ -113,12 +119,18 @@ _PATTERNS: Mapping[str, tuple[str, ...]] = {
         r"\b(?:prior|previous|earlier|comparison)\s+(?:\w+\s+)?(?:study|studies|exam|exams|examination|scan|scans|"
         r"report|reports|imaging)\b[^?.]*\b(?:when|date|dated|ago|relative|interval|how\s+long)\b",
         r"\b(?:are|is)\s+there\s+(?:any\s+)?(?:prior|previous|earlier)\s+(?:studies|reports|exams|scans)\b",
+        r"\b(?:any|has|have|had|are\s+there)\b[^?.]*\b(?:prior|previous|earlier)\s+(?:studies|reports?|exams?|scans?|"
+        r"imaging)\b",
+        r"\b(?:any|the|last|latest|most\s+recent)\s+priors?\b(?!\s+(?:\w+\s+)?(?:disease|surgery|history|infection|"
+        r"granulom\w*|resection|trauma|fracture|radiation|tb|tuberculosis|operation))",
         r"\b(?:list|show)\b[^?.]*\b(?:prior|previous)\s+(?:studies|reports|exams|scans)\b",
     ),
 }
 _COMPILED = {name: tuple(re.compile(p, re.I) for p in pats) for name, pats in _PATTERNS.items()}
 # Where one question asks two things: sentence ends, semicolons, and "and"/a comma before a new question word.
-_SPLIT = re.compile(rf"[?;!]+|\.\s+|\s*,?\s+and\s+(?={_Q}\b|you\b|there\b)|\s*,\s+(?={_Q}\b)", re.I)
+_SPLIT = re.compile(
+    rf"[?;!]+|\.\s+|\s*,?\s+(?:and|plus|also)\s+(?={_Q}\b|you\b|there\b)|\s*,\s+(?={_Q}\b)", re.I
+)
 _FILLER = re.compile(r"^(?:and|also|please|then|so|ok|okay|thanks?|thank\s+you)$", re.I)
 
 
@@ -138,7 +150,25 @@ class FactRoute:
         return bool(self.fields) and bool(self.remainder)
 
 
+# Words of the patterns above that are often mistyped at a reading station ("slcie thickness", "pixle size"): a
+# word of 5+ letters this close to one of them (difflib ratio >= 0.8, one swap or one wrong letter) is read as it.
+_TYPO_VOCABULARY = ("slice", "pixel", "thickness", "contrast", "description", "spacing", "modality")
+_WORD = re.compile(r"[A-Za-z]{5,}")
+
+
+def _untypo(text: str) -> str:
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(0).lower()
+        if any(word.startswith(v) for v in _TYPO_VOCABULARY):  # the word itself, or its plural/inflection
+            return match.group(0)
+        close = difflib.get_close_matches(word, _TYPO_VOCABULARY, n=1, cutoff=0.8)
+        return close[0] if close else match.group(0)
+
+    return _WORD.sub(fix, text)
+
+
 def _fields_in(text: str) -> list[str]:
+    text = _untypo(text)
     return [name for name in FIELDS if any(p.search(text) for p in _COMPILED[name])]
 
 

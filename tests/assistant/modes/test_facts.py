@@ -18,11 +18,15 @@ from tests.assistant.imaging.ingest_fixtures import SALT, inventory
 from tests.support.paths import TEST_DATA
 
 HELDOUT = TEST_DATA / "study_facts_heldout.jsonl"
+# Written blind by a second author (terse, abbreviated, mistyped and mixed questions, 15 look-alike negatives):
+# 44/60 = 0.733 at its first scoring (2026-11-30); then used to fix the router (abbreviations, typos, "plus").
+HELDOUT_B = TEST_DATA / "study_facts_heldout_b.jsonl"
 
 
-def test_heldout_questions_are_routed_as_labelled() -> None:
-    # Written before the router, never tuned on: 32/32 at the first (and only) scoring.
-    rows = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+@pytest.mark.parametrize("path", [HELDOUT, HELDOUT_B], ids=["set-a", "set-b"])
+def test_heldout_questions_are_routed_as_labelled(path: Path) -> None:
+    # Set A was written before the router, never tuned on: 32/32 at the first (and only) scoring.
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     right = [
         r for r in rows
         if set(route_question(r["q"]).fields) == set(r["fields"]) and route_question(r["q"]).mixed == r["mixed"]
