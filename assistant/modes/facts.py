@@ -119,10 +119,12 @@ _PATTERNS: Mapping[str, tuple[str, ...]] = {
         r"\b(?:prior|previous|earlier|comparison)\s+(?:\w+\s+)?(?:study|studies|exam|exams|examination|scan|scans|"
         r"report|reports|imaging)\b[^?.]*\b(?:when|date|dated|ago|relative|interval|how\s+long)\b",
         r"\b(?:are|is)\s+there\s+(?:any\s+)?(?:prior|previous|earlier)\s+(?:studies|reports|exams|scans)\b",
-        r"\b(?:any|has|have|had|are\s+there)\b[^?.]*\b(?:prior|previous|earlier)\s+(?:studies|reports?|exams?|scans?|"
-        r"imaging)\b",
-        r"\b(?:any|the|last|latest|most\s+recent)\s+priors?\b(?!\s+(?:\w+\s+)?(?:disease|surgery|history|infection|"
-        r"granulom\w*|resection|trauma|fracture|radiation|tb|tuberculosis|operation))",
+        # "any prior reports?", "has this patient any prior studies on file?" (not "has it grown since the prior
+        # report?", "any change since the prior scan?": comparisons, for the model with the priors as sources)
+        r"(?:\bany|\bno|\bare\s+there)\s+(?:prior|previous|earlier)\s+(?:studies|reports?|exams?|scans?|imaging)\b",
+        r"\bany\s+priors?\b(?!\s+(?:\w+\s+)?(?:disease|surgery|history|infection|granulom\w*|resection|trauma|"
+        r"fracture|radiation|tb|tuberculosis|operation))",
+        r"\b(?:when|date|dated|how\s+long|how\s+old)\b[^?.]*\b(?:last|latest|most\s+recent|previous)\s+prior\b",
         r"\b(?:list|show)\b[^?.]*\b(?:prior|previous)\s+(?:studies|reports|exams|scans)\b",
     ),
 }

@@ -42,6 +42,11 @@ def test_heldout_questions_are_routed_as_labelled(path: Path) -> None:
         ("What is the slice thickness and is there a nodule?", ("slice_thickness",), "is there a nodule?"),
         ("Describe the lesion on this slice.", (), "Describe the lesion on this slice."),
         ("Is the contrast-enhancing mass in the body of the pancreas?", (), None),
+        # Comparisons are for the model (with the priors' sections as sources), not the metadata's prior dates.
+        ("Has the right upper lobe nodule grown since the prior CT?", (), None),
+        ("Is there any change since the prior scan?", (), None),
+        ("Is it stable since the last prior?", (), None),
+        ("When was the last prior?", ("priors",), ""),
     ],
 )
 def test_route_splits_facts_from_the_rest(question: str, fields: tuple[str, ...], remainder: str | None) -> None:

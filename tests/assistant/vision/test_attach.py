@@ -13,6 +13,7 @@ import torch
 
 from assistant.errors import ConfigurationError, LLMUnavailableError, RadassistError
 from assistant.llm.client import Role
+from assistant.settings import load_settings
 from assistant.vision.cache import EmbeddingCache, image_key, serialize_embeds
 from assistant.vision.profiles import BUILTIN_PROFILES, TEXT_ONLY_NOTE, ImageInput, load_bundle, profile_from_settings
 from assistant.vision.projector import projector_from_state_dict
@@ -172,11 +173,14 @@ def test_similar_cases_come_from_a_faiss_index_of_real_images(
     cases = [TeachingCase(p.stem, str(p), f"teaching report {i}") for i, p in enumerate(images)]
     cases.append(TeachingCase("broken", str(tmp_path / "missing.png"), "x"))
     service = VisionService(BUILTIN_PROFILES["text-only"], encoder=tiny_encoder)
-    index = SimilarCaseIndex.build(service, cases, SALT)
+    # Burned-in text off: some of these pictures keep their uploader's name legible in a footer and are withheld
+    # (tests/assistant/vision/test_similar_cases.py); this test is about the index.
+    keys = load_settings(env={}, data_dir=tmp_path / "keys", burned_in_text="never")
+    index = SimilarCaseIndex.build(service, cases, keys)
     assert len(index.cases) == 6  # the unreadable case is skipped with a warning
     from assistant.imaging.ingest import load_study
 
-    study = load_study([images[2]], SALT).study
+    study = load_study([images[2]], keys).study
     assert study is not None
     hits = index.similar_to(service, images_from_study(study)[0], k=3)
     assert hits[0].case_id == images[2].stem and hits[0].score > 0.999
