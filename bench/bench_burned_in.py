@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "(uploader, a person's name and a date in ~10 px text along the bottom): when the residual check still reads "
         "a date there after redaction, the picture is withheld, which is the intended outcome and shows in the worst "
         "image above. Wall times include waiting for a CPU shared with other work; the Tesseract CPU time is the "
-        "cost itself (three readings per image: as shown with Otsu, inverted with Sauvola, and the residual check).",
+        "cost itself (three detection readings per image: as shown with Otsu, inverted with Sauvola, and its local "
+        "contrast; then the residual check reads the redacted frame as shown and as local contrast, up to twice).",
     ]
     body = "\n".join(lines)
     sys.stdout.write(body + "\n")

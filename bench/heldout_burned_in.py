@@ -653,7 +653,8 @@ def make_one(name: str, kind: str, src: Path | None, rng: random.Random, out_dir
         ds.StudyDate = f"{sy:04d}{sm:02d}{sd:02d}"
         ds.AccessionNumber = who["accession"]
         ds.InstitutionName = who["institution"]
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        # every file its own study, series and instance: the renderings are found by series
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
         if kind == "cr":
             ds.BurnedInAnnotation = "YES"
         if kind.startswith("sc"):
@@ -747,6 +748,26 @@ def _frames_for(render: Path, rec: dict[str, Any] | None) -> list[np.ndarray]:
     return [np.asarray(Image.open(f)) for f in sorted(folders[0].glob("frame*.png"))]
 
 
+def _own_frame(frames: list[np.ndarray], made: Path) -> int:
+    """Index of the rendered frame that shows the made picture (smallest mean grey difference, same size)."""
+    pic = _grey(np.asarray(Image.open(made).convert("RGB")))
+    best, best_diff = 0, float("inf")
+    for j, frame in enumerate(frames):
+        if frame.shape[:2] != pic.shape:
+            continue
+        diff = float(np.mean(np.abs(_grey(frame) - pic)))
+        if diff < best_diff:
+            best, best_diff = j, diff
+    return best
+
+
+def _withheld_frame(ev: np.ndarray, rf: np.ndarray) -> bool:
+    """A withheld frame renders as one value everywhere (its pixels blanked); its reference does not."""
+    flat_e = ev.reshape(-1, ev.shape[-1]) if ev.ndim == 3 else ev.reshape(-1, 1)
+    flat_r = rf.reshape(-1, rf.shape[-1]) if rf.ndim == 3 else rf.reshape(-1, 1)
+    return bool((flat_e == flat_e[0]).all() and not (flat_r == flat_r[0]).all())
+
+
 def _black(a: np.ndarray, fill: np.ndarray) -> np.ndarray:
     """Pixels at the redaction fill (within 2 grey levels per channel)."""
     near = np.abs(a.astype(np.int32) - fill.astype(np.int32)) <= 2
@@ -781,6 +802,15 @@ def score(made: list[Made], out: Path, ref_lines: dict[str, Any], eval_lines: di
         bit = (rec_e or {}).get("summary", {}) or {}
         bt = bit.get("burned_in_text") or {}
         withheld = bool(bt.get("withheld_frames"))
+        regions = bt.get("regions") or []
+        if mk.frames == 1 and len(rf) > 1 and len(ev) == len(rf):
+            # Pictures of one size are grouped into one series by ingest: its folder holds several pictures'
+            # frames. Ours is the reference frame closest to the picture as made; the redacted run writes the
+            # same files in the same order. Its own regions and withheld state, not the series'.
+            j = _own_frame(rf, Path(mk.path))
+            ev, rf = [ev[j]], [rf[j]]
+            regions = [[1, *r[1:]] for r in regions if r[0] == j + 1]
+            withheld = _withheld_frame(ev[0], rf[0])
         labels = np.load(Path(mk.path).parent / f"{mk.name}.labels.npy")
         info: dict[str, Any] = {
             "name": mk.name,
@@ -798,7 +828,7 @@ def score(made: list[Made], out: Path, ref_lines: dict[str, Any], eval_lines: di
                 it.removed = withheld
             per_image.append(info)
             continue
-        fill = _fill_value(ev, rf, bt.get("regions") or [])
+        fill = _fill_value(ev, rf, regions)
         info["fill"] = np.asarray(fill).tolist()
         if ev[0].shape[:2] != labels.shape:  # map our geometry onto the rendering's (nearest neighbour)
             hh, ww = ev[0].shape[:2]

@@ -251,7 +251,32 @@ def _strength(word: Word, terms: Sequence[str]) -> int:
         return 2
     if _LABEL.match(word.text.upper().strip()) and word.text[:1].isupper() and word.confidence >= 60:
         return 2  # "MRN:", "DOB", "ID" as printed; texture read as "id" at low confidence is not a label
+    if _institution_word(norm, word.confidence):
+        return 2  # "HOSPITAL", "Klinikum": the institution's name, printed without a header to match it against
     return 1 if _is_phi_pattern(word.text, word.confidence) else 0
+
+
+# Words of institution names (PS3.15 Table E.1-1 lists the institution as identifying): a line that holds one is
+# an institution's name, blacked out with its block when no header names the institution.
+_INSTITUTION = frozenset(
+    """
+    HOSPITAL HOSPITALS HOSP KLINIKUM KLINIK CLINIC CLINICS INFIRMARY MEDICAL CENTER CENTRE CTR HEALTH HEALTHCARE
+    IMAGING RADIOLOGY UNIVERSITY INSTITUTE SANATORIUM HOPITAL OSPEDALE HOSPITAAL ZIEKENHUIS KRANKENHAUS
+    """.split()
+)
+
+
+def _institution_word(norm: str, confidence: float) -> bool:
+    """An institution word (``_INSTITUTION``), or OCR's slip of one of five letters or more, read with some
+    confidence."""
+    if len(norm) < 3 or confidence < _LINK_CONFIDENCE:
+        return False
+    if norm in _INSTITUTION:
+        return True
+    return len(norm) >= 5 and any(
+        len(w) >= 5 and abs(len(w) - len(norm)) <= 2 and SequenceMatcher(None, norm, w, autojunk=False).ratio() >= 0.8
+        for w in _INSTITUTION
+    )
 
 
 def _near(a: Word, b: Word) -> bool:
@@ -288,6 +313,26 @@ def _blocks(words: Sequence[Word]) -> list[list[Word]]:
     return list(groups.values())
 
 
+def _same_line(a: Word, b: Word) -> bool:
+    """Whether two words sit on one printed line with at most a word or two unread between them (3 text heights)."""
+    v_overlap = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
+    h_gap = max(a.left, b.left) - min(a.left + a.width, b.left + b.width)
+    return v_overlap >= 0.5 * min(a.height, b.height) and h_gap <= 3 * max(a.height, b.height, 1)
+
+
+def _lines(words: Sequence[Word]) -> list[list[Word]]:
+    """Words grouped into line pieces (``_same_line``): "Patient: [a name OCR did not read] CHINEDU" is one."""
+    groups: list[list[Word]] = []
+    for w in sorted(words, key=lambda w: w.left):
+        for group in groups:
+            if any(_same_line(w, other) for other in group):
+                group.append(w)
+                break
+        else:
+            groups.append([w])
+    return groups
+
+
 @dataclass(frozen=True)
 class _Region:
     """A rectangle to black out, in the coordinates of the image OCR read, and its text height."""
@@ -297,50 +342,158 @@ class _Region:
     right: int
     bottom: int
     height: int
+    identifying: bool = False  # from a block holding identifying text: its stacked neighbour lines go with it
 
 
-def _region(words: Sequence[Word]) -> _Region:
+def _region(words: Sequence[Word], identifying: bool = False) -> _Region:
     heights = sorted(w.height for w in words)
     return _Region(
         min(w.left for w in words), min(w.top for w in words), max(w.left + w.width for w in words),
-        max(w.top + w.height for w in words), heights[len(heights) // 2],
+        max(w.top + w.height for w in words), heights[len(heights) // 2], identifying,
     )  # fmt: skip
 
 
-def _strokes(strip: np.ndarray) -> float:
-    """The share of a strip's pixels far (> 60 grey levels) from its median: ~0.1-0.4 on a line of text, ~0 on flat
-    background or smooth anatomy."""
+def _strokes(strip: np.ndarray, threshold: float = 60) -> float:
+    """The share of a strip's pixels far (> ``threshold`` grey levels) from its median: ~0.1-0.4 on a line of text,
+    ~0 on flat background or smooth anatomy."""
     if strip.size == 0:
         return 0.0
-    return float((np.abs(strip.astype(np.int16) - int(np.median(strip))) > 60).mean())
+    return float((np.abs(strip.astype(np.int16) - int(np.median(strip))) > threshold).mean())
+
+
+def _flat(strip: np.ndarray) -> bool:
+    """Whether most of a strip is one level (a console band, a screen's border): the median pixel lies within 6
+    grey levels of the strip's median. Text on it leaves that so; anatomy and its texture do not."""
+    if strip.size == 0:
+        return False
+    s = strip.astype(np.int16)
+    return float(np.median(np.abs(s - int(np.median(s))))) <= 6
+
+
+def _ink_threshold(grey: np.ndarray, region: _Region) -> float:
+    """How far from the background a region's strokes are, halved (15-60 grey levels): text drawn 30 levels from
+    its background (grey on grey) is followed as far as bright text is."""
+    inside = grey[max(0, region.top) : region.bottom, max(0, region.left) : region.right].astype(np.int16)
+    if inside.size == 0:
+        return 60.0
+    contrast = float(np.percentile(np.abs(inside - int(np.median(inside))), 95))
+    return float(np.clip(0.5 * contrast, 15, 60))
+
+
+def _texty(strip: np.ndarray, threshold: float) -> bool:
+    """Whether a strip continues a line of text: strokes (``threshold`` from its median) on >= 4% of it; below the
+    default 60 levels only on a flat background (faint "strokes" over anatomy are its texture)."""
+    if threshold < 60 and not _flat(strip):
+        return _strokes(strip) >= 0.04
+    return _strokes(strip, threshold) >= 0.04
 
 
 def _extend(grey: np.ndarray, region: _Region) -> _Region:
     """``region`` grown left and right along its line while the next strip still holds strokes: OCR often boxes
-    "07.15.2" of "07.15.2015", and the characters it dropped are still there."""
+    "07.15.2" of "07.15.2015", and the characters it dropped are still there. A region of identifying text is
+    also grown up and down, a line at a time, while the next line on a flat background holds strokes: consoles print
+    stacked lines (name, ID, dates, accession), and OCR often reads one and misses the next."""
     step = max(2, region.height // 2)
     limit = 6 * region.height
+    threshold = _ink_threshold(grey, region)
     top, bottom = max(0, region.top), min(grey.shape[0], region.bottom)
     left, right = region.left, region.right
-    while right - region.right < limit and right < grey.shape[1]:
-        if _strokes(grey[top:bottom, right : right + step]) < 0.04:
-            break
+    while right - region.right < limit and right < grey.shape[1]:  # one blank step (a space) is crossed
+        if not _texty(grey[top:bottom, right : right + step], threshold):
+            if not _texty(grey[top:bottom, right + step : right + 2 * step], threshold):
+                break
+            right += step
         right += step
     while region.left - left < limit and left > 0:
-        if _strokes(grey[top:bottom, max(0, left - step) : left]) < 0.04:
-            break
+        if not _texty(grey[top:bottom, max(0, left - step) : left], threshold):
+            if not _texty(grey[top:bottom, max(0, left - 2 * step) : max(0, left - step)], threshold):
+                break
+            left -= step
         left -= step
-    return _Region(max(0, left), region.top, min(grey.shape[1], right), region.bottom, region.height)
+    left, right = max(0, left), min(grey.shape[1], right)
+    if region.identifying:
+        top, bottom = _stack(grey, left, right, top, bottom, region.height, threshold)
+    return _Region(left, top, right, bottom, region.height, region.identifying)
 
 
-def _to_redact(words: Sequence[Word], terms: Sequence[str]) -> tuple[list[_Region], bool, bool]:
+def _line_like(strip: np.ndarray, threshold: float, height: int) -> bool:
+    """Whether a strip one text line tall looks like printed text on a flat background: strokes on 3-50% of it,
+    and many of them across it (rows switch between stroke and background at least once per text height of
+    width, as glyphs do; the edge of a body or an organ switches once or twice over the whole width)."""
+    if strip.size == 0 or not _flat(strip):
+        return False
+    ink = np.abs(strip.astype(np.int16) - int(np.median(strip))) > threshold
+    share = float(ink.mean())
+    if not 0.03 <= share <= 0.5:
+        return False
+    switches = float(np.count_nonzero(ink[:, 1:] != ink[:, :-1], axis=1).mean())
+    return switches >= strip.shape[1] / max(1, height)
+
+
+_STACK_LINES = 6  # lines added above and below a block of identifying text, at most
+
+
+def _stack(
+    grey: np.ndarray, left: int, right: int, top: int, bottom: int, height: int, threshold: float
+) -> tuple[int, int]:
+    """``top`` and ``bottom`` of a block grown by the lines of text stacked right above and below it: a strip of
+    one line's height, within 1.2 lines of the block, on a flat background, holding strokes."""
+    h = max(2, height)
+    gap = max(1, int(1.2 * h))
+    for _ in range(_STACK_LINES):  # downwards
+        found = False
+        for offset in range(0, gap + 1, max(1, h // 3)):
+            strip = grey[bottom + offset : bottom + offset + h, left:right]
+            if strip.shape[0] >= h // 2 and _line_like(strip, threshold, h):
+                bottom, found = min(grey.shape[0], bottom + offset + h), True
+                break
+        if not found:
+            break
+    for _ in range(_STACK_LINES):  # upwards
+        found = False
+        for offset in range(0, gap + 1, max(1, h // 3)):
+            strip = grey[max(0, top - offset - h) : max(0, top - offset), left:right]
+            if strip.shape[0] >= h // 2 and _line_like(strip, threshold, h):
+                top, found = max(0, top - offset - h), True
+                break
+        if not found:
+            break
+    return top, bottom
+
+
+_BORDER = 0.12  # of the height: the top and bottom bands where consoles and viewers print their header lines
+
+
+def _like_annotation(norm: str) -> bool:
+    """A word that is, or OCR's slip of, annotation vocabulary of four letters or more ("PORTABIE")."""
+    return norm in _KEEP or any(
+        len(keep) >= 4 and SequenceMatcher(None, norm, keep, autojunk=False).ratio() >= 0.75 for keep in _KEEP
+    )
+
+
+def _border_text(word: Word, rows: int) -> bool:
+    """A word of four characters or more, read with some confidence, in the top or bottom band of the image, that is
+    not annotation: there consoles print names and institutions, and OCR reads faint or small ones at low confidence
+    (a name read as "famamo" at 37): it is blacked out as a name-like word is."""
+    norm = _norm(word.text)
+    if len(norm) < 4 or word.confidence < _BORDER_CONFIDENCE or rows <= 0:
+        return False
+    if sum(c.isalnum() for c in word.text) < 0.75 * len(word.text) or _like_annotation(norm):
+        return False
+    return word.top < _BORDER * rows or word.top + word.height > (1 - _BORDER) * rows
+
+
+_BORDER_CONFIDENCE = 30
+
+
+def _to_redact(words: Sequence[Word], terms: Sequence[str], rows: int = 0) -> tuple[list[_Region], bool, bool]:
     """Regions to black out, whether any identifying text was among them, and whether a header identifier or an
     ID-like number was.
 
     A block (``_blocks``) holding identifying text goes whole: a banner's name, MRN and dates sit together, and
     OCR often reads one of its words and garbles the next. A name-like word alone goes alone.
     """
-    scored = [(w, _strength(w, terms)) for w in words if _norm(w.text)]
+    scored = [(w, max(_strength(w, terms), int(_border_text(w, rows)))) for w in words if _norm(w.text)]
     # Texture read as text (short words at low confidence) may not link blocks: it would chain a banner to the
     # anatomy next to it.
     text = [w for w, score in scored if score or w.confidence >= _LINK_CONFIDENCE]
@@ -354,12 +507,15 @@ def _to_redact(words: Sequence[Word], terms: Sequence[str]) -> tuple[list[_Regio
             identified = identified or any(
                 _matches_identifier(_norm(w.text), terms) or sum(c.isdigit() for c in w.text) >= 5 for w in block
             )
-            whole = _region(block)
+            whole = _region(block, identifying=True)
             inked = sum(w.width * w.height for w in block)
             if (whole.right - whole.left) * (whole.bottom - whole.top) <= _SPARSE * inked:
                 regions.append(whole)
-            else:  # a sparse block (words far apart): each word on its own, not the space between them
-                regions.extend(_region([w]) for w in block if strength[id(w)] or w.confidence >= _LINK_CONFIDENCE)
+            else:  # a sparse block (words far apart): line by line, not the space between its lines
+                kept = [w for w in block if strength[id(w)] or w.confidence >= _LINK_CONFIDENCE]
+                regions.extend(
+                    _region(line, identifying=any(strength[id(w)] == 2 for w in line)) for line in _lines(kept)
+                )
         elif best == 1:
             regions.extend(_region([w]) for w in block if strength[id(w)] == 1)
     return regions, strong, identified
@@ -492,6 +648,7 @@ _CONTRAST_MAX_PIXELS = 4_000_000  # the local-contrast reading (noisy over anato
 _MAX_UPSCALE = 3.0
 _PAD = 0.45  # of the text height, above and below a region: anti-aliasing, descenders, accents
 _PAD_X = 1.2  # of the text height, left and right: about a character OCR left out of its box, and its edge
+_PAD_X_IDENTIFYING = 1.6  # for identifying text: two characters (OCR boxed "Hospi" of a faint "Hospital")
 
 
 def _grey_for_ocr(frame: Frame) -> np.ndarray:
@@ -556,7 +713,7 @@ def _boxes(regions: Sequence[_Region], scale: float, shape: tuple[int, int]) -> 
     rows, cols = shape
     out: list[RedactionBox] = []
     for r in regions:
-        pad_y, pad_x = _PAD * r.height, _PAD_X * r.height
+        pad_y, pad_x = _PAD * r.height, (_PAD_X_IDENTIFYING if r.identifying else _PAD_X) * r.height
         x0 = max(0, int((r.left - pad_x) / scale))
         y0 = max(0, int((r.top - pad_y) / scale))
         x1 = min(cols, int(np.ceil((r.right + pad_x) / scale)))
@@ -625,16 +782,18 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
     shape = (int(frames[0].values.shape[0]), int(frames[0].values.shape[1]))
     probes = [frames[0]] if len(frames) == 1 else [frames[0], frames[-1]]
     boxes: list[RedactionBox] = []
+    marks: list[RedactionBox] = []  # annotation read with confidence ("AP", "PORTABLE", "L"): boxes stop short of it
     identified = False
     passes = 0
     for frame in probes:
         for invert, threshold, contrast in _DETECT_PASSES:
             words, scale, grey = _read(engine, frame, threshold, invert, contrast)
             passes += 1
-            regions, _, found = _to_redact(words, terms)
+            regions, _, found = _to_redact(words, terms, grey.shape[0])
             identified = identified or found
             boxes.extend(_boxes([_extend(grey, r) for r in regions], scale, shape))
-    boxes = _merge(boxes)
+            marks.extend(_marks(words, terms, scale, shape))
+    boxes = _merge(_spare(boxes, marks))
     for frame in frames:
         _fill(frame, boxes)
     # Residual check: read the redacted pixels again, as shown and as local contrast. Identifying text found there
@@ -649,10 +808,12 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
             words, scale, grey = _read(engine, residual_frame, _RESIDUAL_THRESHOLD if not contrast else 0,
                                        contrast=contrast)  # fmt: skip
             passes += 1
-            left, found_strong, found = _to_redact(words, terms)
+            left, found_strong, found = _to_redact(words, terms, grey.shape[0])
             strong = strong or found_strong
             identified = identified or found
             extra.extend(_boxes([_extend(grey, r) for r in left], scale, shape))
+            marks.extend(_marks(words, terms, scale, shape))
+        extra = _spare(extra, marks)
         if not extra:
             break
         if strong:
@@ -676,6 +837,56 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
         reason=reason, boxes=tuple(boxes), identifiers_found=identified, withheld=withheld, ocr_passes=passes,
         seconds=seconds,
     )  # fmt: skip
+
+
+_MARK_CONFIDENCE = 60
+
+
+def _marks(words: Sequence[Word], terms: Sequence[str], scale: float, shape: tuple[int, int]) -> list[RedactionBox]:
+    """Boxes (in frame pixels) of annotation words read with confidence: laterality and view markers, units."""
+    rows, cols = shape
+    out = []
+    for w in words:
+        norm = _norm(w.text)
+        if (len(norm) >= 2 or norm in ("L", "R")) and norm in _KEEP and w.confidence >= _MARK_CONFIDENCE:
+            if _matches_identifier(norm, terms):
+                continue
+            x0, y0 = max(0, int(w.left / scale)), max(0, int(w.top / scale))
+            x1, y1 = (
+                min(cols, int(np.ceil((w.left + w.width) / scale))),
+                min(rows, int(np.ceil((w.top + w.height) / scale))),
+            )
+            if x1 > x0 and y1 > y0:
+                out.append(RedactionBox(x0, y0, x1 - x0, y1 - y0))
+    return out
+
+
+def _spare(boxes: Sequence[RedactionBox], marks: Sequence[RedactionBox]) -> list[RedactionBox]:
+    """Boxes of one line cut back so that they stop short of the annotation words they reached by growing along
+    the line or by padding, from the side the mark is on. A mark in the middle of a box (between identifying words),
+    or on one line of a box of stacked lines, stays under it: cutting there would leave identifying text."""
+    out = []
+    for box in boxes:
+        x0, y0, x1, y1 = box.x, box.y, box.x + box.width, box.y + box.height
+        for m in marks:
+            mx0, my0, mx1, my1 = m.x, m.y, m.x + m.width, m.y + m.height
+            if mx1 <= x0 or x1 <= mx0 or my1 <= y0 or y1 <= my0:
+                continue
+            if m.height < 0.5 * (y1 - y0):
+                continue  # a box of stacked lines: cutting at a mark on one line would open the others
+            gap, beyond = 2, max(m.width, m.height)  # past the mark the box may reach by a mark's size at most
+            cuts = [  # the box left of the mark, right of it: (area kept, new edges, how far past the mark)
+                ((mx0 - gap - x0) * (y1 - y0), (x0, y0, mx0 - gap, y1), x1 - mx1),
+                ((x1 - mx1 - gap) * (y1 - y0), (mx1 + gap, y0, x1, y1), mx0 - x0),
+            ]
+            fitting = [(kept, edges) for kept, edges, past in cuts if past <= beyond]
+            if fitting:
+                kept, edges = max(fitting)
+                if kept >= 0.6 * (x1 - x0) * (y1 - y0):
+                    x0, y0, x1, y1 = edges
+        if x1 > x0 and y1 > y0:
+            out.append(RedactionBox(x0, y0, x1 - x0, y1 - y0))
+    return out
 
 
 def _brightest(frames: Sequence[Frame]) -> Frame:

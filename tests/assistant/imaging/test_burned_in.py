@@ -103,6 +103,92 @@ def test_identifier_matching_tolerates_ocr_slips_but_not_other_words() -> None:
     assert not burned_in._matches_identifier("CINE", terms)
 
 
+def _stacked_lines(background: np.ndarray) -> np.ndarray:
+    """Three lines of "text" (vertical strokes 40 grey levels above the background), 20 px tall, 12 px apart."""
+    grey = background.copy()
+    for top in (20, 52, 84):
+        grey[top : top + 20, 10:150:4] = np.clip(grey[top : top + 20, 10:150:4].astype(np.int16) + 40, 0, 255)
+    return grey
+
+
+def test_a_block_of_identifying_text_takes_the_lines_stacked_under_it() -> None:
+    """OCR read the first line of a console block (the name) and missed the next two (dates, accession): the
+    region grows over them, line by line, also for text only 40 grey levels from its flat background."""
+    grey = _stacked_lines(np.full((160, 240), 30, np.uint8))
+    first = burned_in._Region(10, 20, 150, 40, 20, identifying=True)
+    grown = burned_in._extend(grey, first)
+    assert grown.top <= 20 and grown.bottom >= 104 and grown.bottom <= 130
+    # a name-like word alone (not identifying) keeps to its line
+    alone = burned_in._extend(grey, burned_in._Region(10, 20, 150, 40, 20))
+    assert alone.top == 20 and alone.bottom == 40
+
+
+def test_stacked_growth_stops_at_anatomy() -> None:
+    """Over textured anatomy (not a flat band) the faint strokes below a line are its texture: no growth."""
+    texture = np.random.default_rng(3).integers(40, 200, size=(160, 240)).astype(np.uint8)
+    grey = _stacked_lines(texture)
+    grown = burned_in._extend(grey, burned_in._Region(10, 20, 150, 40, 20, identifying=True))
+    assert grown.top == 20 and grown.bottom == 40
+    # the edge of a body under a banner on a black screen: mostly black strips with a bright part, not text
+    screen = np.full((200, 240), 5, np.uint8)
+    screen[20:40, 10:150:4] = 250
+    screen[48:200, 20:80] = 180
+    grown = burned_in._extend(screen, burned_in._Region(10, 20, 150, 40, 20, identifying=True))
+    assert grown.bottom <= 48
+
+
+def test_faint_words_in_the_header_bands_go_but_annotation_stays() -> None:
+    """A name read at low confidence in the top band ("famamo" for YAMAMOTO) is blacked out; the same word in the
+    middle of the image, annotation in the band (a misread "PORTABLE") and short noise are not."""
+
+    def word(text: str, top: int, confidence: float = 37) -> Word:
+        return Word(40, top, 120, 20, text, confidence, (1, 1, 1))
+
+    rows = 1000
+    regions, strong, _ = burned_in._to_redact([word("famamo", 10)], (), rows)
+    assert len(regions) == 1 and not strong
+    assert burned_in._to_redact([word("famamo", 960)], (), rows)[0]  # the bottom band
+    assert not burned_in._to_redact([word("famamo", 500)], (), rows)[0]  # over the anatomy: texture, kept
+    assert not burned_in._to_redact([word("PORTABIE", 10)], (), rows)[0]
+    assert not burned_in._to_redact([word("oe", 10), word("Canoe", 10, confidence=5)], (), rows)[0]
+
+
+def test_words_of_one_line_with_an_unread_word_between_them_are_one_piece() -> None:
+    def word(left: int, top: int, text: str) -> Word:
+        return Word(left, top, 80, 20, text, 90, (1, 1, 1))
+
+    pieces = burned_in._lines([word(10, 10, "Patient:"), word(150, 12, "CHINEDU"), word(10, 40, "Mar"),
+                               word(600, 10, "PORTABLE")])  # fmt: skip
+    assert sorted(sorted(w.text for w in piece) for piece in pieces) == [
+        ["CHINEDU", "Patient:"], ["Mar"], ["PORTABLE"],
+    ]  # fmt: skip
+
+
+def test_an_institution_name_goes_without_a_header_to_match_it() -> None:
+    """A picture has no header: "MERCY GENERAL HOSPITAL" is identifying by its vocabulary (OCR slips too); the
+    whole line goes with its block; organ and view words are not institutions."""
+
+    def word(left: int, text: str) -> Word:
+        return Word(left, 500, 90, 20, text, 80, (1, 1, 1))
+
+    regions, strong, _ = burned_in._to_redact([word(100, "MERCY"), word(200, "GENERAL"), word(300, "HOSPlTAL")],
+                                              (), 1000)  # fmt: skip
+    assert strong and len(regions) == 1 and regions[0].left == 100 and regions[0].right == 390
+    assert not burned_in._to_redact([word(100, "LIVER"), word(300, "PORTABLE")], (), 1000)[1]
+
+
+def test_a_box_grown_onto_a_marker_stops_short_of_it_but_not_inside_a_name() -> None:
+    from assistant.imaging.study import RedactionBox
+
+    ap = RedactionBox(300, 10, 30, 20)
+    (cut,) = burned_in._spare([RedactionBox(100, 5, 240, 30)], [ap])  # a name line grown right onto "AP"
+    assert cut.x == 100 and cut.x + cut.width <= 300
+    initial = RedactionBox(160, 10, 12, 20)  # "JOHN R SMITH": the R is inside the name, the box stays whole
+    assert burned_in._spare([RedactionBox(100, 5, 200, 30)], [initial]) == [RedactionBox(100, 5, 200, 30)]
+    block = RedactionBox(0, 0, 340, 100)  # three stacked lines; "AP" read at the end of the first one
+    assert burned_in._spare([block], [ap]) == [block]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Real OCR on real frames
 
