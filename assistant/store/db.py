@@ -190,17 +190,40 @@ def migrate(engine: Engine) -> None:
     row. On PostgreSQL, replicas starting together take turns (an advisory lock held by the migrating
     transaction).
     """
-    if current_revision(engine) == migration_head():
-        return
-    from alembic import command
+    with _sqlite_first_open(engine):
+        if current_revision(engine) == migration_head():
+            return
+        from alembic import command
 
-    with engine.connect() as conn:
-        begin_write(conn)
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7260221)")  # any constant shared by replicas
-            command.upgrade(_migration_config(conn), "head")
+        with engine.connect() as conn:
+            begin_write(conn)
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7260221)")  # any constant shared by replicas
+                command.upgrade(_migration_config(conn), "head")
     logger.info("database %s migrated to revision %s", describe_database(str(engine.url)), migration_head())
+
+
+@contextmanager
+def _sqlite_first_open(engine: Engine) -> Iterator[None]:
+    """On a SQLite file: stores opening it at the same moment (threads or processes) take turns, under an OS lock
+    on an owner-only file beside it, until its revision is checked and, if needed, migrated. Their first
+    connections switch a new file to WAL, which needs the file to itself; SQLite answers such a switch, racing
+    another, with "database is locked" at once instead of waiting its busy timeout (seen in CI with four stores
+    opening a new file together). Nothing is locked on a database server (PostgreSQL takes turns in ``migrate``)."""
+    path = sqlite_file(str(engine.url))
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    lock = path.with_name(path.name + ".open-lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the file is closed, also if this process dies
+        yield
+    finally:
+        os.close(fd)
 
 
 class DatabaseStore:
