@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assistant.vision.service import ImageRef
 from tests.conftest import TINY_ENGINE_LIMITS
 
 # A ViT small enough for CPU tests: 64 px input, 16 px patches → 4 x 4 = 16 patch tokens of width 64.
@@ -181,3 +182,25 @@ def serve_model(model: Path, name: str, data: Path, *extra_args: str) -> Iterato
         yield url
     finally:
         engine.stop()
+
+
+def first_image(path: Path, salt: bytes = b"radassist-vision-test-salt") -> ImageRef:
+    """The first image of a real file, ingested and de-identified by the product, as the vision tests send it."""
+    from assistant.imaging.ingest import load_study
+    from assistant.vision.service import images_from_study
+
+    study = load_study([path], salt).study
+    assert study is not None
+    return images_from_study(study)[0]
+
+
+@pytest.fixture(scope="module")
+def chest(shared_dir: Path) -> ImageRef:
+    """A real CR chest radiograph (the engine tests of each model family)."""
+    return first_image(shared_dir / "data/dicom/pydicom_data/RG1_UNCI.dcm")
+
+
+@pytest.fixture(scope="module")
+def head_ct(shared_dir: Path) -> ImageRef:
+    """A real CT slice (DICOM)."""
+    return first_image(shared_dir / "data/dicom/pydicom_data/693_UNCI.dcm")

@@ -15,9 +15,9 @@ from assistant.errors import ConfigurationError, LLMUnavailableError, RadassistE
 from assistant.imaging.deid import Pseudonymizer
 from assistant.llm.client import GenerationOptions, OpenAIChatClient
 from assistant.vision.profiles import BUILTIN_PROFILES, ModelProfile
-from assistant.vision.service import ImageRef, ImageTurn, VisionChatModel, VisionService, images_from_study
+from assistant.vision.service import ImageRef, ImageTurn, VisionChatModel, VisionService
 from assistant.vision.volume import volume_images
-from tests.assistant.vision.conftest import serve_model
+from tests.assistant.vision.conftest import first_image, serve_model
 from tests.support.chat_probe import image_bytes, probe
 from tests.support.tiny_gemma3 import GEMMA3_IMAGE_TOKENS
 
@@ -58,27 +58,9 @@ def service_for(profile: ModelProfile, salt: bytes = SALT) -> VisionService:
     return VisionService(profile, keys=Pseudonymizer(salt), max_model_len=1024)
 
 
-def _first_image(path: Path) -> ImageRef:
-    from assistant.imaging.ingest import load_study
-
-    study = load_study([path], SALT).study
-    assert study is not None
-    return images_from_study(study)[0]
-
-
-@pytest.fixture(scope="module")
-def chest(shared_dir: Path) -> ImageRef:
-    return _first_image(shared_dir / "data/dicom/pydicom_data/RG1_UNCI.dcm")
-
-
-@pytest.fixture(scope="module")
-def head_ct(shared_dir: Path) -> ImageRef:
-    return _first_image(shared_dir / "data/dicom/pydicom_data/693_UNCI.dcm")
-
-
 @pytest.fixture(scope="module")
 def mr(shared_dir: Path) -> ImageRef:
-    return _first_image(shared_dir / "data/dicom/dcm_qa_ts/1.dcm")
+    return first_image(shared_dir / "data/dicom/dcm_qa_ts/1.dcm")
 
 
 def test_each_image_reaches_the_prompt_as_the_familys_image_tokens(

@@ -14,8 +14,8 @@ from assistant.errors import ConfigurationError, RadassistError
 from assistant.imaging.deid import Pseudonymizer
 from assistant.llm.client import GenerationOptions, OpenAIChatClient
 from assistant.vision.profiles import BUILTIN_PROFILES, ModelProfile
-from assistant.vision.service import ImageRef, ImageTurn, VisionChatModel, VisionService, images_from_study
-from tests.assistant.vision.conftest import serve_model
+from assistant.vision.service import ImageRef, ImageTurn, VisionChatModel, VisionService
+from tests.assistant.vision.conftest import first_image, serve_model
 from tests.support.chat_probe import image_bytes, probe
 from tests.support.tiny_qwen25vl import qwen_image_tokens
 
@@ -55,29 +55,11 @@ def service_for(profile: ModelProfile, **kwargs: object) -> VisionService:
     return VisionService(profile, keys=Pseudonymizer(SALT), max_model_len=1024, **kwargs)  # type: ignore[arg-type]
 
 
-def _first_image(path: Path) -> ImageRef:
-    from assistant.imaging.ingest import load_study
-
-    study = load_study([path], SALT).study
-    assert study is not None
-    return images_from_study(study)[0]
-
-
-@pytest.fixture(scope="module")
-def chest(shared_dir: Path) -> ImageRef:
-    return _first_image(shared_dir / "data/dicom/pydicom_data/RG1_UNCI.dcm")
-
-
-@pytest.fixture(scope="module")
-def head_ct(shared_dir: Path) -> ImageRef:
-    return _first_image(shared_dir / "data/dicom/pydicom_data/693_UNCI.dcm")
-
-
 @pytest.fixture(scope="module")
 def small_ct() -> ImageRef:
     from pydicom.data import get_testdata_file
 
-    return _first_image(Path(str(get_testdata_file("CT_small.dcm"))))  # a real CT slice from pydicom's own wheel
+    return first_image(Path(str(get_testdata_file("CT_small.dcm"))))  # a real CT slice from pydicom's own wheel
 
 
 def test_pixels_reach_the_prompt_as_the_grids_image_tokens(
