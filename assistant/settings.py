@@ -108,6 +108,9 @@ class Settings:
     # Pixel profiles send an image already sent as its uuid alone (vLLM's multimodal cache answers); false for
     # OpenAI-compatible servers other than vLLM, which do not know null image payloads.
     vision_send_once: bool = True
+    # Embeddings profiles: RADASSIST_LLM_URL is radassist's embeddings cache in front of vLLM (`radassist models
+    # embeds-cache`), so they too send an image once per conversation and its uuid alone afterwards.
+    vision_embeds_cache: bool = False
     vision_embeds_dtype: str = "bfloat16"
     # Similar teaching cases: a JSONL of {"case_id", "image", "report"} (images relative to the file), indexed
     # under data_dir/index/images on first use; their reports are shown to the user, never sent to the LLM.

@@ -2,7 +2,8 @@
 
 ``radassist models show DIR`` prints the vision bundle of a converted folder; ``radassist models check URL`` probes
 a running server (model, images, image tokens, the vision profile that fits). Each prints plain text, or one JSON
-object with ``--json``.
+object with ``--json``. ``radassist models embeds-cache --upstream URL`` runs the image-embeddings cache in front
+of a vLLM server (:mod:`assistant.llm.embeds_cache`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(func=run)
 
+    cache = actions.add_parser(
+        "embeds-cache",
+        help="run the image-embeddings cache in front of a vLLM embeddings server (on the model host)",
+        description=(
+            "Forwards everything to UPSTREAM (a vLLM server started with --enable-mm-embeds) and remembers the "
+            "image_embeds payloads by uuid, so radassist (RADASSIST_VISION_EMBEDS_CACHE=true, RADASSIST_LLM_URL = "
+            "this server) sends each image once per conversation. Memory only, never disk; binds 127.0.0.1 "
+            "unless --host says otherwise."
+        ),
+    )
+    cache.add_argument("--upstream", required=True, metavar="URL", help="the vLLM server, e.g. http://127.0.0.1:8000")
+    cache.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cache.add_argument("--port", type=int, default=8001, help="port to listen on (default 8001)")
+    cache.add_argument("--max-mb", type=int, default=2048, help="memory for cached embeddings in MiB (default 2048)")
+    cache.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for vLLM per request")
+    cache.set_defaults(func=run)
+
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``models convert`` or ``models show``; 0 on success."""
@@ -67,6 +85,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _show(args)
     if args.models_command == "check":
         return _check(args)
+    if args.models_command == "embeds-cache":
+        return _embeds_cache(args)
     return _convert(args)
 
 
@@ -86,7 +106,23 @@ def _check(args: argparse.Namespace) -> int:
     if result.image_tokens is not None:
         print(f"image tokens:   {result.image_tokens} for a 64x64 test image (prompt grew by {result.prompt_growth})")
     print(f"profile:        {result.profile} ({result.reason})")
-    print(f"set:            RADASSIST_LLM_URL={result.url} RADASSIST_VISION_PROFILE={result.profile}")
+    if result.embeds_cache:
+        print("embeds cache:   yes (radassist models embeds-cache): embeddings are sent once per conversation")
+    cache = " RADASSIST_VISION_EMBEDS_CACHE=true" if result.embeds_cache and result.profile.endswith("-embeds") else ""
+    print(f"set:            RADASSIST_LLM_URL={result.url} RADASSIST_VISION_PROFILE={result.profile}{cache}")
+    return 0
+
+
+def _embeds_cache(args: argparse.Namespace) -> int:
+    from assistant.errors import ConfigurationError
+    from assistant.llm.embeds_cache import serve
+
+    if not 0 < args.port < 65536:
+        raise ConfigurationError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.max_mb < 1:
+        raise ConfigurationError(f"--max-mb must be at least 1, got {args.max_mb}")
+    _progress(f"embeddings cache on http://{args.host}:{args.port} ({args.max_mb} MiB) in front of the vLLM server")
+    serve(args.upstream, host=args.host, port=args.port, max_bytes=args.max_mb * 1024**2, timeout_s=args.timeout)
     return 0
 
 

@@ -3,7 +3,8 @@
 Three small requests: the model list (``/v1/models``), a one-token text question, and the same question with one
 tiny synthetic test image (a 64 x 64 grey gradient, no patient data). From vLLM's answers: the model id, whether it
 takes images as pixels (or refuses them, e.g. an embeddings-only LLaVA server started with
-``--limit-mm-per-prompt '{"image": 0}'``), how many tokens the image took, and the profile that fits.
+``--limit-mm-per-prompt '{"image": 0}'``), how many tokens the image took, and the profile that fits; and whether
+the URL is radassist's embeddings cache in front of vLLM (its status path answers).
 
 Public names: ``ServerCheck``, ``check_server``.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import LLMUnavailableError
+from assistant.llm.embeds_cache import STATUS_PATH
 from assistant.vision.profiles import AUTO_BY_MODEL_TYPE, served_model_type
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class ServerCheck:
     prompt_growth: int | None  # prompt tokens the image added, wrappers included
     profile: str  # the vision profile that fits
     reason: str  # why that profile, or what the server said
+    embeds_cache: bool = False  # the URL is radassist's embeddings cache in front of vLLM (`models embeds-cache`)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +106,8 @@ def check_server(url: str, timeout_s: float = 120.0) -> ServerCheck:
                 }
                 return client.post(f"{base}/v1/chat/completions", json=body)
 
+            sidecar = client.get(f"{base}{STATUS_PATH}")
+            embeds_cache = sidecar.status_code == 200 and "max_bytes" in _json_or_empty(sidecar)
             text = ask(_QUESTION)
             if text.status_code != 200:
                 raise LLMUnavailableError(f"{base} refused a one-token text question ({text.status_code})")
@@ -123,7 +128,7 @@ def check_server(url: str, timeout_s: float = 120.0) -> ServerCheck:
             reason = "the server takes no pixels (--limit-mm-per-prompt image 0): image embeddings only"
         else:
             profile, reason = "text-only", f"the server refused an image: {said}"
-        return ServerCheck(base, model, root, max_len, False, None, None, profile, reason)
+        return ServerCheck(base, model, root, max_len, False, None, None, profile, reason, embeds_cache)
 
     text_ids = list(text.json().get("prompt_token_ids") or [])
     image_ids = list(image.json().get("prompt_token_ids") or [])
@@ -137,7 +142,15 @@ def check_server(url: str, timeout_s: float = 120.0) -> ServerCheck:
     reason = (
         f"model type of {root}" if by_type else f"the model's name ({model})" if by_name else "takes images as pixels"
     )
-    return ServerCheck(base, model, root, max_len, True, tokens, growth, profile, reason)
+    return ServerCheck(base, model, root, max_len, True, tokens, growth, profile, reason, embeds_cache)
+
+
+def _json_or_empty(response: Any) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _message(response: Any) -> str:

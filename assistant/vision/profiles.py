@@ -13,7 +13,8 @@ Three ways, one per :class:`ImageInput`:
 
 Every image part carries a ``uuid`` (a keyed content hash). Under the pixel profiles the first turn sends the
 payload and later turns (or the same image asked about again) send the uuid with a null payload, answered by vLLM's
-multimodal cache (:func:`cached_part`); embeddings always go in full (vLLM 0.32 does not cache them).
+multimodal cache (:func:`cached_part`); embeddings go in full every turn (vLLM 0.32 does not cache them) unless
+radassist's embeddings cache sits in front of vLLM (``vision_embeds_cache``, :mod:`assistant.llm.embeds_cache`).
 
 Public names: ``ImageInput``, ``ModelProfile``, ``BUILTIN_PROFILES``, ``VisionBundle``, ``load_bundle``,
 ``find_bundle``, ``profile_from_settings``, ``image_parts``, ``embeds_part``, ``pixels_part``, ``cached_part``,
@@ -254,7 +255,9 @@ def profile_from_settings(settings: Settings) -> ModelProfile:
         changes["max_images"] = settings.vision_max_images
     if profile.volume_slices:
         changes["volume_slices"] = settings.vision_volume_slices
-    if profile.send_once and not settings.vision_send_once:
+    if profile.image_input is ImageInput.EMBEDS and settings.vision_embeds_cache:
+        changes["send_once"] = True  # the sidecar (assistant.llm.embeds_cache) answers what vLLM's cache cannot
+    if (profile.send_once or changes.get("send_once")) and not settings.vision_send_once:
         changes["send_once"] = False
     return profile.replace(**changes) if changes else profile
 

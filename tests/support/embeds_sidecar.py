@@ -1,0 +1,33 @@
+"""The image-embeddings cache (``assistant.llm.embeds_cache``) run by uvicorn in a thread on a free loopback port."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from assistant.llm.embeds_cache import EmbedsStore, build_app
+
+
+@contextmanager
+def running_sidecar(upstream: str, store: EmbedsStore | None = None) -> Iterator[tuple[str, EmbedsStore]]:
+    """``with running_sidecar(url) as (sidecar_url, store):`` the cache in front of ``upstream``; stopped after."""
+    import uvicorn
+
+    store = store or EmbedsStore()
+    config = uvicorn.Config(build_app(upstream, store), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (server.started and server.servers):
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the embeddings cache did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", store
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
