@@ -12,6 +12,7 @@ from typing import Any
 
 from assistant.errors import ConfigurationError
 from assistant.eval import dictation as dictation_eval
+from assistant.eval import green as green_eval
 from assistant.eval import guidelines as guideline_eval
 from assistant.eval import report as report_eval
 from assistant.eval import vqa as vqa_eval
@@ -23,6 +24,7 @@ from assistant.runtime import open_runtime
 from assistant.settings import Settings
 
 PREDICTIONS, METRICS_JSON, METRICS_MD = "predictions.jsonl", "metrics.json", "metrics.md"
+GREEN_ANSWERS = "green.jsonl"  # one line per scored study: its GREEN counts, score, error and the model's answer
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +51,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep.add_argument(
         "--chexbert-tokenizer", type=Path, metavar="DIR",
         help="local bert-base-uncased folder (config.json, vocab.txt) for --chexbert",
+    )  # fmt: skip
+    rep.add_argument(
+        "--green-url", metavar="URL",
+        help="also score GREEN with the GREEN model served there (vLLM, OpenAI-compatible; docs/evaluation.md)",
+    )  # fmt: skip
+    rep.add_argument(
+        "--green-model", metavar="NAME", help="the served GREEN model's name (default: the server's first model)"
+    )
+    rep.add_argument(
+        "--green-max-tokens", type=int, default=green_eval.MAX_ANSWER_TOKENS, metavar="N",
+        help=f"longest GREEN answer in tokens (default {green_eval.MAX_ANSWER_TOKENS})",
     )  # fmt: skip
     _common(rep)
     rep.set_defaults(func=run_report)
@@ -175,7 +188,7 @@ def _finish(
     else:
         print(table(summary), end="")
         print(f"\npredictions: {out / PREDICTIONS}\nmetrics: {out / METRICS_JSON}")
-    return 1 if summary["failures"] else 0
+    return 1 if summary["failures"] or summary.get("green_failures") else 0
 
 
 def run_vqa(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,6 +215,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
             f"{len(to_generate)} studies have no 'generated' report: give --images DIR to generate them"
         )
     chexbert = _chexbert(args)  # before any generation: a wrong path fails in seconds, not after the run
+    green = _green(args)
     out = _out_dir(args, settings, "report")
     out.mkdir(parents=True, exist_ok=True)
     items = [c.item(args.images, args.prompt) for c in to_generate]
@@ -213,7 +227,12 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
                             "prediction": case.generated})  # fmt: skip
         else:
             records.append(generated[case.case_id])
-    summary = report_eval.summarize(records, seed=args.seed, resamples=args.resamples, chexbert=chexbert)
+    outcomes = _green_outcomes(green, records, out) if green is not None else None
+    summary = report_eval.summarize(
+        records, seed=args.seed, resamples=args.resamples, chexbert=chexbert, green=outcomes
+    )
+    if green is not None:
+        summary["green_model"] = green.model_id
     if not to_generate:  # scores only: keep what was scored beside the metrics
         with (out / PREDICTIONS).open("w", encoding="utf-8") as sink:
             for record in records:
@@ -232,6 +251,31 @@ def _chexbert(args: argparse.Namespace) -> ChexbertLabeller | None:
         )
     _stderr(f"loading CheXbert from {args.chexbert}")
     return ChexbertLabeller.from_files(args.chexbert, args.chexbert_tokenizer)
+
+
+def _green(args: argparse.Namespace) -> green_eval.GreenScorer | None:
+    """The GREEN scorer of --green-url/--green-model; the server is asked for its model now."""
+    if args.green_url is None:
+        if args.green_model is not None:
+            raise ConfigurationError("--green-model NAME needs --green-url URL (the server that serves GREEN)")
+        return None
+    _stderr(f"GREEN: using the model server at {args.green_url}")
+    if args.green_max_tokens < 1:
+        raise ConfigurationError(f"--green-max-tokens must be at least 1, got {args.green_max_tokens}")
+    return green_eval.GreenScorer.from_url(args.green_url, args.green_model, max_tokens=args.green_max_tokens)
+
+
+def _green_outcomes(
+    green: green_eval.GreenScorer, records: list[dict[str, Any]], out: Path
+) -> list[green_eval.GreenOutcome]:
+    """GREEN on every scored study, each outcome kept in out/green.jsonl."""
+    scored = report_eval.scored_records(records)
+    _stderr(f"GREEN: scoring {len(scored)} studies with {green.model_id}")
+    outcomes = green.score([str(r["reference"]) for r in scored], [str(r["prediction"]) for r in scored])
+    with (out / GREEN_ANSWERS).open("w", encoding="utf-8") as sink:
+        for record, outcome in zip(scored, outcomes, strict=True):
+            sink.write(json.dumps({"id": record.get("id"), **outcome.to_json()}, ensure_ascii=False) + "\n")
+    return outcomes
 
 
 def _print_metrics(summary: dict[str, Any], table: Callable[[dict[str, Any]], str], as_json: bool) -> None:

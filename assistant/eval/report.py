@@ -14,6 +14,9 @@ optionally, an already ``generated`` report (then nothing is generated for that 
   findings that occur in the references or the generated reports (a finding in neither has no F1).
 - CheXbert-14 F1 (optional, ``chexbert_*`` keys, only when a CheXbert labeller is given): the same F1, the labels
   from :class:`assistant.eval.chexbert.ChexbertLabeller` (local weights) instead of the rules.
+- GREEN (optional, ``green_*`` keys, only when GREEN outcomes are given): :mod:`assistant.eval.green`, the mean over
+  the studies whose GREEN answer could be read, with a 95% bootstrap interval; unreadable answers in
+  ``green_failures``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any, Protocol
 from assistant.errors import ConfigurationError
 from assistant.eval import metrics
 from assistant.eval.chexpert import FINDINGS, POSITIVE, UNCERTAIN, ChexpertLabeller
+from assistant.eval.green import GreenOutcome
+from assistant.eval.green import summarize as green_summary
 from assistant.eval.runner import EvalItem
 
 DEFAULT_PROMPT = (
@@ -151,15 +156,23 @@ def finding_f1(
     }
 
 
+def scored_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The studies that have a generated report (the others failed), in order: what the metrics score."""
+    return [r for r in records if "error" not in r and r.get("prediction") is not None]
+
+
 def summarize(
     records: Sequence[Mapping[str, Any]], labeller: ChexpertLabeller | None = None, seed: int = 0,
-    resamples: int = 1000, chexbert: ReportLabeller | None = None,
+    resamples: int = 1000, chexbert: ReportLabeller | None = None, green: Sequence[GreenOutcome] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The metrics of a run; failed studies are counted in ``failures`` and left out of the scores.
 
-    With ``chexbert``, also ``chexbert_micro_f1``, ``chexbert_macro_f1`` and ``chexbert_per_finding``.
+    With ``chexbert``, also ``chexbert_micro_f1``, ``chexbert_macro_f1`` and ``chexbert_per_finding``. With
+    ``green`` (one outcome per study of :func:`scored_records`, in order), also the ``green_*`` keys.
     """
-    scored = [r for r in records if "error" not in r and r.get("prediction") is not None]
+    scored = scored_records(records)
+    if green is not None and len(green) != len(scored):
+        raise ValueError(f"{len(green)} GREEN outcomes for {len(scored)} scored studies")
     preds = [str(r["prediction"]) for r in scored]
     refs = [str(r["reference"]) for r in scored]
     out: dict[str, Any] = {"n": len(records), "scored": len(scored), "failures": len(records) - len(scored)}
@@ -168,6 +181,8 @@ def summarize(
                    chexpert_macro_f1=None, chexpert_per_finding={})  # fmt: skip
         if chexbert is not None:
             out.update(chexbert_micro_f1=None, chexbert_macro_f1=None, chexbert_per_finding={})
+        if green is not None:
+            out.update(green_summary([], seed=seed, resamples=resamples))
         return out
     out["bleu4"], out["bleu_signature"] = bleu4(preds, refs)
     rouge = rouge_l(preds, refs)
@@ -184,6 +199,8 @@ def summarize(
         out["chexbert_micro_f1"] = bert_f1["micro_f1"]
         out["chexbert_macro_f1"] = bert_f1["macro_f1"]
         out["chexbert_per_finding"] = bert_f1["per_finding"]
+    if green is not None:
+        out.update(green_summary(green, seed=seed, resamples=resamples))
     latencies = [float(r["latency_s"]) for r in scored if "latency_s" in r]
     out["latency_p50_s"] = metrics.percentile(latencies, 50)
     out["latency_p95_s"] = metrics.percentile(latencies, 95)
@@ -212,6 +229,14 @@ def table(summary: Mapping[str, Any]) -> str:
         rows += [
             f"| CheXbert-14 micro F1 (x100) | {num(summary['chexbert_micro_f1'], 100)} |",
             f"| CheXbert-14 macro F1 (x100) | {num(summary['chexbert_macro_f1'], 100)} |",
+        ]
+    if "green" in summary:
+        green_ci = summary.get("green_ci95")
+        rows += [
+            f"| GREEN (x100) | {num(summary['green'], 100)}"
+            + (f" [{100 * green_ci[0]:.1f}, {100 * green_ci[1]:.1f}]" if green_ci else "")
+            + " |",
+            f"| GREEN studies (read / failed) | {summary['green_scored']} / {summary['green_failures']} |",
         ]
     for key, name in (("chexpert_per_finding", "finding"), ("chexbert_per_finding", "finding (CheXbert)")):
         per = summary.get(key) or {}

@@ -180,7 +180,7 @@ class OpenAIChatClient:
                     error = ServerUnreachable if response.status_code in _SERVER_DOWN else LLMUnavailableError
                     raise error(
                         f"the LLM server at {self.base_url} refused the request "
-                        f"({response.status_code}: {_error_detail(response)})"
+                        f"({response.status_code}: {error_detail(response)})"
                     )
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
@@ -409,7 +409,8 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _error_detail(response: httpx.Response) -> str:
+def error_detail(response: httpx.Response) -> str:
+    """What an error answer of an OpenAI-compatible server says (its error message, or its text), shortened."""
     try:
         data = response.json()
     except ValueError:
