@@ -1,5 +1,5 @@
-"""Vision conversations: bytes sent and time to first token, turn 1 vs turn 3, tiny LLaVA (embeds) and tiny Gemma 3
-(pixels, images sent once by uuid).
+"""Vision conversations: bytes sent and time to first token, turn 1 vs turn 3, tiny LLaVA (embeds, straight to vLLM
+and through radassist's embeddings cache) and tiny Gemma 3 (pixels, images sent once by uuid).
 
 Run: ``.venv/bin/python -m bench.bench_vision_turns [--runs N]``; writes the "vision-turns" section of
 docs/benchmarks.md.
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from assistant.vision.profiles import BUILTIN_PROFILES, load_bundle
     from assistant.vision.service import VisionService, images_from_study
     from bench.bench_vision import _tiny_llava
+    from tests.support.embeds_sidecar import sidecar_process
     from tests.support.tiny_gemma3 import GEMMA3_IMAGE_TOKENS, build_tiny_gemma3
 
     study = load_study([CHEST], SALT).study
@@ -109,8 +110,19 @@ def main(argv: list[str] | None = None) -> int:
         with _serve(llava, "tiny-llava", tmp, "--enable-mm-embeds", "--limit-mm-per-prompt", '{"image": 0}') as engine:
             with OpenAIChatClient(engine.url, model="tiny-llava", timeout_s=300) as client:
                 results["tiny LLaVA (embeds, 196 tokens)"] = _conversation(
-                    lambda: llava_service, picture, args.runs, client  # one service: its embedding cache is warm
+                    lambda: llava_service,
+                    picture,
+                    args.runs,
+                    client,  # one service: its embedding cache is warm
                 )
+            # The same server behind radassist's embeddings cache (models embeds-cache), embeddings sent once.
+            once = BUILTIN_PROFILES["llava-embeds"].replace(send_once=True)
+            with sidecar_process(engine.url) as sidecar_url:
+                with OpenAIChatClient(sidecar_url, model="tiny-llava", timeout_s=300) as client:
+                    results["tiny LLaVA (embeds by uuid via `models embeds-cache`)"] = _conversation(
+                        lambda: VisionService(once, bundle=bundle, cache=llava_service.cache, keys=Pseudonymizer(SALT)),
+                        picture, args.runs, client,
+                    )  # fmt: skip
         gemma = build_tiny_gemma3(tmp / "tiny-gemma3")
         profile = BUILTIN_PROFILES["medgemma"].replace(tokens_per_image=GEMMA3_IMAGE_TOKENS)
         with _serve(gemma, "tiny-gemma3", tmp, "--limit-mm-per-prompt", '{"image": 4}') as engine:
@@ -132,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\n\nMedians of {args.runs} runs, one real CR chest radiograph (RG1_UNCI.dcm) through ingest, real vLLM CPU "
         "servers (eager, 64 MiB KV cache) on a shared 2-core machine. Goal: turn-3 image bytes about 0 and turn-3 "
         "first token within 1.2x of the text-only turn. Gemma 3 (pixel profiles) sends an earlier image as its uuid "
-        "with a null payload and vLLM's multimodal cache answers; LLaVA embeddings are re-sent in full every turn "
-        "because vLLM 0.32 does not cache embedding inputs (radassist's own cache spares the encoder)."
+        "with a null payload and vLLM's multimodal cache answers. LLaVA embeddings sent straight to vLLM go in full "
+        "every turn (vLLM 0.32 does not cache embedding inputs; radassist's own cache spares the encoder); through "
+        "radassist's embeddings cache beside vLLM (`radassist models embeds-cache`, RADASSIST_VISION_EMBEDS_CACHE="
+        "true) they go once, and later turns carry the uuid alone: the payload then crosses only the loopback hop "
+        "from the cache to vLLM. The text-only baseline of each row goes the same way as its image turns."
     )
     from bench.report import write_section
 

@@ -186,7 +186,7 @@ def build_app(
         body = await _read_body(request, max_request_bytes)
         if body is None:
             return _error(413, f"the request is larger than the sidecar's limit of {max_request_bytes} bytes")
-        if request.method == "POST" and request.url.path == _CHAT_PATH:
+        if request.method == "POST" and request.url.path == _CHAT_PATH and b'"image_embeds"' in body:
             try:
                 parsed = json.loads(body)
             except ValueError:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,3 +36,27 @@ def running_sidecar(upstream: str, store: EmbedsStore | None = None) -> Iterator
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def sidecar_process(upstream: str) -> Iterator[str]:
+    """``radassist models embeds-cache`` in its own process, as a site runs it; yields its URL."""
+    from assistant.llm.embeds_cache import STATUS_PATH
+    from tests.support.http import wait_http
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [sys.executable, "-m", "assistant.cli.main", "models", "embeds-cache", "--upstream", upstream,
+               "--port", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+    try:
+        wait_http(f"http://127.0.0.1:{port}{STATUS_PATH}", timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
