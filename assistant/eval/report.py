@@ -17,6 +17,9 @@ optionally, an already ``generated`` report (then nothing is generated for that 
 - GREEN (optional, ``green_*`` keys, only when GREEN outcomes are given): :mod:`assistant.eval.green`, the mean over
   the studies whose GREEN answer could be read, with a 95% bootstrap interval; unreadable answers in
   ``green_failures``.
+- RadGraph-F1 (optional, ``radgraph_*`` keys, only when RadGraph scores are given): :mod:`assistant.eval.radgraph`,
+  the mean per-study F1 of the RadGraph entities and relations (local weights); ``radgraph_f1`` is the "partial"
+  level that papers call RadGraph-F1, with a 95% bootstrap interval, beside the "simple" and "complete" levels.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from assistant.eval import metrics
 from assistant.eval.chexpert import FINDINGS, POSITIVE, UNCERTAIN, ChexpertLabeller
 from assistant.eval.green import GreenOutcome
 from assistant.eval.green import summarize as green_summary
+from assistant.eval.radgraph import RadGraphF1
+from assistant.eval.radgraph import summarize as radgraph_summary
 from assistant.eval.runner import EvalItem
 
 DEFAULT_PROMPT = (
@@ -164,15 +169,19 @@ def scored_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
 def summarize(
     records: Sequence[Mapping[str, Any]], labeller: ChexpertLabeller | None = None, seed: int = 0,
     resamples: int = 1000, chexbert: ReportLabeller | None = None, green: Sequence[GreenOutcome] | None = None,
+    radgraph: Sequence[RadGraphF1] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The metrics of a run; failed studies are counted in ``failures`` and left out of the scores.
 
     With ``chexbert``, also ``chexbert_micro_f1``, ``chexbert_macro_f1`` and ``chexbert_per_finding``. With
-    ``green`` (one outcome per study of :func:`scored_records`, in order), also the ``green_*`` keys.
+    ``green`` (one outcome per study of :func:`scored_records`, in order), also the ``green_*`` keys; with
+    ``radgraph`` (likewise one per scored study), the ``radgraph_*`` keys.
     """
     scored = scored_records(records)
     if green is not None and len(green) != len(scored):
         raise ValueError(f"{len(green)} GREEN outcomes for {len(scored)} scored studies")
+    if radgraph is not None and len(radgraph) != len(scored):
+        raise ValueError(f"{len(radgraph)} RadGraph scores for {len(scored)} scored studies")
     preds = [str(r["prediction"]) for r in scored]
     refs = [str(r["reference"]) for r in scored]
     out: dict[str, Any] = {"n": len(records), "scored": len(scored), "failures": len(records) - len(scored)}
@@ -183,6 +192,8 @@ def summarize(
             out.update(chexbert_micro_f1=None, chexbert_macro_f1=None, chexbert_per_finding={})
         if green is not None:
             out.update(green_summary([], seed=seed, resamples=resamples))
+        if radgraph is not None:
+            out.update(radgraph_summary([], seed=seed, resamples=resamples))
         return out
     out["bleu4"], out["bleu_signature"] = bleu4(preds, refs)
     rouge = rouge_l(preds, refs)
@@ -201,6 +212,8 @@ def summarize(
         out["chexbert_per_finding"] = bert_f1["per_finding"]
     if green is not None:
         out.update(green_summary(green, seed=seed, resamples=resamples))
+    if radgraph is not None:
+        out.update(radgraph_summary(radgraph, seed=seed, resamples=resamples))
     latencies = [float(r["latency_s"]) for r in scored if "latency_s" in r]
     out["latency_p50_s"] = metrics.percentile(latencies, 50)
     out["latency_p95_s"] = metrics.percentile(latencies, 95)
@@ -237,6 +250,15 @@ def table(summary: Mapping[str, Any]) -> str:
             + (f" [{100 * green_ci[0]:.1f}, {100 * green_ci[1]:.1f}]" if green_ci else "")
             + " |",
             f"| GREEN studies (read / failed) | {summary['green_scored']} / {summary['green_failures']} |",
+        ]
+    if "radgraph_f1" in summary:
+        rg_ci = summary.get("radgraph_f1_ci95")
+        rows += [
+            f"| RadGraph-F1, partial (x100) | {num(summary['radgraph_f1'], 100)}"
+            + (f" [{100 * rg_ci[0]:.1f}, {100 * rg_ci[1]:.1f}]" if rg_ci else "")
+            + " |",
+            f"| RadGraph-F1, simple / complete (x100) | {num(summary['radgraph_f1_simple'], 100)} / "
+            f"{num(summary['radgraph_f1_complete'], 100)} |",
         ]
     for key, name in (("chexpert_per_finding", "finding"), ("chexbert_per_finding", "finding (CheXbert)")):
         per = summary.get(key) or {}
