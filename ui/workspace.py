@@ -180,8 +180,9 @@ class Workspace:
 
     def status_line(self) -> str:
         """Model, where it runs, its image profile, and whether image content reaches the model."""
-        profile = self.vision.profile.name
-        analysed = f"profile: **{profile}** · image content: {_ANALYSED[self.image_input]}"
+        profile = self.vision.profile
+        once = " (each image sent once per conversation)" if profile.sees_images and profile.send_once else ""
+        analysed = f"profile: **{profile.name}**{once} · image content: {_ANALYSED[self.image_input]}"
         rt = self.starter.runtime
         if rt is None:
             status = self.starter.status()

@@ -26,3 +26,15 @@ def test_the_status_line_says_when_a_server_of_the_pool_is_down(make_runtime: An
     line = ws.status_line()
     assert f"⚠️ failed over: http://{home}:8000/v1 down, its conversations on http://{moved}:8000/v1" in line
     pool.close()
+
+
+def test_the_status_line_names_the_profile_and_whether_images_go_once(make_runtime: Any) -> None:
+    from assistant.vision.profiles import BUILTIN_PROFILES
+
+    ws = Workspace(make_runtime())
+    ws.vision.profile = BUILTIN_PROFILES["llava-embeds"]  # straight to vLLM: embeddings every turn
+    assert "profile: **llava-embeds** · image content:" in ws.status_line()
+    ws.vision.profile = BUILTIN_PROFILES["llava-embeds"].replace(send_once=True)  # behind the embeddings cache
+    assert "profile: **llava-embeds** (each image sent once per conversation)" in ws.status_line()
+    ws.vision.profile = BUILTIN_PROFILES["text-only"]
+    assert "once" not in ws.status_line()
