@@ -1,0 +1,91 @@
+"""Burned-in text: lines of print found without OCR (small, faint or lone text the whole-frame readings miss), read
+again enlarged, and what is done with them (boxes widened along a line, unread lines at the edges blacked out).
+
+Print is drawn with PIL at test time on flat, textured and smooth backgrounds; OCR is the real Tesseract binary.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageDraw
+
+from assistant.imaging import burned_in
+from assistant.imaging.burned_in import Word
+from assistant.imaging.records import Frame
+from assistant.imaging.study import PhotometricInterpretation, RedactionBox
+from tests.assistant.imaging import burned_in_fixtures as fx
+
+needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+
+
+def _printed(grey: np.ndarray, lines: list[tuple[int, int, str]], size: int, level: int) -> np.ndarray:
+    """``grey`` with ``lines`` of text ((left, top, text)) drawn at ``size`` px in grey ``level``."""
+    canvas = PILImage.fromarray(grey)
+    font = fx._font(fx.font_paths()[0] if fx.font_paths() else None, size)
+    draw = ImageDraw.Draw(canvas)
+    for left, top, text in lines:
+        draw.text((left, top), text, fill=level, font=font)
+    return np.array(canvas)
+
+
+def _frame(grey: np.ndarray) -> Frame:
+    return Frame(grey, PhotometricInterpretation.MONOCHROME2, False)
+
+
+def _lines_of(grey: np.ndarray) -> list[burned_in._Line]:
+    return burned_in._print_lines(burned_in._strokes_of(burned_in._planes(_frame(grey))))
+
+
+def _hits(lines: list[burned_in._Line], left: int, top: int, right: int, bottom: int) -> bool:
+    return any(line.left < right and left < line.right and line.top < bottom and top < line.bottom for line in lines)
+
+
+def test_small_and_faint_print_is_found_as_lines_but_texture_and_rulers_are_not() -> None:
+    grey = np.full((300, 400), 60, np.uint8)
+    grey[150:, :] = np.random.default_rng(5).integers(40, 120, size=(150, 400)).astype(np.uint8)  # speckle
+    grey = _printed(grey, [(10, 10, "ACC# 40030943")], 10, 255)  # small and bright
+    grey = _printed(grey, [(10, 60, "MERCY GENERAL HOSPITAL")], 13, 85)  # grey on grey: 25 levels
+    grey[110:112, 200:380] = 250  # a ruler with ticks
+    grey[104:110, 200:380:12] = 250
+    lines = _lines_of(grey)
+    assert _hits(lines, 10, 10, 100, 22) and _hits(lines, 10, 60, 200, 75)
+    assert not _hits(lines, 200, 104, 380, 112)  # the ruler
+    assert sum(1 for line in lines if line.top >= 150) <= 2  # speckle is not print
+
+
+@needs_tesseract
+def test_lines_read_enlarged_give_words_in_frame_pixels() -> None:
+    """Small print low in a large dark frame is read in the mosaic; its words land where it is on the frame."""
+    grey = _printed(np.full((400, 600), 20, np.uint8), [(12, 350, "2017-02-02"), (12, 372, "ACC# 40030943")], 12, 230)
+    frame = _frame(grey)
+    planes = burned_in._planes(frame)
+    maps = burned_in._strokes_of(planes)
+    lines = burned_in._proposals(burned_in._print_lines(maps), [])
+    words = burned_in._read_lines(burned_in.TesseractOCR(), planes, maps, lines)
+    numbers = [w for w in words if sum(c.isdigit() for c in w.text) >= 5]
+    assert numbers and all(0 <= w.left <= 80 and 345 <= w.top <= 390 for w in numbers)
+
+
+def test_a_box_is_widened_to_the_ends_of_its_line_of_print() -> None:
+    line = burned_in._Line(10, 100, 210, 112, 3.0, False)
+    (box,) = burned_in._along_lines([RedactionBox(60, 96, 40, 20)], [line])
+    assert box.x <= 10 and box.x + box.width >= 210 and (box.y, box.height) == (96, 20)
+    band = burned_in._Line(10, 80, 400, 140, 3.0, False)  # taller than the box: a band or two lines, not its line
+    assert burned_in._along_lines([RedactionBox(60, 96, 40, 20)], [band]) == [RedactionBox(60, 96, 40, 20)]
+
+
+def test_unread_print_at_the_edges_goes_but_not_marks_read_lines_or_the_middle() -> None:
+    shape = (1000, 1000)
+    edge = burned_in._Line(5, 500, 205, 515, 3.0, False)  # a long line at the left edge nobody could read
+    middle = burned_in._Line(400, 500, 600, 515, 3.0, False)
+    short = burned_in._Line(5, 300, 45, 315, 3.0, False)  # "5 cm"
+    read = burned_in._Line(5, 700, 205, 715, 3.0, False)
+    words = [Word(5, 700, 100, 15, "Uploader", 92.0, (3, 0, 0))]
+    boxes = burned_in._unread_at_border([edge, middle, short, read], words, shape)
+    assert len(boxes) == 1 and boxes[0].x <= 5 and boxes[0].x + boxes[0].width >= 205
+    mark = RedactionBox(20, 500, 60, 15)  # "PORTABLE" read surely elsewhere: never blacked blind
+    assert burned_in._spare_marked(boxes, [mark]) == []
