@@ -122,6 +122,11 @@ def _embeds_cache(args: argparse.Namespace) -> int:
     if args.max_mb < 1:
         raise ConfigurationError(f"--max-mb must be at least 1, got {args.max_mb}")
     _progress(f"embeddings cache on http://{args.host}:{args.port} ({args.max_mb} MiB) in front of the vLLM server")
+    if args.host not in ("127.0.0.1", "::1", "localhost"):
+        _progress(
+            f"warning: listening on {args.host}: any client that reaches it and that vLLM accepts can set image "
+            "embeddings by uuid; expose it only to trusted clients (as vLLM's --enable-mm-embeds)"
+        )
     serve(args.upstream, host=args.host, port=args.port, max_bytes=args.max_mb * 1024**2, timeout_s=args.timeout)
     return 0
 

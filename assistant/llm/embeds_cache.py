@@ -8,28 +8,32 @@ re-send each image's projected embeddings (a 576 x 4096 bf16 tensor is ~6 MB of 
 This sidecar runs on the model host, next to vLLM (``radassist models embeds-cache --upstream
 http://127.0.0.1:8000``), and radassist talks to it instead of to vLLM (``RADASSIST_LLM_URL`` = the sidecar,
 ``RADASSIST_VISION_EMBEDS_CACHE=true``). On ``POST /v1/chat/completions`` every ``image_embeds`` part that carries
-a ``uuid`` and its payload is remembered under that uuid; a part with the uuid and a null payload gets the payload
-back before the request goes on to vLLM. An unknown uuid is answered 400 with vLLM's own cache-miss wording
-("Cache miss ... data is not provided"), so the client sends that request again in full, exactly as after a
-vLLM restart. Everything else (other paths, pixel parts, streams, status codes) passes through unchanged.
+a ``uuid`` and its payload is remembered under that uuid once vLLM has accepted the request (per API key: clients
+with different ``Authorization`` headers never share entries); a part with the uuid and a null payload gets the
+payload back before the request goes on to vLLM (the request's size limit counts what is filled in). An unknown
+uuid is answered 400 with vLLM's own cache-miss wording ("Cache miss ... data is not provided"), so the client
+sends that request again in full, exactly as after a vLLM restart. Everything else (other paths, pixel parts,
+streams, status codes) passes through unchanged.
 
 The cache lives in this process's memory only (never on disk), bounded in bytes, least recently used first out;
 the embeddings it holds are those of de-identified renderings that the model host receives anyway. It binds
-127.0.0.1 unless told otherwise; exposed on a network it is as trusted an endpoint as vLLM's own
-``--enable-mm-embeds`` server behind it.
+127.0.0.1 unless told otherwise (and warns when told to listen elsewhere): a client that vLLM accepts can set
+what a uuid stands for under its API key, so expose it only to the clients that ``--enable-mm-embeds`` trusts.
 
-Public names: ``EmbedsStore``, ``CacheMiss``, ``fill_request``, ``build_app``, ``serve``, ``STATUS_PATH``.
+Public names: ``EmbedsStore``, ``CacheMiss``, ``fill_request``, ``namespace_of``, ``build_app``, ``serve``,
+``STATUS_PATH``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -121,31 +125,75 @@ def _size(payload: Any) -> int:
 class Filled:
     """What :func:`fill_request` did to one request."""
 
-    stored: int = 0  # embeds parts with a payload, remembered
+    pending: dict[str, Any] = field(default_factory=dict)  # uuid → payload sent in full: kept once vLLM accepts
     filled: int = 0  # embeds parts sent by uuid alone, given their payload back
+    filled_bytes: int = 0  # what those payloads added to the request
 
 
-def fill_request(body: Any, store: EmbedsStore) -> Filled:
-    """Remember the ``image_embeds`` payloads of a chat request ``body`` (parsed JSON, changed in place) and give
-    the parts sent by uuid alone their payload. Raises :class:`CacheMiss` for a uuid the store does not hold;
-    anything that is not a well-formed chat request is left for vLLM to judge."""
-    stored = filled = 0
+def fill_request(body: Any, store: EmbedsStore, namespace: str = "") -> Filled:
+    """Give the ``image_embeds`` parts of a chat request ``body`` (parsed JSON, changed in place) sent by uuid alone
+    their payload, from this request's own full parts or from the store (under ``namespace``: one per API key);
+    returns the full parts' payloads for the caller to :meth:`EmbedsStore.put` once vLLM has accepted the request
+    (a refused request, e.g. without the API key, never puts anything in the cache). Raises :class:`CacheMiss` for a
+    uuid neither holds; anything that is not a well-formed chat request is left for vLLM to judge."""
+    parts = [p for p in _embeds_parts(body) if isinstance(p.get("uuid"), str) and p["uuid"]]
+    pending = {p["uuid"]: p["image_embeds"] for p in parts if p.get("image_embeds") is not None}
+    filled = filled_bytes = 0
+    for part in parts:
+        if part.get("image_embeds") is None:
+            uuid = part["uuid"]
+            payload = pending[uuid] if uuid in pending else store.get(namespace + uuid)
+            part["image_embeds"] = payload
+            filled += 1
+            filled_bytes += _size(payload)
+    return Filled(pending, filled, filled_bytes)
+
+
+def _embeds_parts(body: Any) -> list[dict[str, Any]]:
     messages = body.get("messages") if isinstance(body, dict) else None
+    found = []
     for message in messages if isinstance(messages, list) else ():
         content = message.get("content") if isinstance(message, dict) else None
         for part in content if isinstance(content, list) else ():
-            if not isinstance(part, dict) or part.get("type") != "image_embeds":
-                continue
-            uuid = part.get("uuid")
-            if not isinstance(uuid, str) or not uuid:
-                continue
-            if part.get("image_embeds") is None:
-                part["image_embeds"] = store.get(uuid)
-                filled += 1
-            else:
-                store.put(uuid, part["image_embeds"])
-                stored += 1
-    return Filled(stored, filled)
+            if isinstance(part, dict) and part.get("type") == "image_embeds":
+                found.append(part)
+    return found
+
+
+def namespace_of(authorization: str | None) -> str:
+    """The cache's key prefix for a request: clients with different API keys never share entries."""
+    if not authorization:
+        return ""
+    return hashlib.sha256(authorization.encode()).hexdigest()[:16] + ":"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    body: bytes
+    pending: dict[str, Any]
+    error: tuple[int, str] | None = None
+
+
+def _prepare(body: bytes, store: EmbedsStore, namespace: str, limit: int) -> _Prepared:
+    """Parse, fill and serialise one chat request (run in a worker thread: multi-MB JSON)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return _Prepared(body, {})  # vLLM says what is wrong with it
+    try:
+        done = fill_request(parsed, store, namespace)
+    except CacheMiss as miss:
+        logger.info("embeds cache miss for one image: the client sends it again in full")
+        return _Prepared(body, {}, (400, miss.message()))
+    if len(body) + done.filled_bytes > limit:
+        return _Prepared(body, {}, (413, (
+            f"the request with its cached images would be {len(body) + done.filled_bytes} bytes, over the "
+            f"sidecar's limit of {limit} bytes"
+        )))  # fmt: skip
+    if done.filled:
+        body = json.dumps(parsed, separators=(",", ":")).encode()
+        logger.info("embeds cache: %d filled", done.filled)
+    return _Prepared(body, done.pending)
 
 
 def _error(status: int, message: str, kind: str = "BadRequestError") -> Any:
@@ -165,6 +213,7 @@ def build_app(
     ``transport``: for tests at the transport boundary only."""
     from starlette.applications import Starlette
     from starlette.background import BackgroundTask
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
@@ -186,20 +235,13 @@ def build_app(
         body = await _read_body(request, max_request_bytes)
         if body is None:
             return _error(413, f"the request is larger than the sidecar's limit of {max_request_bytes} bytes")
+        namespace = namespace_of(request.headers.get("authorization"))
+        pending: dict[str, Any] = {}
         if request.method == "POST" and request.url.path == _CHAT_PATH and b'"image_embeds"' in body:
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None  # vLLM says what is wrong with it
-            if parsed is not None:
-                try:
-                    done = fill_request(parsed, store)
-                except CacheMiss as miss:
-                    logger.info("embeds cache miss for one image: the client sends it again in full")
-                    return _error(400, miss.message())
-                if done.stored or done.filled:
-                    body = json.dumps(parsed, separators=(",", ":")).encode()
-                    logger.info("embeds cache: %d remembered, %d filled", done.stored, done.filled)
+            prepared = await run_in_threadpool(_prepare, body, store, namespace, max_request_bytes)
+            if prepared.error is not None:
+                return _error(*prepared.error)
+            body, pending = prepared.body, prepared.pending
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
         outgoing = client.build_request(
             request.method, request.url.path, params=request.query_params, headers=headers, content=body
@@ -209,6 +251,9 @@ def build_app(
         except httpx.HTTPError as exc:
             logger.warning("the vLLM server at %s did not answer: %s", shown, type(exc).__name__)
             return _error(502, f"the vLLM server behind the embeddings cache ({shown}) did not answer", "BadGateway")
+        if response.status_code < 400:
+            for uuid, payload in pending.items():  # accepted by vLLM: only now do its images answer for the uuid
+                store.put(namespace + uuid, payload)
         reply_headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
         return StreamingResponse(
             _relay(response), status_code=response.status_code, headers=reply_headers,
@@ -228,8 +273,11 @@ def build_app(
 
 
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
-    async for chunk in response.aiter_raw():
-        yield chunk
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    finally:
+        await response.aclose()  # also when vLLM or the client broke off mid-stream
 
 
 async def _read_body(request: Any, limit: int) -> bytes | None:
@@ -253,6 +301,11 @@ def serve(
     """Run the sidecar until interrupted."""
     import uvicorn
 
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        logger.warning(
+            "the embeddings cache listens on %s: every client that reaches it and that vLLM accepts can set image "
+            "embeddings by uuid; expose it only to trusted clients (as vLLM's --enable-mm-embeds)", host
+        )  # fmt: skip
     app = build_app(upstream, EmbedsStore(max_bytes), timeout_s)
     logger.info("embeddings cache on %s:%d in front of %s", host, port, redact_url(upstream))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

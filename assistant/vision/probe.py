@@ -106,8 +106,7 @@ def check_server(url: str, timeout_s: float = 120.0) -> ServerCheck:
                 }
                 return client.post(f"{base}/v1/chat/completions", json=body)
 
-            sidecar = client.get(f"{base}{STATUS_PATH}")
-            embeds_cache = sidecar.status_code == 200 and "max_bytes" in _json_or_empty(sidecar)
+            embeds_cache = _is_embeds_cache(client, base)
             text = ask(_QUESTION)
             if text.status_code != 200:
                 raise LLMUnavailableError(f"{base} refused a one-token text question ({text.status_code})")
@@ -143,6 +142,17 @@ def check_server(url: str, timeout_s: float = 120.0) -> ServerCheck:
         f"model type of {root}" if by_type else f"the model's name ({model})" if by_name else "takes images as pixels"
     )
     return ServerCheck(base, model, root, max_len, True, tokens, growth, profile, reason, embeds_cache)
+
+
+def _is_embeds_cache(client: Any, base: str) -> bool:
+    """Whether ``base`` is radassist's embeddings cache (its status path answers); any failure there means no."""
+    import httpx
+
+    try:
+        answer = client.get(f"{base}{STATUS_PATH}")
+    except httpx.HTTPError:
+        return False  # a server that drops unknown paths is simply not the cache
+    return answer.status_code == 200 and "max_bytes" in _json_or_empty(answer)
 
 
 def _json_or_empty(response: Any) -> dict[str, Any]:

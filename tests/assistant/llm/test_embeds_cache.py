@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from assistant.errors import ConfigurationError
-from assistant.llm.embeds_cache import STATUS_PATH, CacheMiss, EmbedsStore, build_app, fill_request
+from assistant.llm.embeds_cache import STATUS_PATH, CacheMiss, EmbedsStore, build_app, fill_request, namespace_of
 from assistant.vision.profiles import cached_part, embeds_part, is_cache_miss
 from tests.support.http import wait_http
 from tests.support.openai_stub import OpenAIStub
@@ -24,17 +24,33 @@ def _chat(*parts: dict[str, Any]) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "Q"}, *parts]}]}
 
 
-def test_payloads_are_remembered_and_parts_sent_by_uuid_get_them_back() -> None:
+def test_parts_sent_by_uuid_get_their_payload_and_new_payloads_wait_for_vllm() -> None:
     store = EmbedsStore()
-    first = _chat(embeds_part("AAAA", "u1"), embeds_part({"image_embeds": "BB", "image_grid_thw": "CC"}, "u2"))
+    qwen = {"image_embeds": "BB", "image_grid_thw": "CC"}
+    first = _chat(embeds_part("AAAA", "u1"), embeds_part(qwen, "u2"), cached_part("embeds", "u1"))
     done = fill_request(first, store)
-    assert (done.stored, done.filled) == (2, 0)
+    assert done.pending == {"u1": "AAAA", "u2": qwen} and done.filled == 1  # the repeat took the request's own
+    assert store.status()["items"] == 0  # nothing is kept before vLLM has accepted the request
+    for uuid, payload in done.pending.items():
+        store.put(uuid, payload)
     later = _chat(cached_part("embeds", "u1"), cached_part("embeds", "u2"))
     done = fill_request(later, store)
-    assert (done.stored, done.filled) == (0, 2)
+    assert (done.pending, done.filled) == ({}, 2) and done.filled_bytes == len("AAAA") + len(
+        json.dumps(qwen, separators=(",", ":"))
+    )
     parts = later["messages"][0]["content"]
     assert parts[1] == {"type": "image_embeds", "image_embeds": "AAAA", "uuid": "u1"}
-    assert parts[2]["image_embeds"] == {"image_embeds": "BB", "image_grid_thw": "CC"}  # a Qwen2.5-VL payload
+    assert parts[2]["image_embeds"] == qwen  # a Qwen2.5-VL payload
+
+
+def test_clients_with_different_api_keys_never_share_entries() -> None:
+    store = EmbedsStore()
+    alice = namespace_of("Bearer alice")
+    store.put(alice + "u1", "ALICE")
+    assert fill_request(_chat(cached_part("embeds", "u1")), store, alice).filled == 1
+    for other in (namespace_of("Bearer mallory"), namespace_of(None)):
+        with pytest.raises(CacheMiss):
+            fill_request(_chat(cached_part("embeds", "u1")), store, other)
 
 
 def test_an_unknown_uuid_is_a_cache_miss_in_vllms_words() -> None:
@@ -46,9 +62,9 @@ def test_an_unknown_uuid_is_a_cache_miss_in_vllms_words() -> None:
 def test_pixels_parts_and_odd_bodies_are_left_alone() -> None:
     store = EmbedsStore()
     body = _chat({"type": "image_url", "image_url": None, "uuid": "p1"}, {"type": "image_embeds", "image_embeds": "X"})
-    assert fill_request(body, store) == fill_request({"messages": "not a list"}, store)  # nothing done to either
+    assert fill_request(body, store).filled == fill_request({"messages": "not a list"}, store).filled == 0
     assert body["messages"][0]["content"][1]["image_url"] is None  # vLLM's own cache answers pixel parts
-    assert store.status()["items"] == 0  # an embeds part without a uuid cannot be asked for again: not kept
+    assert fill_request(body, store).pending == {}  # an embeds part without a uuid cannot be asked for again
 
 
 def test_the_store_is_bounded_in_bytes_least_recently_used_first_out() -> None:
@@ -81,6 +97,8 @@ class _Upstream:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.headers.append(request.headers)
+        if request.headers.get("authorization") == "Bearer wrong":
+            return _reply(401, {"error": {"message": "Unauthorized"}})
         if request.url.path == "/v1/models":
             return _reply(200, {"data": [{"id": "tiny"}]})
         try:
@@ -111,12 +129,40 @@ def test_the_sidecar_fills_requests_before_vllm_sees_them(sidecar: Any) -> None:
     first = {**_chat(embeds_part("PAYLOAD", "u1")), "model": "tiny"}
     assert client.post("/v1/chat/completions", json=first, headers={"Authorization": "Bearer k"}).status_code == 200
     later = {**_chat(cached_part("embeds", "u1")), "model": "tiny", "stream": True}
-    reply = client.post("/v1/chat/completions", json=later)
+    reply = client.post("/v1/chat/completions", json=later, headers={"Authorization": "Bearer k"})
     assert reply.status_code == 200 and "data: [DONE]" in reply.text  # the stream is relayed as it came
     assert upstream.bodies[1]["messages"][0]["content"][1]["image_embeds"] == "PAYLOAD"
     assert upstream.headers[0]["authorization"] == "Bearer k"  # the API key goes on to vLLM
     status = client.get(STATUS_PATH).json()
     assert status["items"] == 1 and status["hits"] == 1 and status["upstream"] == "http://vllm.invalid:8000"
+
+
+def test_a_request_vllm_refuses_puts_nothing_in_the_cache(sidecar: Any) -> None:
+    client, upstream = sidecar
+    poison = {**_chat(embeds_part("POISON", "u1")), "model": "tiny"}
+    assert (
+        client.post("/v1/chat/completions", json=poison, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    )
+    assert client.post("/v1/chat/completions", json={**poison, "model": "x"}).status_code == 404
+    reply = client.post("/v1/chat/completions", json={**_chat(cached_part("embeds", "u1")), "model": "tiny"})
+    assert reply.status_code == 400 and is_cache_miss(reply.json()["error"]["message"])
+    assert client.get(STATUS_PATH).json()["items"] == 0
+
+
+def test_what_is_filled_in_counts_against_the_request_limit() -> None:
+    from starlette.testclient import TestClient
+
+    upstream = _Upstream()
+    store = EmbedsStore()
+    store.put("big", "x" * 800)
+    app = build_app("http://vllm.invalid", store, max_request_bytes=2000, transport=httpx.MockTransport(upstream))
+    many = {**_chat(*[cached_part("embeds", "big")] * 5), "model": "tiny"}  # ~400 bytes sent, ~4 kB once filled
+    with TestClient(app) as client:
+        reply = client.post("/v1/chat/completions", json=many)
+        assert reply.status_code == 413 and "over the sidecar's limit of 2000 bytes" in reply.json()["error"]["message"]
+        assert upstream.bodies == []
+        one = {**_chat(cached_part("embeds", "big")), "model": "tiny"}
+        assert client.post("/v1/chat/completions", json=one).status_code == 200
 
 
 def test_a_miss_is_answered_400_and_vllm_is_not_asked(sidecar: Any) -> None:
