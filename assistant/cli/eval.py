@@ -79,6 +79,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"which RadGraph model --radgraph holds: it sets the report preprocessing (default "
         f"{radgraph_eval.DEFAULT_MODEL_TYPE})",
     )  # fmt: skip
+    rep.add_argument(
+        "--radgraph-device", default="cpu", metavar="DEVICE",
+        help="where RadGraph runs: cpu (default; the GPU stays vLLM's), cuda or cuda:N",
+    )  # fmt: skip
     _common(rep)
     rep.set_defaults(func=run_report)
 
@@ -204,7 +208,7 @@ def _finish(
     else:
         print(table(summary), end="")
         print(f"\npredictions: {out / PREDICTIONS}\nmetrics: {out / METRICS_JSON}")
-    return 1 if summary["failures"] or summary.get("green_failures") else 0
+    return 1 if summary["failures"] or summary.get("green_failures") or summary.get("radgraph_failures") else 0
 
 
 def run_vqa(args: argparse.Namespace, settings: Settings) -> int:
@@ -295,19 +299,23 @@ def _radgraph(args: argparse.Namespace) -> radgraph_eval.RadGraphScorer | None:
             "copy of the text encoder its config.json names)"
         )
     _stderr(f"loading RadGraph ({args.radgraph_type}) from {args.radgraph}")
-    return radgraph_eval.RadGraphScorer.from_files(args.radgraph, args.radgraph_encoder, args.radgraph_type)
+    return radgraph_eval.RadGraphScorer.from_files(
+        args.radgraph, args.radgraph_encoder, args.radgraph_type, device=args.radgraph_device
+    )
 
 
 def _radgraph_scores(
     radgraph: radgraph_eval.RadGraphScorer, records: list[dict[str, Any]], out: Path
-) -> list[radgraph_eval.RadGraphF1]:
-    """RadGraph-F1 of every scored study, each kept in out/radgraph.jsonl."""
+) -> list[radgraph_eval.RadGraphF1 | None]:
+    """RadGraph-F1 of every scored study, each kept in out/radgraph.jsonl (a study the model failed on as an
+    error line, counted in ``radgraph_failures``)."""
     scored = report_eval.scored_records(records)
     _stderr(f"RadGraph: scoring {len(scored)} studies")
     scores = radgraph.score([str(r["reference"]) for r in scored], [str(r["prediction"]) for r in scored])
     with (out / RADGRAPH_SCORES).open("w", encoding="utf-8") as sink:
         for record, score in zip(scored, scores, strict=True):
-            sink.write(json.dumps({"id": record.get("id"), **score.to_json()}, ensure_ascii=False) + "\n")
+            line = score.to_json() if score is not None else {"error": "the RadGraph model failed on this study"}
+            sink.write(json.dumps({"id": record.get("id"), **line}, ensure_ascii=False) + "\n")
     return scores
 
 

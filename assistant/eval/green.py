@@ -152,8 +152,10 @@ class GreenCounts:
 
 
 def _section(text: str, name: str) -> str | None:
-    """The text after ``[name]:`` up to the first blank line (or the end); None when there is no such header."""
-    found = re.search(rf"\[{re.escape(name)}\]:\s*(.*?)(?:\n\s*\n|\Z)", text, re.DOTALL)
+    """The text after ``[name]:`` up to the first blank line, the next ``[`` header or the end; None when there is
+    no such header. An empty section stays empty (it never runs on into the next section's counts)."""
+    header = rf"\[{re.escape(name)}\]:[ \t]*\n?"
+    found = re.search(header + r"(.*?)(?:\n[ \t]*\n|\n?(?=^\[)|\Z)", text, re.DOTALL | re.MULTILINE)
     return found.group(1) if found else None
 
 

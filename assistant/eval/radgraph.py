@@ -119,21 +119,39 @@ class RadGraphScorer:
         logger.info("RadGraph loaded: type %s, from %s, on %s", model_type, model_dir, "cpu" if cuda < 0 else cuda)
         return cls(f1, model_type)
 
-    def score(self, references: Sequence[str], candidates: Sequence[str]) -> list[RadGraphF1]:
-        """The RadGraph F1 of each (reference, candidate) pair, in order."""
+    def score(self, references: Sequence[str], candidates: Sequence[str]) -> list[RadGraphF1 | None]:
+        """The RadGraph F1 of each (reference, candidate) pair, in order; None for a pair the model failed on (the
+        batch is scored again pair by pair when it fails, so one bad study costs only its own score)."""
         if len(references) != len(candidates):
             raise ValueError(f"{len(references)} references for {len(candidates)} candidates")
         if not references:
             return []
-        import torch
-
         # An all-blank report counts as empty (score 0), as the package treats "", rather than as no words.
         refs = [text.strip() for text in references]
         hyps = [text.strip() for text in candidates]
+        try:
+            return list(self._batch(refs, hyps))
+        except Exception as exc:  # noqa: BLE001 - the package's model code; any failure is per study below
+            logger.warning("RadGraph failed on a batch of %d studies (%s): scoring them one by one", len(refs),
+                           type(exc).__name__)  # fmt: skip
+        out: list[RadGraphF1 | None] = []
+        for ref, hyp in zip(refs, hyps, strict=True):
+            try:
+                out.extend(self._batch([ref], [hyp]))
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("RadGraph failed on one study: %s", type(exc).__name__)
+                out.append(None)
+        return out
+
+    def _batch(self, refs: list[str], hyps: list[str]) -> list[RadGraphF1]:
+        import torch
+
         printed = io.StringIO()
-        with torch.inference_mode(), contextlib.redirect_stdout(printed):
-            _, (simple, partial, complete), _, _ = self._f1(refs=refs, hyps=hyps)
-        _log_printed(printed)
+        try:
+            with torch.inference_mode(), contextlib.redirect_stdout(printed):
+                _, (simple, partial, complete), _, _ = self._f1(refs=refs, hyps=hyps)
+        finally:
+            _log_printed(printed)
         return [RadGraphF1(float(s), float(p), float(c)) for s, p, c in zip(simple, partial, complete, strict=True)]
 
 
@@ -267,14 +285,18 @@ def _log_printed(printed: io.StringIO) -> None:
             logger.info("radgraph: %s", line.strip())
 
 
-def summarize(scores: Sequence[RadGraphF1], seed: int = 0, resamples: int = 1000) -> dict[str, Any]:
-    """``radgraph_f1`` (the partial level, with its 95% bootstrap interval), ``radgraph_f1_simple``/``_complete``."""
-    partial = [s.partial for s in scores]
+def summarize(scores: Sequence[RadGraphF1 | None], seed: int = 0, resamples: int = 1000) -> dict[str, Any]:
+    """``radgraph_f1`` (the partial level, with its 95% bootstrap interval), ``radgraph_f1_simple``/``_complete``,
+    over the studies scored; ``radgraph_failures`` counts those the model failed on (left out of the means)."""
+    failures = sum(1 for s in scores if s is None)
+    done = [s for s in scores if s is not None]
+    partial = [s.partial for s in done]
     ci = metrics.bootstrap_ci(partial, resamples=resamples, seed=seed) if partial else None
     return {
         "radgraph_f1": metrics.mean(partial),
         "radgraph_f1_ci95": list(ci) if ci else None,
-        "radgraph_f1_simple": metrics.mean([s.simple for s in scores]),
-        "radgraph_f1_complete": metrics.mean([s.complete for s in scores]),
-        "radgraph_scored": len(scores),
+        "radgraph_f1_simple": metrics.mean([s.simple for s in done]),
+        "radgraph_f1_complete": metrics.mean([s.complete for s in done]),
+        "radgraph_scored": len(done),
+        "radgraph_failures": failures,
     }

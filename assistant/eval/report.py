@@ -169,7 +169,7 @@ def scored_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
 def summarize(
     records: Sequence[Mapping[str, Any]], labeller: ChexpertLabeller | None = None, seed: int = 0,
     resamples: int = 1000, chexbert: ReportLabeller | None = None, green: Sequence[GreenOutcome] | None = None,
-    radgraph: Sequence[RadGraphF1] | None = None,
+    radgraph: Sequence[RadGraphF1 | None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The metrics of a run; failed studies are counted in ``failures`` and left out of the scores.
 

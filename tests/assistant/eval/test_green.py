@@ -125,6 +125,11 @@ def test_numbered_categories_are_read_and_a_category_without_a_count_is_zero() -
         (ANSWER.split("[Matched Findings]")[0], "no \\[Matched Findings\\] section"),
         (ANSWER.replace("2. Normal heart size", "Normal heart size"), "does not open with a count"),
         (PERFECT.replace("No clinically significant errors.", "Some errors were found."), "lists no error category"),
+        (  # an empty section does not take the next section's counts
+            "[Clinically Significant Errors]:\n[Clinically Insignificant Errors]:\n(a) False report of a finding in "
+            "the candidate: 2.\n\n[Matched Findings]:\n1. Heart size.\n",
+            "lists no error category",
+        ),
     ],
 )
 def test_an_answer_without_readable_counts_is_refused(answer: str, why: str) -> None:

@@ -155,6 +155,23 @@ def test_scores_are_the_package_reward_on_its_own_annotations(scorer: RadGraphSc
     assert (score.simple, score.partial, score.complete) == compute_reward(hyp_graphs[0], ref_graphs[0], "all")
 
 
+def test_a_study_the_model_fails_on_is_counted_and_the_others_are_scored(model_dir: Path, encoder_dir: Path) -> None:
+    failing = RadGraphScorer.from_files(model_dir, encoder_dir, device="cpu")
+    package = failing._f1
+
+    def breaks_on_one(refs: list[str], hyps: list[str]) -> Any:  # a model error on one report, injected
+        if any("BREAK" in h for h in hyps):
+            raise RuntimeError("CUDA error: device-side assert triggered")
+        return package(refs=refs, hyps=hyps)
+
+    failing._f1 = breaks_on_one
+    scores = failing.score([SAME, SAME, SAME], [SAME, "BREAK", SAME])
+    assert scores[0] == scores[2] == RadGraphF1(1.0, 1.0, 1.0) and scores[1] is None
+    summary = summarize([{"id": str(i), "reference": "x", "prediction": "x"} for i in range(3)], resamples=20,
+                        radgraph=scores)  # fmt: skip
+    assert summary["radgraph_failures"] == 1 and summary["radgraph_scored"] == 2 and summary["radgraph_f1"] == 1.0
+
+
 def test_wrong_paths_and_layouts_are_named(tmp_path: Path, model_dir: Path, encoder_dir: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         RadGraphScorer.from_files(tmp_path / "none", encoder_dir)
