@@ -256,7 +256,7 @@ def _strength(word: Word, terms: Sequence[str]) -> int:
         return 2  # "MRN:", "DOB", "ID" as printed; texture read as "id" at low confidence is not a label
     if _institution_word(norm, word.confidence):
         return 2  # "HOSPITAL", "Klinikum": the institution's name, printed without a header to match it against
-    return 1 if _is_phi_pattern(word.text, word.confidence) and not _like_annotation(norm) else 0
+    return 1 if _is_phi_pattern(word.text, word.confidence) and not _misread_annotation(norm, word.confidence) else 0
 
 
 # Words of institution names (PS3.15 Table E.1-1 lists the institution as identifying): a line that holds one is
@@ -465,6 +465,12 @@ def _stack(
 
 
 _BORDER = 0.12  # of the height: the top and bottom bands where consoles and viewers print their header lines
+
+
+def _misread_annotation(norm: str, confidence: float) -> bool:
+    """Annotation vocabulary as printed, or an unsure read close to it ("PORTABLI"): not a name. A sure read of a
+    word merely like one (the surnames Medina, Powers, Hart) stays name-like."""
+    return norm in _KEEP or (confidence < _MARK_CONFIDENCE and _like_annotation(norm))
 
 
 def _like_annotation(norm: str) -> bool:
@@ -786,6 +792,9 @@ _PROPOSAL_HEIGHT = (5, 40)  # px: line heights considered (text of 8-32 px)
 _PROPOSAL_MAX = 60  # lines read per frame at most (the most print-like first): bounds the cost over textured anatomy
 _LINE_PX = 44  # a proposed line is enlarged to this height, 4x at most (44 and 1.5 below: best of a few on set A)
 _MOSAIC_GAP = 24  # px of white between the lines of the mosaic
+_MOSAIC_MAX_WIDTH = 8000  # px: a line is enlarged less when it would be wider (Tesseract refuses images over 32767)
+_MOSAIC_MAX_HEIGHT = 30000  # px: taller stacks are read as several mosaics (under Tesseract's 32767)
+_MAX_COMPONENTS = 4000  # parts of one stroke map beyond which it is texture, not print: that map proposes no line
 
 
 @dataclass(frozen=True)
@@ -906,7 +915,11 @@ def _print_lines(maps: Sequence[np.ndarray]) -> list[_Line]:
         ink = strokes > _PROPOSAL_INK
         rows, cols = ink.shape
         gap = max(3, round(_PROPOSAL_GAP * min(rows, cols) / 100))
-        for left, top, right, bottom in _joined(_components(_bridged(ink, gap), 2 * lo)):
+        parts = _components(_bridged(ink, gap), 2 * lo)
+        if len(parts) > _MAX_COMPONENTS:  # joining is quadratic in the parts: fine speckle all over the frame
+            logger.info("burned-in text: %d stroke parts in one map, too textured to propose lines", len(parts))
+            continue
+        for left, top, right, bottom in _joined(parts):
             height, width = bottom - top, right - left
             if not lo <= height <= hi or width < 2 * height:
                 continue
@@ -1021,6 +1034,7 @@ def _line_images(
     full = _HAT_NORM * float(np.median(strokes)) if strokes.size else 0.0
     hat = 255.0 - np.clip(cut * 255.0 / max(2.0 * _PROPOSAL_INK, full), 0, 255)  # a typical stroke: near black
     scale = float(np.clip(_LINE_PX / max(1, height), 1.0, 4.0))
+    scale = max(1.0, min(scale, _MOSAIC_MAX_WIDTH / max(1, x1 - x0)))  # a frame-wide line stays within Tesseract's size
     size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
     images = [
         np.asarray(PILImage.fromarray(image.astype(np.uint8)).resize(size, PILImage.Resampling.BICUBIC))
@@ -1045,6 +1059,19 @@ def _read_lines(
         for images, x0, y0, scale in [_line_images(planes, maps, line)]
         for image in images
     ]
+    words: list[Word] = []
+    batch: list[tuple[int, np.ndarray, int, int, float]] = []
+    for cut in cuts:  # mosaics of at most _MOSAIC_MAX_HEIGHT px: a frame with many lines is read in a few calls
+        if batch and sum(c[1].shape[0] + _MOSAIC_GAP for c in [*batch, cut]) > _MOSAIC_MAX_HEIGHT:
+            words.extend(_read_mosaic(ocr, batch))
+            batch = []
+        batch.append(cut)
+    words.extend(_read_mosaic(ocr, batch))
+    return words
+
+
+def _read_mosaic(ocr: OCR, cuts: Sequence[tuple[int, np.ndarray, int, int, float]]) -> list[Word]:
+    """The words of ``cuts`` (line number, enlarged image, frame left, top, scale) stacked in one image, read once."""
     width = max(c[1].shape[1] for c in cuts) + 2 * _MOSAIC_GAP
     height = sum(c[1].shape[0] + _MOSAIC_GAP for c in cuts) + _MOSAIC_GAP
     mosaic = np.full((height, width), 255, np.uint8)

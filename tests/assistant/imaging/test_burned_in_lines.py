@@ -89,3 +89,50 @@ def test_unread_print_at_the_edges_goes_but_not_marks_read_lines_or_the_middle()
     assert len(boxes) == 1 and boxes[0].x <= 5 and boxes[0].x + boxes[0].width >= 205
     mark = RedactionBox(20, 500, 60, 15)  # "PORTABLE" read surely elsewhere: never blacked blind
     assert burned_in._spare_marked(boxes, [mark]) == []
+
+
+def test_a_frame_of_fine_speckle_proposes_no_line() -> None:
+    """Joining stroke parts is quadratic (a 1024 px frame of dashes took 12.7 s): a map with more than
+    _MAX_COMPONENTS parts is texture, not print, and proposes nothing."""
+    dashes = np.zeros((1024, 1024), np.uint8)
+    dashes[::6, :] = np.where((np.arange(1024) // 12) % 2 == 0, 255, 0).astype(np.uint8)  # short bright dashes
+    dashes[3::12, 6:] = dashes[::12, :-6]
+    assert len(burned_in._components(dashes > 0, 2 * burned_in._PROPOSAL_HEIGHT[0])) > burned_in._MAX_COMPONENTS
+    assert _lines_of(dashes) == []
+
+
+class _CountingOCR:
+    """OCR at its boundary (the binary): one word per line of the mosaic it is given, the calls counted."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, int]] = []
+
+    def read(self, grey: np.ndarray, threshold: int | None = None) -> list[Word]:
+        self.shapes.append(grey.shape)
+        dark_rows = np.flatnonzero((grey < 128).any(axis=1))
+        runs = np.split(dark_rows, np.flatnonzero(np.diff(dark_rows) > 1) + 1) if dark_rows.size else []
+        return [Word(30, int(r[0]), 40, int(r[-1] - r[0] + 1), "WORD", 90.0, (0, 0, 0)) for r in runs]
+
+
+def test_many_or_wide_lines_are_read_in_mosaics_tesseract_accepts() -> None:
+    rows, cols = 3000, 6000
+    plane = np.full((rows, cols), 255, np.uint8)
+    lines = []
+    for i in range(200):  # 200 lines 10 px tall (400 cuts, ~35,000 px stacked), the first frame-wide (24,000 px at 4x)
+        top = 10 + i * 14
+        plane[top + 2 : top + 8, 20 : cols - 20 if i == 0 else 600] = 0
+        lines.append(burned_in._Line(20, top, cols - 20 if i == 0 else 600, top + 10, 3.0, True))
+    strokes = (255 - plane).astype(np.float32)
+    ocr = _CountingOCR()
+    words = burned_in._read_lines(ocr, [plane], [strokes, strokes], lines)
+    assert len(ocr.shapes) > 1 and all(h <= burned_in._MOSAIC_MAX_HEIGHT + 100 for h, _ in ocr.shapes)
+    assert all(w <= burned_in._MOSAIC_MAX_WIDTH + 2 * burned_in._MOSAIC_GAP for _, w in ocr.shapes)
+    assert {w.line for w in words} >= {(0, 0, 0), (199, 0, 0)}  # every line's words map back to it
+
+
+def test_a_sure_read_of_a_surname_like_an_annotation_word_stays_name_like() -> None:
+    terms: tuple[str, ...] = ()
+    assert (
+        burned_in._strength(Word(0, 0, 60, 12, "MEDINA", 92.0, (0, 0, 0)), terms) == 1
+    )  # like "MEDIAL", but read surely
+    assert burned_in._strength(Word(0, 0, 60, 12, "PORTABLI", 41.0, (0, 0, 0)), terms) == 0  # an unsure "PORTABLE"
