@@ -435,6 +435,10 @@ def test_what_is_on_screen_is_what_the_model_gets_and_the_workspace_fits_the_scr
 
         # Delete asks first and deletes only the conversation chosen.
         page.locator("#ra-new-chat").click()
+        # The new chat is on screen before anything is typed into it (CI once typed while "New chat" was still
+        # queued behind the mode switch on a loaded machine, and the answer never came: see the session notes).
+        page.wait_for_function("document.querySelectorAll('#ra-chat [data-testid=bot]').length === 0")
+        wait_idle(page)
         send(page, "A second conversation.")
         page.locator("#ra-chat [data-testid=bot]", has_text="Seen by the stub.").wait_for()
         wait_idle(page)
