@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -42,11 +41,9 @@ def running_sidecar(upstream: str, store: EmbedsStore | None = None) -> Iterator
 def sidecar_process(upstream: str) -> Iterator[str]:
     """``radassist models embeds-cache`` in its own process, as a site runs it; yields its URL."""
     from assistant.llm.embeds_cache import STATUS_PATH
-    from tests.support.http import wait_http
+    from tests.support.http import free_port, wait_http
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     command = [sys.executable, "-m", "assistant.cli.main", "models", "embeds-cache", "--upstream", upstream,
                "--port", str(port)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})

@@ -1,7 +1,8 @@
-"""Waiting for a local server in tests."""
+"""Waiting for a local server in tests, and a free loopback port for one."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import httpx
@@ -18,3 +19,10 @@ def wait_http(url: str, timeout: float = 300.0) -> None:
             pass
         time.sleep(0.5)
     raise TimeoutError(url)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server a test starts itself)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

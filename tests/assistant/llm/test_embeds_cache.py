@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from assistant.errors import ConfigurationError
 from assistant.llm.embeds_cache import STATUS_PATH, CacheMiss, EmbedsStore, build_app, fill_request, namespace_of
 from assistant.vision.profiles import cached_part, embeds_part, is_cache_miss
-from tests.support.http import wait_http
+from tests.support.http import free_port, wait_http
 from tests.support.openai_stub import OpenAIStub
 
 
@@ -211,15 +210,9 @@ def test_a_non_http_upstream_is_a_configuration_error() -> None:
         build_app("vllm-box:8000", EmbedsStore())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_cli_runs_it_on_loopback_in_front_of_a_real_server() -> None:
     """``radassist models embeds-cache`` as sites start it: a real socket on each side."""
-    port = _free_port()
+    port = free_port()
     with OpenAIStub(model="stub-model") as llm:
         process = subprocess.Popen(
             [sys.executable, "-m", "assistant.cli.main", "models", "embeds-cache", "--upstream", llm.url,
