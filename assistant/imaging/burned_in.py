@@ -1027,9 +1027,12 @@ def _line_images(
         lo, hi = (float(v) for v in np.percentile(piece, [2, 98]))
         if hi - lo > spread:
             spread, plane = hi - lo, np.clip((piece - lo) * 255.0 / max(1.0, hi - lo), 0, 255)
-    if line.dark != (float(np.median(plane)) >= 128):  # light print on a dark ground: Tesseract reads dark on light
+    # Stretched, the ground is near black or white whichever stroke map found the line (between light letters on a
+    # dark band lie dark "strokes" too): the ground tells the print's polarity. Tesseract reads dark on light.
+    dark_print = float(np.median(plane)) >= 128
+    if not dark_print:
         plane = 255.0 - plane
-    cut = maps[int(line.dark)][y0:y1, x0:x1].astype(np.float32)
+    cut = maps[int(dark_print)][y0:y1, x0:x1].astype(np.float32)
     strokes = cut[cut > _PROPOSAL_INK]
     full = _HAT_NORM * float(np.median(strokes)) if strokes.size else 0.0
     hat = 255.0 - np.clip(cut * 255.0 / max(2.0 * _PROPOSAL_INK, full), 0, 255)  # a typical stroke: near black

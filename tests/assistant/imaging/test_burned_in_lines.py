@@ -136,3 +136,22 @@ def test_a_sure_read_of_a_surname_like_an_annotation_word_stays_name_like() -> N
         burned_in._strength(Word(0, 0, 60, 12, "MEDINA", 92.0, (0, 0, 0)), terms) == 1
     )  # like "MEDIAL", but read surely
     assert burned_in._strength(Word(0, 0, 60, 12, "PORTABLI", 41.0, (0, 0, 0)), terms) == 0  # an unsure "PORTABLE"
+
+
+@pytest.mark.parametrize(("ground", "ink"), [(40, 200), (215, 110)])
+@pytest.mark.parametrize("found_dark", [False, True])
+def test_a_line_is_cut_out_dark_on_light_whichever_stroke_map_found_it(ground: int, ink: int, found_dark: bool) -> None:
+    """Between light letters lie dark "strokes" and between dark ones light: a line may be found in either map. The
+    ground of the cut tells the print's polarity; both images given to Tesseract show dark print on white (light print
+    on a dark band was passed on light on dark, and dark print found in the light map as its gaps)."""
+    grey = _printed(np.full((120, 300), ground, np.uint8), [(20, 40, "E3239376 OKAFOR")], 18, ink)
+    planes = burned_in._planes(_frame(grey))
+    maps = burned_in._strokes_of(planes)
+    line = burned_in._Line(18, 40, 200, 60, 3.0, found_dark)
+    images, x0, y0, scale = burned_in._line_images(planes, maps, line)
+    rows, cols = images[0].shape
+    cut = grey[y0 : y0 + round(rows / scale), x0 : x0 + round(cols / scale)]
+    ink_at = np.asarray(PILImage.fromarray(np.abs(cut.astype(int) - ground) > 40).resize((cols, rows)))
+    for image in images:  # as drawn (stretched), and its stroke map
+        assert np.median(image) >= 200  # a white ground
+        assert np.median(image[ink_at]) < 128  # dark print
