@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -15,18 +14,14 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.http import free_port
+
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 
 def orthanc_available() -> bool:
     return ORTHANC.is_file() and DICOMWEB_PLUGIN.is_file()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OrthancServer:
@@ -51,7 +46,7 @@ class OrthancServer:
         return f"{self.base_url}/dicom-web"
 
     def start(self, timeout_s: float = 60.0) -> OrthancServer:
-        self.port = _free_port()
+        self.port = free_port()
         config = {
             "Name": "radassist-test",
             "StorageDirectory": str(self.root / "storage"),
@@ -60,7 +55,7 @@ class OrthancServer:
             "HttpBindAddress": "127.0.0.1",  # Orthanc >= 1.9.x; RemoteAccessAllowed=false guards older ones
             "RemoteAccessAllowed": False,
             "DicomServerEnabled": False,
-            "DicomPort": _free_port(),
+            "DicomPort": free_port(),
             "AuthenticationEnabled": True,
             "RegisteredUsers": {self.user: self.password},
             "Plugins": [str(DICOMWEB_PLUGIN)],

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from tests.support.http import free_port
 
 PG_BIN = Path(os.environ.get("RADASSIST_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SUPERUSER = "radassist"
@@ -23,12 +24,6 @@ SUPERUSER = "radassist"
 def postgres_available() -> bool:
     """Whether the server binaries are installed (scripts/system-deps.sh installs them)."""
     return (PG_BIN / "initdb").is_file() and (PG_BIN / "postgres").is_file()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PostgresCluster:
@@ -61,7 +56,7 @@ class PostgresCluster:
              "--no-locale", "--no-sync"],
             check=True, capture_output=True, cwd=self.root, **self._run_as,  # type: ignore[call-overload]
         )  # fmt: skip
-        self.port = _free_port()
+        self.port = free_port()
         log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - the server's lifetime
         self._proc = subprocess.Popen(
             [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",

@@ -23,12 +23,7 @@ from assistant.pacs import (
 )
 from assistant.settings import PacsEndpoint, Settings, load_settings
 from tests.assistant.pacs.conftest import PATIENT_ID, Seeded
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.http import free_port
 
 
 @pytest.fixture
@@ -62,7 +57,7 @@ def silent_server() -> Iterator[str]:
 
 
 def test_a_dead_pacs_is_reported_as_unreachable_by_name() -> None:
-    endpoint = PacsEndpoint("main", f"http://127.0.0.1:{_free_port()}/dicom-web", "u", "hunter2-secret")
+    endpoint = PacsEndpoint("main", f"http://127.0.0.1:{free_port()}/dicom-web", "u", "hunter2-secret")
     with pytest.raises(PacsUnreachableError, match="PACS 'main'.*cannot be reached") as err:
         PacsClient(endpoint).find_studies(StudyQuery(patient_id=PATIENT_ID))
     assert "hunter2-secret" not in str(err.value) and PATIENT_ID not in str(err.value)
