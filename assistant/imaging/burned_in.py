@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import re
 import subprocess
 import threading
@@ -1062,6 +1063,12 @@ def _read_lines(
         for images, x0, y0, scale in [_line_images(planes, maps, line)]
         for image in images
     ]
+    return _read_cuts(ocr, cuts)
+
+
+def _read_cuts(ocr: OCR, cuts: Sequence[tuple[int, np.ndarray, int, int, float]]) -> list[Word]:
+    """Words of ``cuts`` (line number, enlarged image, frame left, top, scale) read in mosaics of at most
+    ``_MOSAIC_MAX_HEIGHT`` px, in frame pixels; each word's ``line`` starts with its cut's line number."""
     words: list[Word] = []
     batch: list[tuple[int, np.ndarray, int, int, float]] = []
     for cut in cuts:  # mosaics of at most _MOSAIC_MAX_HEIGHT px: a frame with many lines is read in a few calls
@@ -1071,6 +1078,61 @@ def _read_lines(
         batch.append(cut)
     words.extend(_read_mosaic(ocr, batch))
     return words
+
+
+_VERTICAL_MAX = 12  # lines of print running up or down the frame read per frame at most (the most print-like first)
+
+
+def _vertical_print(
+    ocr: OCR,
+    planes: Sequence[np.ndarray],
+    maps: Sequence[np.ndarray],
+    covered: Sequence[RedactionBox],
+    terms: Sequence[str],
+    grey: np.ndarray,
+) -> tuple[list[RedactionBox], bool, int]:
+    """Boxes over identifying print that runs up or down the frame (consoles and digitisers print the name and ID
+    along a radiograph's edge), and whether a header identifier or an ID-like number was among it. Lines are found
+    in the transposed stroke maps, cut out of the transposed frame, and read in one mosaic both ways up (text rotated
+    a quarter turn either way); words are judged in the transposed frame, where the lines run along rows, and their
+    boxes turned back. Also the number of OCR calls (none when no line is found)."""
+    turned = [_transposed(box) for box in covered]
+    lines = _proposals(_print_lines([m.T for m in maps]), turned)[:_VERTICAL_MAX]
+    if not lines:
+        return [], False, 0
+    planes_t, maps_t = [np.ascontiguousarray(p.T) for p in planes], [np.ascontiguousarray(m.T) for m in maps]
+    cuts: list[tuple[int, np.ndarray, int, int, float]] = []
+    # per cut: its line, the cut's left and top in the transposed frame, its width and height there, and which way
+    # it was flipped (the transpose of print turned a quarter turn is mirrored: flipped left-right it reads as print
+    # running bottom-up did, flipped upside down as print running top-down)
+    origins: dict[int, tuple[int, int, int, int, int, bool]] = {}
+    for number, line in enumerate(lines):
+        images, x0, y0, scale = _line_images(planes_t, maps_t, line)
+        for image in images:
+            width, height = round(image.shape[1] / scale), round(image.shape[0] / scale)
+            for upside_down in (False, True):
+                key = len(cuts)
+                flipped = image[::-1, :] if upside_down else image[:, ::-1]
+                cuts.append((key, np.ascontiguousarray(flipped), 0, 0, scale))
+                origins[key] = (number, x0, y0, width, height, upside_down)
+    words: dict[int, list[Word]] = {}
+    for w in _read_cuts(ocr, cuts):  # in the pixels of its (flipped) cut: flipped back, moved into the turned frame
+        number, x0, y0, width, height, upside_down = origins[w.line[0]]
+        left = x0 + (w.left if upside_down else width - w.left - w.width)
+        top = y0 + (height - w.top - w.height if upside_down else w.top)
+        words.setdefault(number, []).append(Word(left, top, w.width, w.height, w.text, w.confidence, (number, 0, 0)))
+    boxes: list[RedactionBox] = []
+    identified = False
+    for line_words in words.values():
+        regions, _, found = _to_redact(line_words, terms, 0)
+        identified = identified or found
+        boxes.extend(_transposed(b) for b in _boxes([_extend(grey.T, r) for r in regions], 1.0, grey.T.shape))
+    return boxes, identified, math.ceil(sum(c[1].shape[0] + _MOSAIC_GAP for c in cuts) / _MOSAIC_MAX_HEIGHT)
+
+
+def _transposed(box: RedactionBox) -> RedactionBox:
+    """A box of the frame in its transpose, or back."""
+    return RedactionBox(box.y, box.x, box.height, box.width)
 
 
 def _read_mosaic(ocr: OCR, cuts: Sequence[tuple[int, np.ndarray, int, int, float]]) -> list[Word]:
@@ -1153,6 +1215,14 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
         boxes.extend(_boxes([_extend(grey, r) for r in regions], 1.0, shape))
         marks.extend(_marks(words, terms, 1.0, shape))
         unread.extend(_unread_at_border(lines, words, shape))
+    for frame in probes:  # print running up or down the frame (a name and ID along a radiograph's edge)
+        planes = _planes(frame)
+        found_boxes, found, read = _vertical_print(
+            engine, planes, _strokes_of(planes), boxes, terms, _grey_for_ocr(frame)
+        )
+        passes += read
+        boxes.extend(found_boxes)
+        identified = identified or found
     boxes = _merge(_spare(_along_lines(boxes, printed), marks) + _spare_marked(unread, marks))
     for frame in frames:
         _fill(frame, boxes)

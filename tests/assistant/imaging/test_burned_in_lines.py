@@ -155,3 +155,28 @@ def test_a_line_is_cut_out_dark_on_light_whichever_stroke_map_found_it(ground: i
     for image in images:  # as drawn (stretched), and its stroke map
         assert np.median(image) >= 200  # a white ground
         assert np.median(image[ink_at]) < 128  # dark print
+
+
+@needs_tesseract
+@pytest.mark.parametrize("turn", [90, 270])
+def test_print_running_up_or_down_the_edge_is_blacked_out(turn: int) -> None:
+    """A digitiser's name and ID printed a quarter turn along a radiograph's edge (either way up) are read and
+    blacked out; the anatomy and an "R" marker away from it stay."""
+    rng = np.random.default_rng(11)
+    grey = np.full((700, 600), 235, np.uint8)
+    grey[:, 150:450] = np.clip(rng.normal(120, 25, size=(700, 300)), 0, 255).astype(np.uint8)  # the limb
+    strip = PILImage.new("L", (420, 24), 235)
+    font = fx._font(fx.font_paths()[0] if fx.font_paths() else None, 14)
+    ImageDraw.Draw(strip).text((2, 3), "HALVORSEN, TOVE  MRN 48213377", fill=20, font=font)
+    turned = np.asarray(strip.rotate(turn, expand=True))
+    grey[200 : 200 + turned.shape[0], 20 : 20 + turned.shape[1]] = turned
+    grey = _printed(grey, [(520, 600, "R")], 40, 20)
+    frame = _frame(grey)
+    terms = burned_in.identifier_terms(["HALVORSEN^TOVE", "48213377"])
+    result = burned_in.clean_frames([frame], terms, "test")
+    assert not result.withheld and result.identifiers_found
+    text = (slice(200, 200 + turned.shape[0]), slice(20, 20 + turned.shape[1]))
+    printed = np.asarray(turned) < 128
+    assert float((frame.values[text][printed] == frame.values.min()).mean()) >= 0.95  # the print is black
+    assert float((frame.values[:, 150:450] == 0).mean()) < 0.02  # the limb is not
+    assert (frame.values[600:640, 520:560] < 128).any()  # the marker stays
