@@ -496,14 +496,22 @@ def _border_text(word: Word, rows: int) -> bool:
 _BORDER_CONFIDENCE = 30
 
 
-def _to_redact(words: Sequence[Word], terms: Sequence[str], rows: int = 0) -> tuple[list[_Region], bool, bool]:
+def _to_redact(
+    words: Sequence[Word], terms: Sequence[str], rows: int = 0, tallest: float = float("inf")
+) -> tuple[list[_Region], bool, bool]:
     """Regions to black out, whether any identifying text was among them, and whether a header identifier or an
     ID-like number was.
 
     A block (``_blocks``) holding identifying text goes whole: a banner's name, MRN and dates sit together, and
-    OCR often reads one of its words and garbles the next. A name-like word alone goes alone.
+    OCR often reads one of its words and garbles the next. A name-like word alone goes alone. A word taller than
+    ``tallest`` (``_tallest_print``, in the reading's pixels) is texture unless read surely as an identifier.
     """
-    scored = [(w, max(_strength(w, terms), int(_border_text(w, rows)))) for w in words if _norm(w.text)]
+    scored = [
+        (w, max(_strength(w, terms), int(_border_text(w, rows))) if w.height <= tallest else _giant_strength(w, terms))
+        for w in words
+        if _norm(w.text) and (w.height <= tallest or w.confidence >= _GIANT_CONFIDENCE)
+    ]
+    words = [w for w, _ in scored]
     # Texture read as text (short words at low confidence) may not link blocks: it would chain a banner to the
     # anatomy next to it.
     text = [w for w, score in scored if score or w.confidence >= _LINK_CONFIDENCE]
@@ -531,6 +539,28 @@ def _to_redact(words: Sequence[Word], terms: Sequence[str], rows: int = 0) -> tu
     return regions, strong, identified
 
 
+def _tallest_print(words: Sequence[Word]) -> float:
+    """The height above which a word is far taller than the print read surely beside it (``_GIANT`` times the
+    median of three or more words read at ``_MARK_CONFIDENCE``): tiles of a montage of slices and texture read as
+    "words" four to seven times the height of the labels ("®G88866" at confidence 0 made a block of them identifying,
+    and the block's padding, in text heights, blacked out the whole frame; "WEES" and "Vig" over an abdomen)."""
+    sure = sorted(w.height for w in words if w.confidence >= _MARK_CONFIDENCE)
+    return _GIANT * sure[len(sure) // 2] if len(sure) >= 3 else float("inf")
+
+
+def _unscaled(words: Sequence[Word], scale: float) -> list[Word]:
+    """``words`` read at ``scale``, their heights in frame pixels (for ``_tallest_print``)."""
+    return [Word(w.left, w.top, w.width, round(w.height / scale), w.text, w.confidence, w.line) for w in words]
+
+
+def _giant_strength(word: Word, terms: Sequence[str]) -> int:
+    """A giant word (``_tallest_print``) read surely counts only as a header identifier, a date or an ID-like
+    number (large print); merely name-like, it is texture."""
+    return 2 if _strength(word, terms) == 2 and not _LABEL.match(word.text.upper().strip()) else 0
+
+
+_GIANT = 4.0  # times the median height of the words read surely (confidence >= _MARK_CONFIDENCE)
+_GIANT_CONFIDENCE = 50  # a giant word read less surely is left out altogether
 _LINK_CONFIDENCE = 25  # Tesseract's word confidence (0-100) below which a word does not join a block
 _SPARSE = 4.0  # a block whose rectangle is more than this many times its words' area is redacted word by word
 
@@ -940,21 +970,28 @@ _BLIND_SCORE = 2.5  # ``_print_score`` of a line blacked out unread: clearly pri
 _READ_CONFIDENCE = 70  # a word read this surely on a line shows the line was read (and judged not identifying)
 
 
-def _unread_at_border(lines: Sequence[_Line], words: Sequence[Word], shape: tuple[int, int]) -> list[RedactionBox]:
+def _unread_at_border(
+    lines: Sequence[_Line],
+    words: Sequence[Word],
+    shape: tuple[int, int],
+    planes: Sequence[np.ndarray] = (),
+    maps: Sequence[np.ndarray] = (),
+) -> list[RedactionBox]:
     """Boxes over the proposed ``lines`` near the frame's edges that look clearly like print of a few words but that
     no reading made out (``_read_lines`` words, line by line): consoles print names and IDs there, and text too faint
     or small to read there is far more often a label than anatomy. Marks ("L", "AP", "5 cm") are shorter than five
-    line heights."""
+    line heights. A line that reaches only a side edge counts when it lies on a flat ground (with the frame's
+    ``planes`` and stroke ``maps``): one running in from the middle over anatomy (an MR abdomen's texture reaching
+    its right edge) is not a console's print."""
     rows, cols = shape
     out = []
     for number, line in enumerate(lines):
         height, width = line.bottom - line.top, line.right - line.left
         if line.score < _BLIND_SCORE or width < 5 * height or height > 30:
             continue
-        near_edge = (
-            line.top < _BLIND_BORDER * rows or line.bottom > (1 - _BLIND_BORDER) * rows
-            or line.left < _BLIND_BORDER * cols or line.right > (1 - _BLIND_BORDER) * cols
-        )  # fmt: skip
+        near_edge = line.top < _BLIND_BORDER * rows or line.bottom > (1 - _BLIND_BORDER) * rows
+        if not near_edge and (line.left < _BLIND_BORDER * cols or line.right > (1 - _BLIND_BORDER) * cols):
+            near_edge = not planes or _on_flat_ground(planes, maps, line)
         if not near_edge or any(w.line[0] == number and w.confidence >= _READ_CONFIDENCE for w in words):
             continue
         pad = max(1, height // 3)
@@ -1090,17 +1127,20 @@ def _vertical_print(
     covered: Sequence[RedactionBox],
     terms: Sequence[str],
     grey: np.ndarray,
+    tallest: float = float("inf"),
 ) -> tuple[list[RedactionBox], bool, int]:
     """Boxes over identifying print that runs up or down the frame (consoles and digitisers print the name and ID
     along a radiograph's edge), and whether a header identifier or an ID-like number was among it. Lines are found
-    in the transposed stroke maps, cut out of the transposed frame, and read in one mosaic both ways up (text rotated
-    a quarter turn either way); words are judged in the transposed frame, where the lines run along rows, and their
+    in the transposed stroke maps, on a flat ground only (such print sits in a margin; over anatomy the transposed
+    map finds texture), cut out of the transposed frame, and read in one mosaic both ways up (text rotated a
+    quarter turn either way); words are judged in the transposed frame, where the lines run along rows, and their
     boxes turned back. Also the number of OCR calls (none when no line is found)."""
     turned = [_transposed(box) for box in covered]
-    lines = _proposals(_print_lines([m.T for m in maps]), turned)[:_VERTICAL_MAX]
+    planes_t, maps_t = [np.ascontiguousarray(p.T) for p in planes], [np.ascontiguousarray(m.T) for m in maps]
+    lines = [line for line in _proposals(_print_lines(maps_t), turned) if _on_flat_ground(planes_t, maps_t, line)]
+    lines = lines[:_VERTICAL_MAX]
     if not lines:
         return [], False, 0
-    planes_t, maps_t = [np.ascontiguousarray(p.T) for p in planes], [np.ascontiguousarray(m.T) for m in maps]
     cuts: list[tuple[int, np.ndarray, int, int, float]] = []
     # per cut: its line, the cut's left and top in the transposed frame, its width and height there, and which way
     # it was flipped (the transpose of print turned a quarter turn is mirrored: flipped left-right it reads as print
@@ -1124,10 +1164,35 @@ def _vertical_print(
     boxes: list[RedactionBox] = []
     identified = False
     for line_words in words.values():
-        regions, _, found = _to_redact(line_words, terms, 0)
+        regions, _, found = _to_redact(line_words, terms, 0, tallest)
         identified = identified or found
         boxes.extend(_transposed(b) for b in _boxes([_extend(grey.T, r) for r in regions], 1.0, grey.T.shape))
     return boxes, identified, math.ceil(sum(c[1].shape[0] + _MOSAIC_GAP for c in cuts) / _MOSAIC_MAX_HEIGHT)
+
+
+_FLAT_GROUND = 6.0  # grey levels: the median distance of a line's ground pixels from their median, at most
+_GROUND_SHARE = 0.3  # of the strips above and below a line: at least this much of them is ground (not strokes)
+
+
+def _on_flat_ground(planes: Sequence[np.ndarray], maps: Sequence[np.ndarray], line: _Line) -> bool:
+    """Whether the strips right above and below a line (half its height each) are of one level in every plane,
+    leaving out what either stroke map marks (the next line's letters): print on a margin, a band or a console's
+    black, not over anatomy. (Within the line itself nearly every pixel is a stroke in one map or the other: the
+    letters in one, the gaps narrower than a stroke between them in the other.)"""
+    rows = planes[0].shape[0]
+    strip = max(2, (line.bottom - line.top) // 2)
+    bands = [(max(0, line.top - strip), line.top), (line.bottom, min(rows, line.bottom + strip))]
+    cols = slice(line.left, line.right)
+    ground = [(maps[0][a:b, cols] <= _PROPOSAL_INK) & (maps[1][a:b, cols] <= _PROPOSAL_INK) for a, b in bands]
+    size = sum(g.size for g in ground)
+    if size == 0 or sum(int(g.sum()) for g in ground) < _GROUND_SHARE * size:
+        return False
+    for plane in planes:
+        values = np.concatenate([plane[a:b, cols][g] for (a, b), g in zip(bands, ground, strict=True)])
+        values = values.astype(np.int16)
+        if float(np.median(np.abs(values - int(np.median(values))))) > _FLAT_GROUND:
+            return False
+    return True
 
 
 def _transposed(box: RedactionBox) -> RedactionBox:
@@ -1186,11 +1251,13 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
     marks: list[RedactionBox] = []  # annotation read with confidence ("AP", "PORTABLE", "L"): boxes stop short of it
     identified = False
     passes = 0
+    tallest = float("inf")  # frame px: a word taller than this is not print (``_tallest_print``)
     for frame in probes:
-        for invert, threshold, contrast in _DETECT_PASSES:
-            words, scale, grey = _read(engine, frame, threshold, invert, contrast)
-            passes += 1
-            regions, _, found = _to_redact(words, terms, grey.shape[0])
+        readings = [_read(engine, frame, threshold, invert, contrast) for invert, threshold, contrast in _DETECT_PASSES]
+        passes += len(readings)
+        tallest = min(tallest, _tallest_print([w for words, scale, _ in readings for w in _unscaled(words, scale)]))
+        for words, scale, grey in readings:
+            regions, _, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
             identified = identified or found
             boxes.extend(_boxes([_extend(grey, r) for r in regions], scale, shape))
             marks.extend(_marks(words, terms, scale, shape))
@@ -1208,17 +1275,17 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
         passes += 1
         regions = []
         for number in range(len(lines)):  # line by line: words read over anatomy may not chain lines into a block
-            found_regions, _, found = _to_redact([w for w in words if w.line[0] == number], terms, shape[0])
+            found_regions, _, found = _to_redact([w for w in words if w.line[0] == number], terms, shape[0], tallest)
             regions.extend(found_regions)
             identified = identified or found
         grey = _grey_for_ocr(frame)
         boxes.extend(_boxes([_extend(grey, r) for r in regions], 1.0, shape))
         marks.extend(_marks(words, terms, 1.0, shape))
-        unread.extend(_unread_at_border(lines, words, shape))
+        unread.extend(_unread_at_border(lines, words, shape, planes, maps))
     for frame in probes:  # print running up or down the frame (a name and ID along a radiograph's edge)
         planes = _planes(frame)
         found_boxes, found, read = _vertical_print(
-            engine, planes, _strokes_of(planes), boxes, terms, _grey_for_ocr(frame)
+            engine, planes, _strokes_of(planes), boxes, terms, _grey_for_ocr(frame), tallest
         )
         passes += read
         boxes.extend(found_boxes)
@@ -1238,7 +1305,7 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
             words, scale, grey = _read(engine, residual_frame, _RESIDUAL_THRESHOLD if not contrast else 0,
                                        contrast=contrast)  # fmt: skip
             passes += 1
-            left, found_strong, found = _to_redact(words, terms, grey.shape[0])
+            left, found_strong, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
             strong = strong or found_strong
             identified = identified or found
             extra.extend(_boxes([_extend(grey, r) for r in left], scale, shape))

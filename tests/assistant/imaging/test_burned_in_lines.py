@@ -180,3 +180,32 @@ def test_print_running_up_or_down_the_edge_is_blacked_out(turn: int) -> None:
     assert float((frame.values[text][printed] == frame.values.min()).mean()) >= 0.95  # the print is black
     assert float((frame.values[:, 150:450] == 0).mean()) < 0.02  # the limb is not
     assert (frame.values[600:640, 520:560] < 128).any()  # the marker stays
+
+
+def test_words_far_taller_than_the_print_read_surely_are_texture() -> None:
+    """A montage of slices read as "words" five times the labels' height: unsure ones are left out, sure name-like
+    ones are not names (their padding, in text heights, blacked out whole frames), sure identifiers still count."""
+    names = ["Brackwater", "T2", "AP"]
+    labels = [Word(10, 10 + 25 * i, 120, 20, text, 93.0, (1, 1, i)) for i, text in enumerate(names)]
+    montage = [Word(40, 300, 300, 110, "®G88866", 0.0, (2, 1, 1)), Word(400, 300, 200, 105, "WEES", 76.0, (2, 1, 1))]
+    tallest = burned_in._tallest_print(labels + montage)
+    assert 20 < tallest < 105
+    regions, _, _ = burned_in._to_redact(labels + montage, (), 0, tallest)
+    assert all(r.bottom < 300 for r in regions)  # only "Brackwater" (name-like) goes
+    mrn = Word(40, 300, 300, 110, "48213377", 91.0, (2, 1, 1))  # large print of the header's MRN
+    regions, _, identified = burned_in._to_redact([*labels, mrn], burned_in.identifier_terms(["48213377"]), 0, tallest)
+    assert identified and any(r.top <= 300 and r.bottom >= 410 for r in regions)
+
+
+def test_unread_texture_reaching_a_side_edge_is_not_blacked_but_print_on_a_margin_is() -> None:
+    rng = np.random.default_rng(3)
+    grey = np.full((480, 480), 10, np.uint8)
+    grey[100:380, 40:480] = np.clip(rng.normal(90, 30, size=(280, 440)), 0, 255).astype(np.uint8)  # anatomy
+    planes = burned_in._planes(_frame(grey))
+    maps = burned_in._strokes_of(planes)
+    texture = burned_in._Line(120, 300, 450, 315, 3.0, False)  # over the anatomy, reaching the right band
+    margin = burned_in._Line(430, 60, 478, 70, 3.0, False)  # stand-in for print on the flat margin, right band
+    assert burned_in._on_flat_ground(planes, maps, margin) and not burned_in._on_flat_ground(planes, maps, texture)
+    boxes = burned_in._unread_at_border([texture], [], grey.shape, planes, maps)
+    assert boxes == []
+    assert len(burned_in._unread_at_border([texture], [], grey.shape)) == 1  # without the frame: any side line
