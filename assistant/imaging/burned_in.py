@@ -490,10 +490,17 @@ def _border_text(word: Word, rows: int) -> bool:
         return False
     if sum(c.isalnum() for c in word.text) < 0.75 * len(word.text) or _like_annotation(norm):
         return False
+    parameter = _PARAMETER.match(word.text.strip())
+    if parameter and not _LABEL.match(parameter.group(1).upper()):  # "DOB:1961" is a label and a year
+        return False
     return word.top < _BORDER * rows or word.top + word.height > (1 - _BORDER) * rows
 
 
 _BORDER_CONFIDENCE = 30
+# A technical parameter as viewers print it in their corners: a short label, a colon or equals sign, a number of
+# at most four digits ("TR:4000", "W:1639", "Se:4", "FOV:230", "ST=5.0"). Not a name; an ID or a date has more digits
+# (caught by ``_is_strong_pattern`` whatever its label).
+_PARAMETER = re.compile(r"^([A-Za-z]{1,5})[:=]\s?[-+]?(?=(?:\D*\d){1,4}\D*$)[\d.,]+[A-Za-z%]{0,3}$")
 
 
 def _to_redact(

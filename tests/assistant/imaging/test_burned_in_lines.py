@@ -209,3 +209,14 @@ def test_unread_texture_reaching_a_side_edge_is_not_blacked_but_print_on_a_margi
     boxes = burned_in._unread_at_border([texture], [], grey.shape, planes, maps)
     assert boxes == []
     assert len(burned_in._unread_at_border([texture], [], grey.shape)) == 1  # without the frame: any side line
+
+
+@pytest.mark.parametrize(
+    ("text", "blacked"),
+    [("TR:4000", False), ("W:1639", False), ("Se:4", False), ("FOV:230", False), ("ST=5.0", False),
+     ("DOB:1961", True), ("ID:1234", True), ("Acc:71222284", True), ("Brackwater", True), ("TR:40000", True)],
+)  # fmt: skip
+def test_technical_parameters_in_the_header_bands_are_not_taken_for_names(text: str, blacked: bool) -> None:
+    """Viewers print "TR:4000 TE:95", "W:1639 L:763", "Se:4 Im:12" in their corners: a short label and a small
+    number is not a name (the band rule blacked them all); labels of identifiers and long numbers still go."""
+    assert burned_in._border_text(Word(5, 5, 60, 12, text, 90.0, (1, 1, 1)), 1000) is blacked
