@@ -92,6 +92,19 @@ CSS = """
 """
 
 
+# "New chat" in the browser, at the click, before any reply from the server: one more click counted. Gradio calls it
+# with the values of the listener's inputs and shows what it returns in its output.
+NEW_CHAT_JS = "(clicks) => (Number(clicks) || 0) + 1"
+
+
+def click_count(clicks: Any) -> int | None:
+    """The browser's click count as sent (a number box's value), None when it sent none."""
+    try:
+        return None if clicks is None else int(clicks)
+    except (TypeError, ValueError):
+        return None
+
+
 def respond(chat: ChatService, message: str, history: Sequence[dict[str, Any]]) -> Iterator[str]:
     """Stream the answer to ``message``; errors become a readable line in the chat, never a traceback."""
     text = ""
@@ -330,6 +343,9 @@ def create_app(
                 )  # fmt: skip
                 with gr.Row():
                     new_chat = gr.Button("New chat", size="sm", elem_id="ra-new-chat")
+                    # The tab's "New chat" clicks, counted in the browser at the click (NEW_CHAT_JS); every message
+                    # carries the count, so the server knows which chat it was sent to (Workspace.accept).
+                    new_chats = gr.Number(0, precision=0, visible=False, elem_id="ra-new-chats")
                     export_chat = gr.Button("Export conversation (Markdown)", size="sm", elem_id="ra-export-chat")
                 chat_file = gr.File(label="Conversation export", visible=False, elem_id="ra-chat-file")
                 chat_status = gr.Markdown("", elem_id="ra-chat-status")
@@ -435,10 +451,12 @@ def create_app(
 
         # ---------------------------------------------------------------- chat events
         def accept(
-            message: Any, history: Any, state: Any, browser: Any, request: gr.Request,
+            message: Any, history: Any, state: Any, browser: Any, clicks: Any, request: gr.Request,
             progress: gr.Progress = gr.Progress(),  # noqa: B008
         ) -> Any:  # fmt: skip
-            box_value, *rest = ws.accept(message, history, state, progress, owner=owner_of(request, browser))
+            box_value, *rest = ws.accept(
+                message, history, state, progress, owner=owner_of(request, browser), new_chats=click_count(clicks)
+            )  # fmt: skip
             # While the answer streams, the submit arrow turns into a stop button (as in gr.ChatInterface).
             return gr.MultimodalTextbox(value=box_value, submit_btn=False, stop_btn=True), *rest
 
@@ -448,8 +466,11 @@ def create_app(
         def answer(history: Any, state: Any, current_mode: str, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
             yield from ws.respond(history, state, current_mode, progress)
 
+        def answer_sent(history: Any, state: Any, current_mode: str, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            yield from ws.respond(history, state, current_mode, progress, sent=True)
+
         submitted = box.submit(
-            accept, [box, chatbot, session, browser_id], [box, chatbot, session, *viewer_outputs],
+            accept, [box, chatbot, session, browser_id, new_chats], [box, chatbot, session, *viewer_outputs],
             api_visibility="private",
         )  # fmt: skip
         # The custom window boxes show the new study's own window.
@@ -458,7 +479,11 @@ def create_app(
         submitted.then(ws.similar_cases, session, similar, api_visibility="private", show_progress="hidden")
         submitted.then(priors_panel.handler(ws), session, prior_reports, api_visibility="private",
                        show_progress="hidden")  # fmt: skip
-        answering = submitted.then(answer, [chatbot, session, mode], answer_outputs, api_visibility="private")
+        # The answer to a message sent while an earlier answer is still running (as one ends after "New chat") starts
+        # when that one has ended; Gradio's default ("once") would drop it, and the message would never be answered.
+        answering = submitted.then(
+            answer_sent, [chatbot, session, mode], answer_outputs, api_visibility="private", trigger_mode="always_last"
+        )  # fmt: skip
         answered = answering.then(ready, None, box, api_visibility="private")
 
         def remember(state: Any) -> tuple[Any, Any]:
@@ -486,11 +511,27 @@ def create_app(
 
         box.stop(stop, [chatbot, session, mode], box, cancels=[answering, retrying, editing], api_visibility="private")
 
-        new_chat.click(
-            ws.new_chat, session, [chatbot, box, session, sources, source_text, chat_file, *viewer_outputs],
-            cancels=[answering, retrying, editing], api_visibility="private",
-        ).then(lambda: (None, gr.update(value="", visible=False), "", gr.update(visible=False)), None,
-               [last_chat, similar, chat_status, confirm_box], api_visibility="private")  # fmt: skip
+        # "New chat": the browser counts the click at once (NEW_CHAT_JS), then the server starts over. A message sent
+        # before that reply goes to the new chat all the same (Workspace.accept); an answer still streaming into the
+        # conversation left ends at its next piece (Workspace.respond). No `cancels=` here: Gradio's page applied them
+        # only after this handler's reply and so stopped the answer to a message sent meanwhile; and a cancelled
+        # answer still counts as running while its cancel is under way, so the next answer was not started at all.
+        def start_over(state: Any, clicks: Any) -> Any:
+            return ws.new_chat(state, click_count(clicks))
+
+        def started_over(state: Any) -> Any:
+            """After "New chat": the browser remembers no conversation, unless a message sent meanwhile started one."""
+            chat_id = getattr(state, "chat_id", None)
+            similar_update = gr.update(value="", visible=False) if chat_id is None else gr.skip()
+            return chat_id, similar_update, "", gr.update(visible=False)
+
+        new_chat.click(None, new_chats, new_chats, js=NEW_CHAT_JS, api_visibility="private").then(
+            start_over, [session, new_chats],
+            [chatbot, box, session, sources, source_text, chat_file, *viewer_outputs], api_visibility="private",
+            trigger_mode="multiple",  # a second click while the first is handled is handled too (each once)
+        ).then(
+            started_over, session, [last_chat, similar, chat_status, confirm_box], api_visibility="private"
+        )  # fmt: skip
         retrying.then(remember, session, [last_chat, chats], api_visibility="private")
         editing.then(remember, session, [last_chat, chats], api_visibility="private")
 

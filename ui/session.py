@@ -84,6 +84,11 @@ class Session:
     chat_id: str | None = None  # the saved conversation this tab continues
     chat_rev: int | None = None  # its revision as this tab last saved or opened it
     chat_generation: int = 0  # goes up when the tab switches conversation (new chat, open): late saves are dropped
+    # "New chat" clicks of this tab carried out here. The browser counts them at the click and every message carries
+    # its count, so a message sent before the click's handler ran is still put in the new chat (Workspace.accept).
+    new_chats: int = 0
+    blank: bool = False  # a new chat nothing was sent to yet: the next message starts it, whatever the screen showed
+    accepted: list[dict[str, Any]] | None = None  # the conversation as the last message left it, for its answer
     similar_key: int | None = None  # the study the similar-cases panel was computed for
     reopened_mode: str | None = None  # the mode a reopened conversation was in (the selector goes back to it)
     # Whose conversations and report drafts the tab sees: "user:<name>", "" (the local user: loopback, no log-in) or

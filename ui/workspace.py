@@ -253,26 +253,43 @@ class Workspace:
 
     def accept(
         self, message: dict[str, Any] | str | None, history: History | None, session: Session | None,
-        progress: Progress | None = None, owner: str | None = None,
+        progress: Progress | None = None, owner: str | None = None, new_chats: int | None = None,
     ) -> tuple[Any, ...]:  # fmt: skip
         """Submit: ingest attached files (study shown in the viewer), then add the question to the chat; the
         conversation is saved before the model is asked, so the question survives whatever happens next.
 
+        ``new_chats``: the "New chat" clicks the browser had counted when the message was sent (None: not known).
+        Gradio runs the click's handler and this one in either order, so the message goes where the user sent it:
+        into the new chat when the click came first (started here if its handler has not run yet), and back into
+        the message box, unsent, when it was sent into the conversation a click has since left.
+
         Returns (textbox, history, session, *viewer outputs).
         """
+        known = isinstance(session, Session)  # else a new (or expired) tab: there is nothing to start over
         s = self.session(session, owner)
-        history = list(history or [])
         if isinstance(message, str):
             message = {"text": message, "files": []}
         message = message or {"text": "", "files": []}
+        if new_chats is not None and new_chats > s.new_chats:
+            if known:
+                self._start_over(s)
+            s.new_chats = new_chats
+        elif new_chats is not None and new_chats < s.new_chats:
+            s.accepted = [] if s.blank else None
+            return (message, gr.skip(), s, *ViewerOutputs.skip().as_outputs())
+        # A new chat starts empty: the screen may still show the conversation left (the click's reply not in yet).
+        history = [] if s.blank else list(history or [])
         text = (message.get("text") or "").strip()
         paths = upload_paths(message.get("files") or [])
+        if paths or text:
+            s.blank = False
         if paths:
             history.append(self.ingest(paths, s, progress))
         if text:
             history.append({"role": "user", "content": text})
         if paths or text:
             self.save_chat(history, s)
+        s.accepted = list(history)
         return ({"text": "", "files": []}, history, s, *self.view_outputs(s).as_outputs())
 
     def ingest(self, paths: list[str], s: Session, progress: Progress | None = None) -> Message:
@@ -388,13 +405,19 @@ class Workspace:
     # ------------------------------------------------------------------------------------------ answering
 
     def respond(
-        self, history: History | None, session: Session | None, mode: str, progress: Progress | None = None
-    ) -> Iterator[tuple[Any, ...]]:
+        self, history: History | None, session: Session | None, mode: str, progress: Progress | None = None,
+        sent: bool = False,
+    ) -> Iterator[tuple[Any, ...]]:  # fmt: skip
         """Answer the last user message in ``mode``; yields (history, sources, report, versions) while streaming.
 
+        ``sent``: answering a message just sent: the conversation is the one :meth:`accept` left, not ``history``
+        (the screen, which a late piece of an answer ended by "New chat" may have painted over).
         The conversation is saved when the answer is complete, failed or stopped.
         """
         s = self.session(session)
+        accepted, s.accepted = s.accepted, None  # any answer that starts supersedes a message still waiting
+        if sent and accepted is not None:
+            history = accepted
         history = list(history or [])
         if not history or history[-1].get("role") != "user" or is_note(history[-1]):
             self.save_chat(history, s, mode)  # e.g. a question edited away
@@ -402,11 +425,15 @@ class Workspace:
             return
         generation = s.chat_generation
         try:
-            yield from self._respond(history, s, mode, progress)
+            for shown in self._respond(history, s, mode, progress):
+                if s.chat_generation != generation:
+                    return  # the tab moved to another conversation ("New chat", "Open"): not a piece more into it
+                yield shown
         finally:
-            # Stopped by "New chat" or "Open", the generator ends after the tab moved on: save nothing then
-            # (the stop handler saved what was on screen), or this answer would land in the other conversation.
-            if s.chat_generation == generation:
+            # Ended (or stopped) after the tab moved on, or after a newer message was saved with what the screen
+            # showed (sent right after "Stop"): save nothing then, or this answer would land in the other
+            # conversation, or erase that message.
+            if s.chat_generation == generation and s.accepted is None:
                 self.save_chat(history, s, mode)
 
     def _respond(self, history: History, s: Session, mode: str, progress: Progress | None) -> Iterator[tuple[Any, ...]]:
@@ -606,20 +633,33 @@ class Workspace:
             history.append({"role": "user", "content": text.strip()})
         return history
 
-    def new_chat(self, session: Session | None) -> tuple[Any, ...]:
-        """Start over: empty chat, no study, no sources, no open draft; the session's files are deleted."""
+    def new_chat(self, session: Session | None, clicks: int | None = None) -> tuple[Any, ...]:
+        """Start over: empty chat, no study, no sources, no open draft; the session's files are deleted.
+
+        ``clicks``: the browser's count of "New chat" clicks with this one. A message sent after the click may have
+        been handled first and started the new chat already (:meth:`accept`): then nothing changes here. The
+        message box keeps what is typed in it (a message typed meanwhile is not wiped by a late reply).
+        """
         s = self.session(session)
+        hidden = gr.update(value=None, visible=False)
+        if clicks is not None and clicks <= s.new_chats:  # the chat, the box and the viewer are the message's
+            return (gr.skip(), gr.skip(), s, self.sources_update(s), "", hidden, *ViewerOutputs.skip().as_outputs())
+        self._start_over(s)
+        if clicks is not None:
+            s.new_chats = clicks
+        box = gr.update(submit_btn=True, stop_btn=False)
+        return ([], box, s, self.sources_update(s), "", hidden, *self.view_outputs(s).as_outputs())
+
+    def _start_over(self, s: Session) -> None:
         s.clear_study()
         s.citations = []
         s.report_id = None
         s.chat_id = s.chat_rev = None  # the old conversation stays saved; the next message starts a new one
         s.chat_generation += 1
         s.similar_key = None
+        s.blank = True
         for path in s.folder.glob("*"):
             path.unlink(missing_ok=True)
-        box = gr.update(value={"text": "", "files": []}, submit_btn=True, stop_btn=False)
-        hidden = gr.update(value=None, visible=False)
-        return ([], box, s, self.sources_update(s), "", hidden, *self.view_outputs(s).as_outputs())
 
     def export_chat(self, history: History | None, session: Session | None) -> tuple[str | None, str]:
         """The conversation as a Markdown file in the session folder. Returns (file, status)."""
@@ -753,6 +793,7 @@ class Workspace:
         s.clear_study()
         s.similar_key = None
         s.chat_generation += 1
+        s.blank = False
         s.chat_id, s.chat_rev = saved.info.chat_id, saved.info.revision
         s.reopened_mode = saved.mode if saved.mode in MODES else None
         s.citations = [dict(c) for c in saved.citations]

@@ -233,7 +233,7 @@ def test_new_chat_forgets_the_study_and_deletes_the_sessions_files(make_runtime:
     chat, box, same, sources, source_text, chat_file, shown, *_ = ws.new_chat(s)
     assert (
         chat == []
-        and box["value"]["text"] == ""
+        and "value" not in box  # what is typed stays: the reply may land while the next message is being typed
         and box["stop_btn"] is False
         and same is s
         and s.study is None
