@@ -518,7 +518,6 @@ def _to_redact(
         for w in words
         if _norm(w.text) and (w.height <= tallest or w.confidence >= _GIANT_CONFIDENCE)
     ]
-    words = [w for w, _ in scored]
     # Texture read as text (short words at low confidence) may not link blocks: it would chain a banner to the
     # anatomy next to it.
     text = [w for w, score in scored if score or w.confidence >= _LINK_CONFIDENCE]
@@ -1270,9 +1269,8 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
             marks.extend(_marks(words, terms, scale, shape))
     printed: list[_Line] = []  # lines of print found without OCR
     unread: list[RedactionBox] = []  # lines of print at the edges that no reading could make out
-    for frame in probes:  # lines of print the readings above left out, read again enlarged
-        planes = _planes(frame)
-        maps = _strokes_of(planes)
+    strokes = [(planes, _strokes_of(planes)) for planes in map(_planes, probes)]  # per probe: planes, stroke maps
+    for frame, (planes, maps) in zip(probes, strokes, strict=True):  # lines the readings left out, read enlarged
         every = _print_lines(maps)
         printed.extend(every)
         lines = _proposals(every, boxes)
@@ -1289,11 +1287,8 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
         boxes.extend(_boxes([_extend(grey, r) for r in regions], 1.0, shape))
         marks.extend(_marks(words, terms, 1.0, shape))
         unread.extend(_unread_at_border(lines, words, shape, planes, maps))
-    for frame in probes:  # print running up or down the frame (a name and ID along a radiograph's edge)
-        planes = _planes(frame)
-        found_boxes, found, read = _vertical_print(
-            engine, planes, _strokes_of(planes), boxes, terms, _grey_for_ocr(frame), tallest
-        )
+    for frame, (planes, maps) in zip(probes, strokes, strict=True):  # print running up or down (a radiograph's edge)
+        found_boxes, found, read = _vertical_print(engine, planes, maps, boxes, terms, _grey_for_ocr(frame), tallest)
         passes += read
         boxes.extend(found_boxes)
         identified = identified or found
