@@ -36,7 +36,7 @@ from ui import calculators, priors_panel
 from ui.messages import error_text, history_to_turns
 from ui.pacs_panel import PacsPanel
 from ui.report_panel import AUTO_TEMPLATE, report_html, report_templates
-from ui.session import browser_secret, close_session, gradio_cache_dir, sessions_root, temp_root
+from ui.session import Session, browser_secret, close_session, gradio_cache_dir, sessions_root, temp_root
 from ui.viewer import WINDOWS, ViewerOutputs, pins_markdown, whole_series_update
 from ui.workspace import LOOPBACK, MODES, STUDY_QA, OpenedChat, Workspace
 
@@ -92,9 +92,12 @@ CSS = """
 """
 
 
-# "New chat" in the browser, at the click, before any reply from the server: one more click counted. Gradio calls it
-# with the values of the listener's inputs and shows what it returns in its output.
-NEW_CHAT_JS = "(clicks) => (Number(clicks) || 0) + 1"
+# Run in the browser at the click, before any reply from the server (Gradio calls them with the values of the
+# listener's inputs and shows what they return in its outputs). "Open" and "Stop": one more click counted. "New chat":
+# one more conversation switch, and the one the next message goes to (a new chat is empty whatever the screen shows;
+# an opened conversation is the message's once its reply has shown it).
+COUNT_JS = "(count) => (Number(count) || 0) + 1"
+NEW_CHAT_JS = "(switches) => { const n = (Number(switches) || 0) + 1; return [n, n]; }"
 
 
 def click_count(clicks: Any) -> int | None:
@@ -343,9 +346,13 @@ def create_app(
                 )  # fmt: skip
                 with gr.Row():
                     new_chat = gr.Button("New chat", size="sm", elem_id="ra-new-chat")
-                    # The tab's "New chat" clicks, counted in the browser at the click (NEW_CHAT_JS); every message
-                    # carries the count, so the server knows which chat it was sent to (Workspace.accept).
-                    new_chats = gr.Number(0, precision=0, visible=False, elem_id="ra-new-chats")
+                    # The tab's conversation switches ("New chat", "Open"), counted in the browser at the click, and
+                    # the switch whose conversation a message goes to; every message carries both, so the server
+                    # knows which conversation it was sent to (Workspace.accept). The tab's "Stop" clicks, likewise
+                    # counted, go with every answer (Workspace.respond).
+                    switches = gr.Number(0, precision=0, visible=False, elem_id="ra-switches")
+                    shown = gr.Number(0, precision=0, visible=False, elem_id="ra-shown")
+                    stops = gr.Number(0, precision=0, visible=False, elem_id="ra-stops")
                     export_chat = gr.Button("Export conversation (Markdown)", size="sm", elem_id="ra-export-chat")
                 chat_file = gr.File(label="Conversation export", visible=False, elem_id="ra-chat-file")
                 chat_status = gr.Markdown("", elem_id="ra-chat-status")
@@ -451,27 +458,39 @@ def create_app(
 
         # ---------------------------------------------------------------- chat events
         def accept(
-            message: Any, history: Any, state: Any, browser: Any, clicks: Any, request: gr.Request,
-            progress: gr.Progress = gr.Progress(),  # noqa: B008
+            message: Any, history: Any, state: Any, browser: Any, switched: Any, on_screen: Any,
+            request: gr.Request, progress: gr.Progress = gr.Progress(),  # noqa: B008
         ) -> Any:  # fmt: skip
+            before = state.unsent if isinstance(state, Session) else None
             box_value, *rest = ws.accept(
-                message, history, state, progress, owner=owner_of(request, browser), new_chats=click_count(clicks)
+                message, history, state, progress, owner=owner_of(request, browser),
+                switches=click_count(switched), shown=click_count(on_screen),
             )  # fmt: skip
+            s = rest[1]
+            if s.unsent is not None:  # sent back into the box: the status line says why, and it can be sent again
+                return gr.MultimodalTextbox(value=box_value, submit_btn=True, stop_btn=False), *rest, s.unsent[1]
             # While the answer streams, the submit arrow turns into a stop button (as in gr.ChatInterface).
-            return gr.MultimodalTextbox(value=box_value, submit_btn=False, stop_btn=True), *rest
+            status = "" if before is not None else gr.skip()  # a message taken: the line about an unsent one goes
+            return gr.MultimodalTextbox(value=box_value, submit_btn=False, stop_btn=True), *rest, status
 
         def ready() -> Any:
             return gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
 
-        def answer(history: Any, state: Any, current_mode: str, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
-            yield from ws.respond(history, state, current_mode, progress)
+        def answer(
+            history: Any, state: Any, current_mode: str, stopped: Any,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> Any:  # fmt: skip
+            yield from ws.respond(history, state, current_mode, progress, stops=click_count(stopped))
 
-        def answer_sent(history: Any, state: Any, current_mode: str, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
-            yield from ws.respond(history, state, current_mode, progress, sent=True)
+        def answer_sent(
+            history: Any, state: Any, current_mode: str, stopped: Any,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> Any:  # fmt: skip
+            yield from ws.respond(history, state, current_mode, progress, sent=True, stops=click_count(stopped))
 
         submitted = box.submit(
-            accept, [box, chatbot, session, browser_id, new_chats], [box, chatbot, session, *viewer_outputs],
-            api_visibility="private",
+            accept, [box, chatbot, session, browser_id, switches, shown],
+            [box, chatbot, session, *viewer_outputs, chat_status], api_visibility="private",
         )  # fmt: skip
         # The custom window boxes show the new study's own window.
         submitted.then(ws.window_boxes, session, [center, width], api_visibility="private", show_progress="hidden")
@@ -482,7 +501,8 @@ def create_app(
         # The answer to a message sent while an earlier answer is still running (as one ends after "New chat") starts
         # when that one has ended; Gradio's default ("once") would drop it, and the message would never be answered.
         answering = submitted.then(
-            answer_sent, [chatbot, session, mode], answer_outputs, api_visibility="private", trigger_mode="always_last"
+            answer_sent, [chatbot, session, mode, stops], answer_outputs, api_visibility="private",
+            trigger_mode="always_last",
         )  # fmt: skip
         answered = answering.then(ready, None, box, api_visibility="private")
 
@@ -494,39 +514,45 @@ def create_app(
         answered.then(remember, session, [last_chat, chats], api_visibility="private")
 
         retried = chatbot.retry(ws.retry, chatbot, [chatbot, chatbot], api_visibility="private")
-        retrying = retried.then(answer, [chatbot, session, mode], answer_outputs, api_visibility="private")
+        retrying = retried.then(answer, [chatbot, session, mode, stops], answer_outputs, api_visibility="private")
         chatbot.undo(ws.undo, [chatbot, session], [chatbot, box], api_visibility="private")
 
         def edit(history: Any, data: gr.EditData) -> Any:
             return ws.edit(history, data.index, data.value)
 
         edited = chatbot.edit(edit, chatbot, chatbot, api_visibility="private")
-        editing = edited.then(answer, [chatbot, session, mode], answer_outputs, api_visibility="private")
+        editing = edited.then(answer, [chatbot, session, mode, stops], answer_outputs, api_visibility="private")
 
-        def stop(history: Any, state: Any, current_mode: str) -> Any:
-            """Stop: the partial answer on screen is what gets saved."""
-            if state is not None:
-                ws.save_chat(history or [], ws.session(state), current_mode)
+        def stop(history: Any, state: Any, current_mode: str, stopped: Any, switched: Any, on_screen: Any) -> Any:
+            """Stop: the answer ends at its next piece; the partial answer on screen is what gets saved."""
+            ws.stop(history, state, current_mode, click_count(stopped), click_count(switched), click_count(on_screen))
             return ready()
 
-        box.stop(stop, [chatbot, session, mode], box, cancels=[answering, retrying, editing], api_visibility="private")
+        # "Stop": counted in the browser at the click (COUNT_JS); the answer running ends itself (Workspace.respond).
+        # No `cancels=`: Gradio's page applied them late, stopping the answer to a message sent right after "Stop",
+        # and a cancelled answer counted as running until then, so that answer was not started at all.
+        box.stop(None, stops, stops, js=COUNT_JS, api_visibility="private").then(
+            stop, [chatbot, session, mode, stops, switches, shown], box, api_visibility="private",
+            trigger_mode="multiple",
+        )  # fmt: skip
 
-        # "New chat": the browser counts the click at once (NEW_CHAT_JS), then the server starts over. A message sent
+        # "New chat": the browser counts the switch at once (NEW_CHAT_JS), then the server starts over. A message sent
         # before that reply goes to the new chat all the same (Workspace.accept); an answer still streaming into the
         # conversation left ends at its next piece (Workspace.respond). No `cancels=` here: Gradio's page applied them
         # only after this handler's reply and so stopped the answer to a message sent meanwhile; and a cancelled
         # answer still counts as running while its cancel is under way, so the next answer was not started at all.
-        def start_over(state: Any, clicks: Any) -> Any:
-            return ws.new_chat(state, click_count(clicks))
+        def start_over(state: Any, switched: Any) -> Any:
+            return ws.new_chat(state, click_count(switched))
 
         def started_over(state: Any) -> Any:
-            """After "New chat": the browser remembers no conversation, unless a message sent meanwhile started one."""
+            """After "New chat": the browser remembers no conversation, unless a message sent meanwhile started one;
+            the status line says whether a message went back into the box."""
             chat_id = getattr(state, "chat_id", None)
             similar_update = gr.update(value="", visible=False) if chat_id is None else gr.skip()
-            return chat_id, similar_update, "", gr.update(visible=False)
+            return chat_id, similar_update, ws.chat_notice(state), gr.update(visible=False)
 
-        new_chat.click(None, new_chats, new_chats, js=NEW_CHAT_JS, api_visibility="private").then(
-            start_over, [session, new_chats],
+        new_chat.click(None, switches, [switches, shown], js=NEW_CHAT_JS, api_visibility="private").then(
+            start_over, [session, switches],
             [chatbot, box, session, sources, source_text, chat_file, *viewer_outputs], api_visibility="private",
             trigger_mode="multiple",  # a second click while the first is handled is handled too (each once)
         ).then(
@@ -552,19 +578,30 @@ def create_app(
             ).as_outputs()
         )  # fmt: skip
 
-        def reopen(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
-            opened = ws.open_chat(chat_id, state, owner_of(request, browser))
+        def reopen(chat_id: Any, state: Any, browser: Any, switched: Any, request: gr.Request) -> Any:
+            """Open, counted in the browser at the click (COUNT_JS). Its reply tells the browser that the conversation
+            of this switch is on screen (``shown``): a message sent before that is not put into it (Workspace.accept);
+            a later switch handled first stands."""
+            count = click_count(switched)
+            try:
+                opened = ws.open_chat(chat_id, state, owner_of(request, browser), count)
+            except Exception as exc:  # the tab stays where it was; its messages must not wait for this reply
+                s = ws.session(state)
+                opened = OpenedChat.skipped(s, error_text(exc)).as_outputs()
             s = opened[1]
             reopened = s.chat_id == chat_id
-            return (*opened, s.chat_id if reopened else gr.skip(), mode_of(s) if reopened else gr.skip())
+            on_screen = count if count is not None and count == s.switches else gr.skip()
+            return (*opened, s.chat_id if reopened else gr.skip(), mode_of(s) if reopened else gr.skip(), on_screen)
 
         def mode_of(s: Any) -> Any:
             """The mode selector back on the reopened conversation's mode (its change event shows the panel)."""
             return s.reopened_mode if getattr(s, "reopened_mode", None) else gr.skip()
 
-        open_chat.click(
-            reopen, [chats, session, browser_id], [*opened_outputs, last_chat, mode],
-            cancels=[answering, retrying, editing], api_visibility="private",
+        # "Open": no `cancels=` either (as "New chat" above): an answer streaming into the conversation left ends at
+        # its next piece.
+        open_chat.click(None, switches, switches, js=COUNT_JS, api_visibility="private").then(
+            reopen, [chats, session, browser_id, switches], [*opened_outputs, last_chat, mode, shown],
+            api_visibility="private", trigger_mode="multiple",
         ).then(lambda: gr.update(value="", visible=False), None, similar, api_visibility="private")  # fmt: skip
         def ask_remove(chat_id: Any, state: Any, browser: Any, request: gr.Request) -> Any:
             return ws.ask_delete(chat_id, state, owner_of(request, browser))

@@ -84,9 +84,20 @@ class Session:
     chat_id: str | None = None  # the saved conversation this tab continues
     chat_rev: int | None = None  # its revision as this tab last saved or opened it
     chat_generation: int = 0  # goes up when the tab switches conversation (new chat, open): late saves are dropped
-    # "New chat" clicks of this tab carried out here. The browser counts them at the click and every message carries
-    # its count, so a message sent before the click's handler ran is still put in the new chat (Workspace.accept).
-    new_chats: int = 0
+    # Conversation switches ("New chat" and "Open" clicks) of this tab handled here. The browser counts them at the
+    # click and every message carries its count, so the server knows which conversation a message was sent to, in
+    # whichever order it handles the two (Workspace.accept).
+    switches: int = 0
+    moved_at: int = 0  # the switch that last changed the conversation (an Open that found nothing changed nothing)
+    # A message sent back into the box unsent (it was sent to a conversation the tab has left, or before the one
+    # opened was on screen): the switch it met and why, for the status line until the next message is taken.
+    unsent: tuple[int, str] | None = None
+    # The last message's answer step has nothing to do: the message went back into the box, or the tab left its
+    # conversation before the answer began (the answer would otherwise land in the conversation switched to).
+    skip_answer: bool = False
+    # "Stop" clicks of this tab applied here (the browser counts them at the click, and an answer's step carries the
+    # count when it starts): an answer asked for before the latest Stop ends at its next piece (Workspace.respond).
+    stops: int = 0
     blank: bool = False  # a new chat nothing was sent to yet: the next message starts it, whatever the screen showed
     accepted: list[dict[str, Any]] | None = None  # the conversation as the last message left it, for its answer
     similar_key: int | None = None  # the study the similar-cases panel was computed for

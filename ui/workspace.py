@@ -97,6 +97,15 @@ UI_MODES = {STUDY_QA: Mode.AUTO, GUIDELINE: Mode.GUIDELINE}
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 THUMBNAIL_PX = 96  # the chat's thumbnails of the images sent with a question
+# Why a message went back into the box unsent (Workspace.accept): the status line under the chat.
+LEFT_NOTICE = (
+    "⚠️ Your message was not sent: it was sent to the conversation you had just left. It is back in the message box; "
+    "send it again to ask it here."
+)
+OPENING_NOTICE = (
+    "⚠️ Your message was not sent: it was sent before the conversation you opened was on screen. It is back in the "
+    "message box; send it again to ask it here."
+)
 
 _ANALYSED = {
     ImageInput.EMBEDS: "analysed by the model (image embeddings)",
@@ -253,15 +262,19 @@ class Workspace:
 
     def accept(
         self, message: dict[str, Any] | str | None, history: History | None, session: Session | None,
-        progress: Progress | None = None, owner: str | None = None, new_chats: int | None = None,
+        progress: Progress | None = None, owner: str | None = None, switches: int | None = None,
+        shown: int | None = None,
     ) -> tuple[Any, ...]:  # fmt: skip
         """Submit: ingest attached files (study shown in the viewer), then add the question to the chat; the
         conversation is saved before the model is asked, so the question survives whatever happens next.
 
-        ``new_chats``: the "New chat" clicks the browser had counted when the message was sent (None: not known).
-        Gradio runs the click's handler and this one in either order, so the message goes where the user sent it:
-        into the new chat when the click came first (started here if its handler has not run yet), and back into
-        the message box, unsent, when it was sent into the conversation a click has since left.
+        ``switches``: the conversation switches ("New chat", "Open") the browser had counted when the message was
+        sent; ``shown``: the switch whose conversation the message was sent to (an "Open" is shown once its reply is
+        in, a "New chat" at the click). None: not known. Gradio runs a switch's handler and this one in either order,
+        so the message goes where the user sent it: into the new chat when "New chat" came first (started here if its
+        handler has not run yet); back into the message box, unsent, with the reason in :meth:`chat_notice`, when it
+        was sent to a conversation the tab has since left, or before the conversation opened was on screen (it would
+        otherwise be saved with the other conversation's messages under the opened one).
 
         Returns (textbox, history, session, *viewer outputs).
         """
@@ -270,13 +283,13 @@ class Workspace:
         if isinstance(message, str):
             message = {"text": message, "files": []}
         message = message or {"text": "", "files": []}
-        if new_chats is not None and new_chats > s.new_chats:
+        stale = self._stale_screen(s, switches, shown)
+        if stale is not None:
+            return self._send_back(message, s, *stale)
+        if switches is not None and switches > s.switches:  # a "New chat" clicked before sending, not handled yet
             if known:
                 self._start_over(s)
-            s.new_chats = new_chats
-        elif new_chats is not None and new_chats < s.new_chats:
-            s.accepted = [] if s.blank else None
-            return (message, gr.skip(), s, *ViewerOutputs.skip().as_outputs())
+            s.switches = s.moved_at = switches
         # A new chat starts empty: the screen may still show the conversation left (the click's reply not in yet).
         history = [] if s.blank else list(history or [])
         text = (message.get("text") or "").strip()
@@ -290,7 +303,34 @@ class Workspace:
         if paths or text:
             self.save_chat(history, s)
         s.accepted = list(history)
+        s.unsent, s.skip_answer = None, False
         return ({"text": "", "files": []}, history, s, *self.view_outputs(s).as_outputs())
+
+    @staticmethod
+    def _stale_screen(s: Session, switches: int | None, shown: int | None) -> tuple[int, str] | None:
+        """Whether what the page sent with these counts is from a conversation the tab has left since, or was sent
+        before the conversation opened was on screen: (the switch it met, why), else None."""
+        if switches is not None and switches < s.moved_at:
+            return s.switches, LEFT_NOTICE
+        if switches is not None and shown is not None and shown < switches:
+            return switches, OPENING_NOTICE
+        return None
+
+    def _send_back(self, message: dict[str, Any], s: Session, switch: int, why: str) -> tuple[Any, ...]:
+        """The message back into the box, unsent; nothing else on screen changes and its answer step does nothing
+        (a new chat's shows it empty)."""
+        s.unsent = (switch, why)
+        s.accepted = [] if s.blank else None
+        s.skip_answer = not s.blank
+        return (message, gr.skip(), s, *ViewerOutputs.skip().as_outputs())
+
+    def chat_notice(self, session: Session | None, switch: int | None = None) -> str:
+        """The status line about a message sent back into the box, for switch ``switch`` (None: the tab's
+        current one); "" when there is none."""
+        if not isinstance(session, Session) or session.unsent is None:
+            return ""
+        at, why = session.unsent
+        return why if at == (session.switches if switch is None else switch) else ""
 
     def ingest(self, paths: list[str], s: Session, progress: Progress | None = None) -> Message:
         """Load the uploaded files as the session's study; the uploads are deleted afterwards. Only regular files
@@ -406,16 +446,25 @@ class Workspace:
 
     def respond(
         self, history: History | None, session: Session | None, mode: str, progress: Progress | None = None,
-        sent: bool = False,
+        sent: bool = False, stops: int | None = None,
     ) -> Iterator[tuple[Any, ...]]:  # fmt: skip
         """Answer the last user message in ``mode``; yields (history, sources, report, versions) while streaming.
 
         ``sent``: answering a message just sent: the conversation is the one :meth:`accept` left, not ``history``
         (the screen, which a late piece of an answer ended by "New chat" may have painted over).
-        The conversation is saved when the answer is complete, failed or stopped.
+        ``stops``: the "Stop" clicks the browser had counted when this answer was asked for: those stop the answers
+        before it, never this one (:meth:`stop`). The answer ends at its next piece when the tab moves to another
+        conversation or "Stop" is clicked after it was asked for.
+        The conversation is saved when the answer is complete or failed (stopped: by :meth:`stop`).
         """
         s = self.session(session)
         accepted, s.accepted = s.accepted, None  # any answer that starts supersedes a message still waiting
+        skip_answer, s.skip_answer = s.skip_answer, False
+        if stops is not None and stops > s.stops:
+            s.stops = stops  # a Stop its handler has not applied yet: for the answer running before this one
+        if sent and skip_answer:  # nothing to answer, nothing to save (the screen is the switch's)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
         if sent and accepted is not None:
             history = accepted
         history = list(history or [])
@@ -423,18 +472,39 @@ class Workspace:
             self.save_chat(history, s, mode)  # e.g. a question edited away
             yield history, gr.skip(), gr.skip(), gr.skip()
             return
-        generation = s.chat_generation
+        generation, stopped_at = s.chat_generation, s.stops
         try:
             for shown in self._respond(history, s, mode, progress):
-                if s.chat_generation != generation:
-                    return  # the tab moved to another conversation ("New chat", "Open"): not a piece more into it
+                if s.chat_generation != generation or s.stops != stopped_at:
+                    return  # the tab moved to another conversation ("New chat", "Open") or "Stop": not a piece more
                 yield shown
         finally:
-            # Ended (or stopped) after the tab moved on, or after a newer message was saved with what the screen
-            # showed (sent right after "Stop"): save nothing then, or this answer would land in the other
-            # conversation, or erase that message.
-            if s.chat_generation == generation and s.accepted is None:
+            # Ended after the tab moved on, or after a newer message was saved with what the screen showed (sent
+            # right after "Stop"): save nothing then, or this answer would land in the other conversation, or erase
+            # that message. Stopped: :meth:`stop` saved what the screen shows (this holds one piece more).
+            if s.chat_generation == generation and s.stops == stopped_at and s.accepted is None:
                 self.save_chat(history, s, mode)
+
+    def stop(
+        self, history: History | None, session: Session | None, mode: str, stops: int | None = None,
+        switches: int | None = None, shown: int | None = None,
+    ) -> None:  # fmt: skip
+        """"Stop": the answer running ends at its next piece (:meth:`respond`) and what the screen shows is saved.
+
+        ``stops``: the browser's count of "Stop" clicks with this one. Its handler may run after a message sent
+        right after it was taken, or after that message's answer started (which applied this Stop already): the
+        screen read at the click is older than that message then, and nothing is saved or stopped here.
+        ``switches``, ``shown``: as :meth:`accept`'s; a screen from a conversation the tab has left is not saved.
+        """
+        if not isinstance(session, Session):
+            return
+        if stops is not None:
+            if stops <= session.stops:
+                return
+            session.stops = stops
+        stale = self._stale_screen(session, switches, shown) is not None
+        if not stale and session.accepted is None and not session.skip_answer:
+            self.save_chat(history or [], session, mode)
 
     def _respond(self, history: History, s: Session, mode: str, progress: Progress | None) -> Iterator[tuple[Any, ...]]:
         question = message_text(history[-1].get("content")) or ""
@@ -633,24 +703,28 @@ class Workspace:
             history.append({"role": "user", "content": text.strip()})
         return history
 
-    def new_chat(self, session: Session | None, clicks: int | None = None) -> tuple[Any, ...]:
+    def new_chat(self, session: Session | None, switches: int | None = None) -> tuple[Any, ...]:
         """Start over: empty chat, no study, no sources, no open draft; the session's files are deleted.
 
-        ``clicks``: the browser's count of "New chat" clicks with this one. A message sent after the click may have
-        been handled first and started the new chat already (:meth:`accept`): then nothing changes here. The
-        message box keeps what is typed in it (a message typed meanwhile is not wiped by a late reply).
+        ``switches``: the browser's count of conversation switches ("New chat", "Open") with this click. A message
+        sent after the click may have been handled first and started the new chat already (:meth:`accept`), or a
+        later "Open" handled first: then nothing changes here. The message box keeps what is typed in it (a message
+        typed meanwhile is not wiped by a late reply).
         """
         s = self.session(session)
+        if switches is not None and switches < s.switches:  # a later switch was handled first: it stands
+            return (gr.skip(), gr.skip(), s, gr.skip(), gr.skip(), gr.skip(), *ViewerOutputs.skip().as_outputs())
         hidden = gr.update(value=None, visible=False)
-        if clicks is not None and clicks <= s.new_chats:  # the chat, the box and the viewer are the message's
+        if switches is not None and switches == s.switches:  # the chat, the box and the viewer are the message's
             return (gr.skip(), gr.skip(), s, self.sources_update(s), "", hidden, *ViewerOutputs.skip().as_outputs())
         self._start_over(s)
-        if clicks is not None:
-            s.new_chats = clicks
+        if switches is not None:
+            s.switches = s.moved_at = switches
         box = gr.update(submit_btn=True, stop_btn=False)
         return ([], box, s, self.sources_update(s), "", hidden, *self.view_outputs(s).as_outputs())
 
     def _start_over(self, s: Session) -> None:
+        self._leave(s)
         s.clear_study()
         s.citations = []
         s.report_id = None
@@ -660,6 +734,13 @@ class Workspace:
         s.blank = True
         for path in s.folder.glob("*"):
             path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _leave(s: Session) -> None:
+        """The tab moves to another conversation: a message taken whose answer has not begun is not answered (its
+        answer would land in the conversation moved to)."""
+        if s.accepted is not None:
+            s.accepted, s.skip_answer = None, True
 
     def export_chat(self, history: History | None, session: Session | None) -> tuple[str | None, str]:
         """The conversation as a Markdown file in the session folder. Returns (file, status)."""
@@ -777,19 +858,33 @@ class Workspace:
         choices = self.chat_choices(s_owner)
         return gr.update(choices=choices, value=current if current in {c[1] for c in choices} else None)
 
-    def open_chat(self, chat_id: str | None, session: Session | None, owner: str | None = None) -> tuple[Any, ...]:
+    def open_chat(
+        self, chat_id: str | None, session: Session | None, owner: str | None = None, switches: int | None = None
+    ) -> tuple[Any, ...]:
         """Reopen one of the owner's saved conversations (``owner`` None: the session's): its messages, sources and
         draft; study files are not kept (attach again).
+
+        ``switches``: the browser's count of conversation switches ("New chat", "Open") with this click; a later
+        switch handled first stands (nothing changes here). A message the tab sent meanwhile is not put into this
+        conversation (:meth:`accept`); the status line says so.
 
         Returns :class:`OpenedChat`'s fields as outputs.
         """
         s = self.session(session, owner)
+        if switches is not None:
+            if switches < s.switches:
+                return OpenedChat.skipped(s).as_outputs()
+            s.switches = switches
+        notice = self.chat_notice(s, switches) if switches is not None else ""
         if not chat_id:
-            return OpenedChat.skipped(s, "⚠️ Choose a saved conversation to open.").as_outputs()
+            return OpenedChat.skipped(s, f"⚠️ Choose a saved conversation to open. {notice}".strip()).as_outputs()
         try:
             saved = self.chats.load(chat_id, s.owner)
         except RadassistError as exc:
-            return OpenedChat.skipped(s, error_text(exc)).as_outputs()
+            return OpenedChat.skipped(s, f"{error_text(exc)} {notice}".strip()).as_outputs()
+        if switches is not None:
+            s.moved_at = switches
+        self._leave(s)
         s.clear_study()
         s.similar_key = None
         s.chat_generation += 1
@@ -801,6 +896,7 @@ class Workspace:
         status = f"Reopened “{saved.info.title}” ({saved.info.messages} messages)."
         if any(e.note for e in saved.entries):
             status += " Study images are not kept between sessions: attach the study again to ask about it."
+        status = f"{status} {notice}".strip()
         draft = self._draft_view(s)
         return OpenedChat(
             history=entries_history(saved), session=s, sources=self.sources_update(s), source_text="", status=status,

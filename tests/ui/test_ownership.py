@@ -97,6 +97,9 @@ def test_a_second_owner_gets_nothing_of_the_firsts_through_every_handler(make_ru
     bob.chat_id, bob.chat_rev = alice.chat_id, None
     ws.undo(chat, bob)
     assert bob.chat_id != alice.chat_id
+    bob.chat_id, bob.chat_rev = alice.chat_id, None
+    ws.stop(chat, bob, REPORT)  # "Stop" saves what the screen shows: as a new conversation of his too
+    assert bob.chat_id != alice.chat_id
     ws.new_chat(bob)
     bob_report = ws.new_report(bob, "cxr", BOB)[0].report_id
 
@@ -111,12 +114,12 @@ UNRELATED = {
     "answer_api", "retry", "edit", "export_chat", "similar_cases", "owner", "anonymous_owner", "new_browser_id",
     "sources_update", "show_source", "calculate", "close", "image_input", "runtime",
     "start_text", "image_limit", "series_frames", "view_outputs", "pin_frame", "unpin_frame", "clear_pins",
-    "choose_whole_series", "window_boxes", "cancel_delete",
+    "choose_whole_series", "window_boxes", "cancel_delete", "chat_notice",
 }  # fmt: skip
 WALKED = {
     "restore", "chat_choices", "chat_list_update", "open_chat", "delete_chat", "draft_choices", "switch_mode",
     "open_report", "export_report", "drafting", "report_action", "accept", "respond", "undo", "new_chat",
-    "new_report", "save_chat", "ensure_report", "reports", "ask_delete", "confirm_delete", "draft_options",
+    "new_report", "save_chat", "ensure_report", "reports", "ask_delete", "confirm_delete", "draft_options", "stop",
 }  # fmt: skip
 
 
