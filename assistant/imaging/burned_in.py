@@ -944,14 +944,15 @@ def _proposals(lines: Sequence[_Line], covered: Sequence[RedactionBox]) -> list[
     ]
 
 
-def _print_lines(maps: Sequence[np.ndarray]) -> list[_Line]:
-    """Lines of print in a frame's stroke maps (``_strokes_of``), the most print-like first."""
+def _print_lines(maps: Sequence[np.ndarray], min_gap: int = 3) -> list[_Line]:
+    """Lines of print in a frame's stroke maps (``_strokes_of``), the most print-like first; stroke gaps of
+    ``min_gap`` px or more (``_PROPOSAL_GAP`` of the short edge when more) are bridged along a line."""
     lo, hi = _PROPOSAL_HEIGHT
     lines: list[_Line] = []
     for dark, strokes in enumerate(maps):  # light strokes, then dark ones: (rows, cols)
         ink = strokes > _PROPOSAL_INK
         rows, cols = ink.shape
-        gap = max(3, round(_PROPOSAL_GAP * min(rows, cols) / 100))
+        gap = max(min_gap, round(_PROPOSAL_GAP * min(rows, cols) / 100))
         parts = _components(_bridged(ink, gap), 2 * lo)
         if len(parts) > _MAX_COMPONENTS:  # joining is quadratic in the parts: fine speckle all over the frame
             logger.info("burned-in text: %d stroke parts in one map, too textured to propose lines", len(parts))
@@ -1124,6 +1125,7 @@ def _read_cuts(ocr: OCR, cuts: Sequence[tuple[int, np.ndarray, int, int, float]]
 
 
 _VERTICAL_MAX = 12  # lines of print running up or down the frame read per frame at most (the most print-like first)
+_VERTICAL_GAP = 5  # px bridged along such a line at least: a 12 px monospaced label ran as letters 4-5 px apart
 
 
 def _vertical_print(
@@ -1137,13 +1139,20 @@ def _vertical_print(
 ) -> tuple[list[RedactionBox], bool, int]:
     """Boxes over identifying print that runs up or down the frame (consoles and digitisers print the name and ID
     along a radiograph's edge), and whether a header identifier or an ID-like number was among it. Lines are found
-    in the transposed stroke maps, on a flat ground only (such print sits in a margin; over anatomy the transposed
-    map finds texture), cut out of the transposed frame, and read in one mosaic both ways up (text rotated a
-    quarter turn either way); words are judged in the transposed frame, where the lines run along rows, and their
-    boxes turned back. Also the number of OCR calls (none when no line is found)."""
+    in the transposed stroke maps on a flat ground (such print sits in a margin) or in the side bands of the frame
+    (``_BLIND_BORDER``; over anatomy there only identifying text counts, not name-like words: the transposed map
+    finds texture and OCR reads "names" in it), cut out of the transposed frame, and read in one mosaic both ways
+    up (text rotated a quarter turn either way); words are judged in the transposed frame, where the lines run along
+    rows, and their boxes turned back. Also the number of OCR calls (none when no line is found)."""
     turned = [_transposed(box) for box in covered]
     planes_t, maps_t = [np.ascontiguousarray(p.T) for p in planes], [np.ascontiguousarray(m.T) for m in maps]
-    lines = [line for line in _proposals(_print_lines(maps_t), turned) if _on_flat_ground(planes_t, maps_t, line)]
+    edge = _BLIND_BORDER * planes_t[0].shape[0]  # the frame's side bands, as rows of its transpose
+    lines, flat = [], []
+    for line in _proposals(_print_lines(maps_t, _VERTICAL_GAP), turned):
+        on_margin = _on_flat_ground(planes_t, maps_t, line)
+        if on_margin or line.top < edge or line.bottom > planes_t[0].shape[0] - edge:
+            lines.append(line)
+            flat.append(on_margin)
     lines = lines[:_VERTICAL_MAX]
     if not lines:
         return [], False, 0
@@ -1169,8 +1178,10 @@ def _vertical_print(
         words.setdefault(number, []).append(Word(left, top, w.width, w.height, w.text, w.confidence, (number, 0, 0)))
     boxes: list[RedactionBox] = []
     identified = False
-    for line_words in words.values():
+    for number, line_words in words.items():
         regions, _, found = _to_redact(line_words, terms, 0, tallest)
+        if not flat[number]:  # over anatomy by a side edge: only a header identifier, a date or an ID-like number
+            regions = [r for r in regions if r.identifying]
         identified = identified or found
         boxes.extend(_transposed(b) for b in _boxes([_extend(grey.T, r) for r in regions], 1.0, grey.T.shape))
     return boxes, identified, math.ceil(sum(c[1].shape[0] + _MOSAIC_GAP for c in cuts) / _MOSAIC_MAX_HEIGHT)
@@ -1241,6 +1252,19 @@ _RESIDUAL_CHECKS = 2  # readings after redaction: a second one when the first bl
 
 
 def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr: OCR | None = None) -> Redaction:
+    """Black out identifying text in ``frames`` (one file's) in place; withhold frames where some stays legible
+    (``_clean_frames``). A fault of the check itself fails the file with ``OCRUnavailableError`` (its pixels are
+    not shown), not with an error that blames the file's header."""
+    try:
+        return _clean_frames(frames, terms, reason, ocr)
+    except (IngestError, MemoryError):
+        raise
+    except Exception as exc:
+        logger.error("burned-in text check failed: %s", type(exc).__name__)  # the type only: no pixel or text data
+        raise OCRUnavailableError("The text check of the image failed; the image was not shown.") from None
+
+
+def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr: OCR | None = None) -> Redaction:
     """Black out identifying text in ``frames`` (one file's) in place; withhold frames where some stays legible.
 
     Multi-frame files (cines) carry the same overlay on every frame: the first and last frames are read, their

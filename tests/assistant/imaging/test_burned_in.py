@@ -335,6 +335,19 @@ def test_missing_tesseract_is_a_clear_ingest_error() -> None:
         Missing().read(np.zeros((20, 20), np.uint8))
 
 
+def test_a_fault_of_the_check_fails_the_file_as_an_ocr_error_not_a_bad_header() -> None:
+    """An OCR engine that breaks mid-check (here: a reply of the wrong type) fails the file with the text check's
+    own error, its pixels not shown; the rest of the upload goes on."""
+
+    class Broken:
+        def read(self, grey: np.ndarray, threshold: int | None = None) -> list[Word]:
+            return [None]  # type: ignore[list-item]
+
+    frame = Frame(np.zeros((60, 80), np.uint8), PhotometricInterpretation.MONOCHROME2, False)
+    with pytest.raises(OCRUnavailableError, match="text check of the image failed"):
+        burned_in.clean_frames([frame], (), "test", Broken())
+
+
 @needs_tesseract
 def test_planted_identifiers_on_real_frames_are_mostly_removed(tmp_path: Path) -> None:
     """A small sample of the benchmark's cases (bench/bench_burned_in.py measures the full set)."""

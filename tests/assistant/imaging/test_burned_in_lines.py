@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from PIL import ImageDraw
+from PIL import ImageDraw, ImageFilter
 
 from assistant.imaging import burned_in
 from assistant.imaging.burned_in import Word
@@ -220,3 +220,26 @@ def test_technical_parameters_in_the_header_bands_are_not_taken_for_names(text: 
     """Viewers print "TR:4000 TE:95", "W:1639 L:763", "Se:4 Im:12" in their corners: a short label and a small
     number is not a name (the band rule blacked them all); labels of identifiers and long numbers still go."""
     assert burned_in._border_text(Word(5, 5, 60, 12, text, 90.0, (1, 1, 1)), 1000) is blacked
+
+
+@needs_tesseract
+def test_an_identifying_label_running_down_a_side_edge_over_anatomy_is_blacked_out() -> None:
+    """By a side edge the ground may not be flat (the skull's rim beside a label): there a vertical line counts when
+    it holds identifying text (here an ID-like number), and name-like texture alone would not."""
+    rng = np.random.default_rng(21)
+    noise = PILImage.fromarray(rng.integers(0, 255, size=(520, 500)).astype(np.uint8))
+    smooth = np.asarray(noise.filter(ImageFilter.GaussianBlur(10)), np.float32)  # anatomy up to the edge
+    grey = np.clip(40 + (smooth - smooth.min()) * 120 / max(1.0, float(np.ptp(smooth))), 0, 255).astype(np.uint8)
+    strip = PILImage.new("L", (420, 24), 0)
+    bold = [path for path in fx.font_paths() if path.name == "DejaVuSans-Bold.ttf"]
+    font = fx._font(bold[0] if bold else None, 16)
+    ImageDraw.Draw(strip).text((2, 2), "O'DONNELL SIOBHAN H9404845", fill=250, font=font)
+    turned = np.asarray(strip.rotate(270, expand=True))
+    rows, cols = turned.shape
+    where = (slice(60, 60 + rows), slice(496 - cols, 496))
+    grey[where] = np.maximum(turned, grey[where])
+    frame = _frame(grey)
+    burned_in.clean_frames([frame], burned_in.identifier_terms([]), "test")
+    printed = turned > 150
+    label = frame.values[where]
+    assert float((label[printed] == frame.values.min()).mean()) >= 0.95
