@@ -1125,6 +1125,7 @@ def _read_cuts(ocr: OCR, cuts: Sequence[tuple[int, np.ndarray, int, int, float]]
 
 
 _VERTICAL_MAX = 12  # lines of print running up or down the frame read per frame at most (the most print-like first)
+_VERTICAL_CONFIDENCE = 50  # a word read over anatomy by a side edge counts at this confidence (0-100) or more
 _VERTICAL_GAP = 5  # px bridged along such a line at least: a 12 px monospaced label ran as letters 4-5 px apart
 
 
@@ -1179,8 +1180,10 @@ def _vertical_print(
     boxes: list[RedactionBox] = []
     identified = False
     for number, line_words in words.items():
+        if not flat[number]:  # over anatomy by a side edge: only what is read surely (texture is read unsurely)
+            line_words = [w for w in line_words if w.confidence >= _VERTICAL_CONFIDENCE]
         regions, _, found = _to_redact(line_words, terms, 0, tallest)
-        if not flat[number]:  # over anatomy by a side edge: only a header identifier, a date or an ID-like number
+        if not flat[number]:  # ... and only a header identifier, a date or an ID-like number
             regions = [r for r in regions if r.identifying]
         identified = identified or found
         boxes.extend(_transposed(b) for b in _boxes([_extend(grey.T, r) for r in regions], 1.0, grey.T.shape))
@@ -1311,12 +1314,13 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
         boxes.extend(_boxes([_extend(grey, r) for r in regions], 1.0, shape))
         marks.extend(_marks(words, terms, 1.0, shape))
         unread.extend(_unread_at_border(lines, words, shape, planes, maps))
+    vertical: list[RedactionBox] = []  # not widened along (horizontal) lines of print
     for frame, (planes, maps) in zip(probes, strokes, strict=True):  # print running up or down (a radiograph's edge)
         found_boxes, found, read = _vertical_print(engine, planes, maps, boxes, terms, _grey_for_ocr(frame), tallest)
         passes += read
-        boxes.extend(found_boxes)
+        vertical.extend(found_boxes)
         identified = identified or found
-    boxes = _merge(_spare(_along_lines(boxes, printed), marks) + _spare_marked(unread, marks))
+    boxes = _merge(_spare(_along_lines(boxes, printed), marks) + _spare_marked(unread, marks) + vertical)
     for frame in frames:
         _fill(frame, boxes)
     # Residual check: read the redacted pixels again, as shown and as local contrast. Identifying text found there
