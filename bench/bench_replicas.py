@@ -348,6 +348,9 @@ def guideline_lookup(client: httpx.Client, base: str, i: int) -> None:
 
 def image_question(tab: Tab, image: Path, i: int) -> None:
     """A new study: New chat, the slice uploaded and submitted with a question, the answer awaited."""
+    switches = int(tab.value("ra-switches") or 0) + 1  # what the page's JavaScript counts at the click (ui/app.py)
+    tab.set("ra-switches", switches)
+    tab.set("ra-shown", switches)
     tab.fire(tab.config.component("ra-new-chat"), "click")
     filedata = tab.upload(image)
     box = tab.set("ra-input", {"text": IMAGE_QUESTIONS[i % len(IMAGE_QUESTIONS)], "files": [filedata]})
