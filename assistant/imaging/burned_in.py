@@ -1296,8 +1296,9 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
             marks.extend(_marks(words, terms, scale, shape))
     printed: list[_Line] = []  # lines of print found without OCR
     unread: list[RedactionBox] = []  # lines of print at the edges that no reading could make out
-    strokes = [(planes, _strokes_of(planes)) for planes in map(_planes, probes)]  # per probe: planes, stroke maps
-    for frame, (planes, maps) in zip(probes, strokes, strict=True):  # lines the readings left out, read enlarged
+    # per probe: its grey as shown, its planes and their stroke maps (for the horizontal and the vertical lines)
+    strokes = [(_grey_for_ocr(frame), planes, _strokes_of(planes)) for frame in probes for planes in [_planes(frame)]]
+    for grey, planes, maps in strokes:  # lines the readings left out, read enlarged
         every = _print_lines(maps)
         printed.extend(every)
         lines = _proposals(every, boxes)
@@ -1310,13 +1311,12 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
             found_regions, _, found = _to_redact([w for w in words if w.line[0] == number], terms, shape[0], tallest)
             regions.extend(found_regions)
             identified = identified or found
-        grey = _grey_for_ocr(frame)
         boxes.extend(_boxes([_extend(grey, r) for r in regions], 1.0, shape))
         marks.extend(_marks(words, terms, 1.0, shape))
         unread.extend(_unread_at_border(lines, words, shape, planes, maps))
     vertical: list[RedactionBox] = []  # not widened along (horizontal) lines of print
-    for frame, (planes, maps) in zip(probes, strokes, strict=True):  # print running up or down (a radiograph's edge)
-        found_boxes, found, read = _vertical_print(engine, planes, maps, boxes, terms, _grey_for_ocr(frame), tallest)
+    for grey, planes, maps in strokes:  # print running up or down the frame (a radiograph's edge)
+        found_boxes, found, read = _vertical_print(engine, planes, maps, boxes, terms, grey, tallest)
         passes += read
         vertical.extend(found_boxes)
         identified = identified or found
