@@ -153,8 +153,9 @@ def _date_forms(day: date) -> list[str]:
 
 
 def identifier_terms(identifiers: Iterable[str], dates: Iterable[date] = ()) -> tuple[str, ...]:
-    """Normalised strings to look for in the pixels: each identifier, its words (3+ characters), and each date in
-    the usual printed forms. Built from the header BEFORE it is de-identified."""
+    """Normalised strings to look for in the pixels: each identifier, its words (two letters or more: the surnames
+    Ng, Li, Wu), and each date in the usual printed forms. Built from the header BEFORE it is de-identified.
+    Two-letter terms match only a whole word read surely (``_short_identifier``)."""
     terms: set[str] = set()
     for raw in identifiers:
         whole = _norm(raw)
@@ -162,7 +163,7 @@ def identifier_terms(identifiers: Iterable[str], dates: Iterable[date] = ()) -> 
             terms.add(whole)
         for part in re.split(r"[\s^,;=/\\.]+", raw):
             word = _norm(part)
-            if len(word) >= 3:
+            if len(word) >= 3 or (len(word) == 2 and word.isalpha() and word not in _KEEP):
                 terms.add(word)
     for day in dates:
         terms.update(_date_forms(day))
@@ -183,7 +184,18 @@ _KEEP = frozenset(
 )
 _DATE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{2,4}$|^\d{1,2}[-./ ]?[A-Z]{3}[-./ ]?\d{2,4}$")
 _TIME = re.compile(r"^\d{1,2}:\d{2}(:\d{2})?$")
-_LABEL = re.compile(r"^(NAME|PATIENT|PAT|PT|MRN|ID|PID|DOB|BIRTH|BORN|ACC|ACCESSION|DATE|DOS|HOSP|HOSPITAL)\W*$")
+# "PT" and "PAT" only with their colon or full stop: alone they are read out of the edge of half a line ("EI" cut by
+# a box) and are abbreviations of other things (posterior tibial)
+_LABEL = re.compile(
+    r"^(NAME|PATIENT|MRN|ID|PID|DOB|BIRTH|BORN|ACC|ACCESSION|DATE|DOS|HOSP|HOSPITAL)\W*$|^(PT|PAT)[:.]\W*$"
+)
+# Labels of the staff's names, initials or user ids (PS3.15 Table E.1-1 removes OperatorsName, PerformingPhysicianName,
+# ReferringPhysicianName, PhysiciansOfRecord): what follows them is a person. Short ones count only with their colon
+# or full stop ("RT:" labels a technologist, "RT" is the right side; "Dr." a doctor).
+_STAFF_LABEL = re.compile(
+    r"^(TECH|TECHNOLOGIST|RADIOGRAPHER|OPERATOR|OPERATORS|SONOGRAPHER|PHYSICIAN|PHYS|RADIOLOGIST|REFERRING|REFERRER"
+    r"|PERFORMER)\W*$|^(RT|OP|BY|DR|REF|USER|RAD|SONO|READER|TECHID)[:.]$"
+)
 
 
 @dataclass(frozen=True)
@@ -233,7 +245,12 @@ def _is_phi_pattern(text: str, confidence: float) -> bool:
     return alpha >= 3 and alpha >= len(letters) - 1 and confidence >= 55 and text[:1].isupper()
 
 
-_PARTIAL_DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]|[-./]\d{1,2}[-./]\d{2,4}")  # "21/07/", "/07/1967"
+# Most of a date: "21/07/", "/07/1967", and a month's name with a date separator and digits, or between date
+# separators ("01-Sep", "Sep-1972", "-Sep-" of "01-Sep-1972" whose digits OCR did not read)
+_PARTIAL_DATE = re.compile(
+    r"\d{1,4}[-./]\d{1,2}[-./]|[-./]\d{1,2}[-./]\d{2,4}"
+    + r"|(\d{1,2}|^|\W)[-./]{m}[-./]|\d{1,2}[-./]{m}(\W|$)|{m}[-./]\d{2,4}".replace("{m}", f"({'|'.join(_MONTHS)})")
+)
 
 
 def _is_strong_pattern(text: str) -> bool:
@@ -253,11 +270,35 @@ def _strength(word: Word, terms: Sequence[str]) -> int:
         return 0
     if _matches_identifier(norm, terms) or _is_strong_pattern(word.text) or _CARET_NAME.search(word.text):
         return 2
-    if _LABEL.match(word.text.upper().strip()) and word.text[:1].isupper() and word.confidence >= 60:
-        return 2  # "MRN:", "DOB", "ID" as printed; texture read as "id" at low confidence is not a label
+    if _label(word):
+        return 2  # "MRN:", "DOB", "ID", "Tech:" as printed; texture read as "id" at low confidence is not a label
+    if _short_identifier(norm, word.confidence, terms):
+        return 2
     if _institution_word(norm, word.confidence):
         return 2  # "HOSPITAL", "Klinikum": the institution's name, printed without a header to match it against
     return 1 if _is_phi_pattern(word.text, word.confidence) and not _misread_annotation(norm, word.confidence) else 0
+
+
+def _label_text(text: str) -> bool:
+    """Whether ``text`` is a patient or staff label ("MRN:", "Tech:")."""
+    upper = text.upper().strip()
+    return bool(_LABEL.match(upper) or _STAFF_LABEL.match(upper))
+
+
+def _label(word: Word) -> bool:
+    """A patient or staff label as printed: capitalised, read with some confidence."""
+    return _label_text(word.text) and word.text[:1].isupper() and word.confidence >= 60
+
+
+def _staff_label(word: Word) -> bool:
+    """A staff label ("Tech:", "By:") read as a label (``_label``)."""
+    return _label(word) and bool(_STAFF_LABEL.match(word.text.upper().strip()))
+
+
+def _short_identifier(norm: str, confidence: float, terms: Sequence[str]) -> bool:
+    """A two-letter header identifier (a surname such as Ng) read surely as a whole word. Texture read as two
+    letters at low confidence could match one by chance, and a match in the residual check withholds the image."""
+    return len(norm) == 2 and confidence >= _MARK_CONFIDENCE and norm in terms
 
 
 # Words of institution names (PS3.15 Table E.1-1 lists the institution as identifying): a line that holds one is
@@ -513,8 +554,11 @@ def _to_redact(
     OCR often reads one of its words and garbles the next. A name-like word alone goes alone. A word taller than
     ``tallest`` (``_tallest_print``, in the reading's pixels) is texture unless read surely as an identifier.
     """
+    spaced = _spaced_dates(words)
     scored = [
         (w, max(_strength(w, terms), int(_border_text(w, rows))) if w.height <= tallest else _giant_strength(w, terms))
+        if id(w) not in spaced
+        else (w, 2)
         for w in words
         if _norm(w.text) and (w.height <= tallest or w.confidence >= _GIANT_CONFIDENCE)
     ]
@@ -526,7 +570,16 @@ def _to_redact(
     strong = identified = False
     for block in _blocks(text):
         best = max(strength[id(w)] for w in block)
-        if best == 2:
+        if best == 2 and all(_staff_label(w) for w in block if strength[id(w)] == 2):
+            # only a staff label ("Tech:", "Operator:"): its line goes (the initials or name after it), not the
+            # block's other lines: consoles stack exposure values (kVp, mAs, EI) under the technologist's initials
+            strong = True
+            labelled = [line for line in _lines(block) if any(_staff_label(w) for w in line)]
+            regions.extend(_labelled_line(line) for line in labelled)
+            regions.extend(
+                _region([w]) for w in block if strength[id(w)] == 1 and not any(w in line for line in labelled)
+            )
+        elif best == 2:
             strong = True
             identified = identified or any(
                 _matches_identifier(_norm(w.text), terms) or sum(c.isdigit() for c in w.text) >= 5 for w in block
@@ -543,6 +596,58 @@ def _to_redact(
         elif best == 1:
             regions.extend(_region([w]) for w in block if strength[id(w)] == 1)
     return regions, strong, identified
+
+
+_SPACED_CONFIDENCE = 50  # each part of a date printed with spaces is read at least this surely
+
+
+def _spaced_dates(words: Sequence[Word]) -> set[int]:
+    """ids of words that are the parts of a date printed with spaces, three words side by side on a line ("24 05
+    2017", "'23 05 22", "2017 05 24", "24 MAY 2017"): each part alone is a short number, not a date."""
+    found: set[int] = set()
+    sure = sorted((w for w in words if w.confidence >= _SPACED_CONFIDENCE), key=lambda w: (w.line, w.left))
+    for a, b, c in zip(sure, sure[1:], sure[2:], strict=False):
+        if not (_beside(a, b) and _beside(b, c)):
+            continue
+        parts = [w.text.strip(".,;:'‘’()") for w in (a, b, c)]
+        if _date_parts(*parts):
+            found.update((id(a), id(b), id(c)))
+    return found
+
+
+def _beside(a: Word, b: Word) -> bool:
+    """Whether ``b`` follows ``a`` on its line, at most two text heights to its right."""
+    h = max(a.height, b.height, 1)
+    v_overlap = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
+    gap = b.left - (a.left + a.width)
+    return v_overlap >= 0.5 * min(a.height, b.height) and -0.2 * h <= gap <= 2 * h
+
+
+def _date_parts(first: str, middle: str, last: str) -> bool:
+    """Whether three printed parts make a calendar date: day month year either way round, year first, or the month
+    by name in the middle."""
+    if not (first.isdigit() and last.isdigit()):
+        return False
+    if middle.upper()[:3] in _MONTHS and middle.isalpha() and len(middle) <= 9:
+        return len(first) <= 2 and 1 <= int(first) <= 31 and len(last) in (2, 4)
+    if not middle.isdigit() or len(middle) > 2:
+        return False
+    m = int(middle)
+    if len(first) == 4:  # year month day
+        return 1 <= m <= 12 and len(last) <= 2 and 1 <= int(last) <= 31
+    if len(first) > 2 or len(last) not in (2, 4) or (len(last) == 2 and (len(first), len(middle)) != (2, 2)):
+        return False  # two-digit years only with every part zero-padded ("24 05 17", not "12 5 30")
+    f = int(first)
+    return (1 <= f <= 31 and 1 <= m <= 12) or (1 <= f <= 12 and 1 <= m <= 31)
+
+
+def _labelled_line(line: Sequence[Word]) -> _Region:
+    """A line of words with a staff label, as tall as its label: Tesseract boxes two initials after "Tech:" with the
+    noise under them (three lines tall), and the padding in those heights took the exposure lines below."""
+    labels = [w for w in line if _staff_label(w)]
+    whole = _region(line)
+    top, bottom = min(w.top for w in labels), max(w.top + w.height for w in labels)
+    return _Region(whole.left, top, whole.right, bottom, max(w.height for w in labels))
 
 
 def _tallest_print(words: Sequence[Word]) -> float:
@@ -562,7 +667,7 @@ def _unscaled(words: Sequence[Word], scale: float) -> list[Word]:
 def _giant_strength(word: Word, terms: Sequence[str]) -> int:
     """A giant word (``_tallest_print``) read surely counts only as a header identifier, a date or an ID-like
     number (large print); merely name-like, it is texture."""
-    return 2 if _strength(word, terms) == 2 and not _LABEL.match(word.text.upper().strip()) else 0
+    return 2 if _strength(word, terms) == 2 and not _label_text(word.text) else 0
 
 
 _GIANT = 4.0  # times the median height of the words read surely (confidence >= _MARK_CONFIDENCE)
@@ -778,15 +883,25 @@ def _boxes(regions: Sequence[_Region], scale: float, shape: tuple[int, int]) -> 
 
 
 def _black(frame: Frame) -> float | int:
-    """The value that shows as black in the frame's rendering: the minimum, the maximum for MONOCHROME1."""
+    """The value that shows as black in the frame's rendering and in each window it comes with: the minimum (the
+    maximum for MONOCHROME1), or beyond it the lower (upper) edge of the file's windows and of the full stored range
+    when further out, within the array's type. A scanned page whose darkest ink is grey 18 in its full-range
+    window was filled with 18: a dark grey box, and in a wider window one like the picture's own greys."""
     values = frame.values
     if values.ndim == 3:
         return 0
     finite = values if not np.issubdtype(values.dtype, np.floating) else values[np.isfinite(values)]
     if finite.size == 0:
         return 0
-    value = finite.max() if frame.invert else finite.min()
-    return value.item()
+    value = float(finite.max() if frame.invert else finite.min())
+    windows = [w for w in [*frame.file_windows, frame.natural] if isinstance(w, Window)]
+    for w in windows:  # PS3.3 C.11.2.1.2.1: at or below c - 0.5 - (w - 1) / 2 a LINEAR window shows its lowest
+        edge = w.center - 0.5 + (w.width - 1) / 2 + 1 if frame.invert else w.center - 0.5 - (w.width - 1) / 2 - 1
+        value = max(value, edge) if frame.invert else min(value, edge)
+    if np.issubdtype(values.dtype, np.integer):
+        info = np.iinfo(values.dtype)
+        return int(np.clip(math.floor(value) if not frame.invert else math.ceil(value), info.min, info.max))
+    return value
 
 
 def _fill(frame: Frame, boxes: Sequence[RedactionBox]) -> None:
@@ -844,6 +959,7 @@ class _Line:
     bottom: int
     score: float
     dark: bool  # dark print on a lighter background (found in the black-hat map)
+    in_grey: bool = False  # found only in a colour frame's grey (``_print_lines``' ``also``)
 
 
 def _bridged(ink: np.ndarray, gap: int) -> np.ndarray:
@@ -944,12 +1060,15 @@ def _proposals(lines: Sequence[_Line], covered: Sequence[RedactionBox]) -> list[
     ]
 
 
-def _print_lines(maps: Sequence[np.ndarray], min_gap: int = 3) -> list[_Line]:
-    """Lines of print in a frame's stroke maps (``_strokes_of``), the most print-like first; stroke gaps of
-    ``min_gap`` px or more (``_PROPOSAL_GAP`` of the short edge when more) are bridged along a line."""
+def _print_lines(maps: Sequence[np.ndarray], min_gap: int = 3, also: Sequence[np.ndarray] = ()) -> list[_Line]:
+    """Lines of print in a frame's stroke maps (``_strokes_of``), and in the maps ``also`` given, the most print-like
+    first; stroke gaps of ``min_gap`` px or more (``_PROPOSAL_GAP`` of the short edge when more) are bridged along a
+    line. (A colour frame's maps are the largest over its planes: yellow print on grey anatomy is light in red and
+    green and dark in blue, so its letters and the gaps between them are both light "strokes" there, one bar that is
+    no print; in its grey alone, ``also``, the letters are light and the gaps dark.)"""
     lo, hi = _PROPOSAL_HEIGHT
     lines: list[_Line] = []
-    for dark, strokes in enumerate(maps):  # light strokes, then dark ones: (rows, cols)
+    for in_grey, dark, strokes in [(False, *m) for m in enumerate(maps)] + [(True, *m) for m in enumerate(also)]:
         ink = strokes > _PROPOSAL_INK
         rows, cols = ink.shape
         gap = max(min_gap, round(_PROPOSAL_GAP * min(rows, cols) / 100))
@@ -963,7 +1082,7 @@ def _print_lines(maps: Sequence[np.ndarray], min_gap: int = 3) -> list[_Line]:
                 continue
             score = _print_score(ink[top:bottom, left:right])
             if score > 0:
-                lines.append(_Line(left, top, right, bottom, score, bool(dark)))
+                lines.append(_Line(left, top, right, bottom, score, bool(dark), in_grey))
     lines.sort(key=lambda line: -line.score)
     kept: list[_Line] = []
     for line in lines:  # a line found in both polarities, or as a piece of a longer one, is read once
@@ -1054,7 +1173,7 @@ def _covered(left: int, top: int, right: int, bottom: int, boxes: Sequence[Redac
 
 
 def _line_images(
-    planes: Sequence[np.ndarray], maps: Sequence[np.ndarray], line: _Line
+    planes: Sequence[np.ndarray], maps: Sequence[np.ndarray], line: _Line, grey_maps: Sequence[np.ndarray] = ()
 ) -> tuple[list[np.ndarray], int, int, float]:
     """A proposed line cut out with a margin, dark on light at full contrast, enlarged to ``_LINE_PX`` tall, twice:
     out of the plane where it stands out most, stretched (print as drawn), and out of its stroke map, where the
@@ -1077,7 +1196,8 @@ def _line_images(
     dark_print = float(np.median(plane)) >= 128
     if not dark_print:
         plane = 255.0 - plane
-    cut = maps[int(dark_print)][y0:y1, x0:x1].astype(np.float32)
+    source = grey_maps if line.in_grey and grey_maps else maps  # the maps it was found in: coloured print's
+    cut = source[int(dark_print)][y0:y1, x0:x1].astype(np.float32)  # are a bar in the frame's (``_print_lines``)
     strokes = cut[cut > _PROPOSAL_INK]
     full = _HAT_NORM * float(np.median(strokes)) if strokes.size else 0.0
     hat = 255.0 - np.clip(cut * 255.0 / max(2.0 * _PROPOSAL_INK, full), 0, 255)  # a typical stroke: near black
@@ -1095,16 +1215,20 @@ _HAT_NORM = 1.5  # a stroke map is shown black at this many times its median str
 
 
 def _read_lines(
-    ocr: OCR, planes: Sequence[np.ndarray], maps: Sequence[np.ndarray], lines: Sequence[_Line]
+    ocr: OCR,
+    planes: Sequence[np.ndarray],
+    maps: Sequence[np.ndarray],
+    lines: Sequence[_Line],
+    grey_maps: Sequence[np.ndarray] = (),
 ) -> list[Word]:
     """Words of the proposed ``lines`` read in one mosaic (each enlarged, stacked with white between them), in
-    frame pixels."""
+    frame pixels; ``grey_maps``: the stroke maps of a colour frame's grey (``_print_lines``' ``also``)."""
     if not lines:
         return []
     cuts = [
         (number, image, x0, y0, scale)
         for number, line in enumerate(lines)
-        for images, x0, y0, scale in [_line_images(planes, maps, line)]
+        for images, x0, y0, scale in [_line_images(planes, maps, line, grey_maps)]
         for image in images
     ]
     return _read_cuts(ocr, cuts)
@@ -1137,6 +1261,7 @@ def _vertical_print(
     terms: Sequence[str],
     grey: np.ndarray,
     tallest: float = float("inf"),
+    grey_maps: Sequence[np.ndarray] = (),
 ) -> tuple[list[RedactionBox], bool, int]:
     """Boxes over identifying print that runs up or down the frame (consoles and digitisers print the name and ID
     along a radiograph's edge), and whether a header identifier or an ID-like number was among it. Lines are found
@@ -1149,7 +1274,8 @@ def _vertical_print(
     planes_t, maps_t = [np.ascontiguousarray(p.T) for p in planes], [np.ascontiguousarray(m.T) for m in maps]
     edge = _BLIND_BORDER * planes_t[0].shape[0]  # the frame's side bands, as rows of its transpose
     lines, flat = [], []
-    for line in _proposals(_print_lines(maps_t, _VERTICAL_GAP), turned):
+    grey_t = [np.ascontiguousarray(m.T) for m in grey_maps]  # a colour frame's grey alone (``_print_lines``)
+    for line in _proposals(_print_lines(maps_t, _VERTICAL_GAP, grey_t), turned):
         on_margin = _on_flat_ground(planes_t, maps_t, line)
         if on_margin or line.top < edge or line.bottom > planes_t[0].shape[0] - edge:
             lines.append(line)
@@ -1163,7 +1289,7 @@ def _vertical_print(
     # running bottom-up did, flipped upside down as print running top-down)
     origins: dict[int, tuple[int, int, int, int, int, bool]] = {}
     for number, line in enumerate(lines):
-        images, x0, y0, scale = _line_images(planes_t, maps_t, line)
+        images, x0, y0, scale = _line_images(planes_t, maps_t, line, grey_t)
         for image in images:
             width, height = round(image.shape[1] / scale), round(image.shape[0] / scale)
             for upside_down in (False, True):
@@ -1296,15 +1422,20 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
             marks.extend(_marks(words, terms, scale, shape))
     printed: list[_Line] = []  # lines of print found without OCR
     unread: list[RedactionBox] = []  # lines of print at the edges that no reading could make out
-    # per probe: its grey as shown, its planes and their stroke maps (for the horizontal and the vertical lines)
-    strokes = [(_grey_for_ocr(frame), planes, _strokes_of(planes)) for frame in probes for planes in [_planes(frame)]]
-    for grey, planes, maps in strokes:  # lines the readings left out, read enlarged
-        every = _print_lines(maps)
+    # per probe: its grey as shown, its planes and their stroke maps, and those of its grey alone when it is in colour
+    # (for the horizontal and the vertical lines)
+    strokes = [
+        (grey, planes, _strokes_of(planes), _strokes_of([grey]) if len(planes) > 1 else ())
+        for frame in probes
+        for grey, planes in [(_grey_for_ocr(frame), _planes(frame))]
+    ]
+    for grey, planes, maps, grey_maps in strokes:  # lines the readings left out, read enlarged
+        every = _print_lines(maps, also=grey_maps)
         printed.extend(every)
         lines = _proposals(every, boxes)
         if not lines:
             continue
-        words = _read_lines(engine, planes, maps, lines)
+        words = _read_lines(engine, planes, maps, lines, grey_maps)
         passes += 1
         regions = []
         for number in range(len(lines)):  # line by line: words read over anatomy may not chain lines into a block
@@ -1315,8 +1446,8 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
         marks.extend(_marks(words, terms, 1.0, shape))
         unread.extend(_unread_at_border(lines, words, shape, planes, maps))
     vertical: list[RedactionBox] = []  # not widened along (horizontal) lines of print
-    for grey, planes, maps in strokes:  # print running up or down the frame (a radiograph's edge)
-        found_boxes, found, read = _vertical_print(engine, planes, maps, boxes, terms, grey, tallest)
+    for grey, planes, maps, grey_maps in strokes:  # print running up or down the frame (a radiograph's edge)
+        found_boxes, found, read = _vertical_print(engine, planes, maps, boxes, terms, grey, tallest, grey_maps)
         passes += read
         vertical.extend(found_boxes)
         identified = identified or found

@@ -243,3 +243,97 @@ def test_an_identifying_label_running_down_a_side_edge_over_anatomy_is_blacked_o
     printed = turned > 150
     label = frame.values[where]
     assert float((label[printed] == frame.values.min()).mean()) >= 0.95
+
+
+def test_a_staff_label_takes_its_line_but_not_the_exposure_values_stacked_with_it() -> None:
+    """A technologist's initials after "Tech:" go with their label; the kVp and EI lines printed right above and
+    below them in the same corner block stay (a patient label would take the whole block)."""
+
+    def word(left: int, top: int, text: str) -> Word:
+        return Word(left, top, 12 * len(text), 14, text, 91.0, (1, 1, top))
+
+    block = [word(10, 10, "101"), word(60, 10, "kVp"), word(10, 30, "Tech:"), word(80, 30, "JW"), word(10, 50, "EI")]
+    block.append(word(50, 50, "807"))
+    regions, strong, _ = burned_in._to_redact(block, (), 0)
+    assert strong and len(regions) == 1
+    (region,) = regions
+    assert (region.top, region.bottom) == (30, 44) and region.left == 10 and region.right >= 104
+    assert not region.identifying  # not grown over the lines stacked with it
+    laterality = [word(10, 30, "RT"), word(60, 30, "JW")]  # "RT" without its colon is the right side, not a label
+    assert burned_in._to_redact(laterality, (), 0)[0] == []
+    # "PT" alone was read out of the top half of "EI" left under a box, and withheld the image: a label only as "Pt:"
+    assert burned_in._strength(Word(0, 0, 30, 14, "PT", 66.0, (0, 0, 0)), ()) == 0
+    assert burned_in._strength(Word(0, 0, 30, 14, "Pt:", 90.0, (0, 0, 0)), ()) == 2
+
+
+def test_a_two_letter_header_surname_counts_only_read_surely_as_a_whole_word() -> None:
+    terms = burned_in.identifier_terms(["NG^WEI", "AP^X"])  # a surname "AP" would be a view label: not a term
+    assert "NG" in terms and "AP" not in terms
+    assert burned_in._strength(Word(0, 0, 30, 14, "Ng,", 88.0, (0, 0, 0)), terms) == 2
+    assert burned_in._strength(Word(0, 0, 30, 14, "NG", 31.0, (0, 0, 0)), terms) == 0  # texture read unsurely
+    assert burned_in._strength(Word(0, 0, 30, 14, "NGX", 90.0, (0, 0, 0)), ()) == 1  # no header: name-like only
+
+
+@pytest.mark.parametrize(
+    ("text", "date_like"),
+    [("-Sep-]", True), ("01-Sep", True), ("Sep-1972", True), ("Mayo-Clinic", False), ("W/Ag", False), ("Mo/Mo", False)],
+)
+def test_a_month_name_between_date_separators_is_most_of_a_date(text: str, date_like: bool) -> None:
+    assert burned_in._is_strong_pattern(text) is date_like
+
+
+def test_yellow_print_on_grey_anatomy_is_found_in_the_frames_grey() -> None:
+    """Yellow print on grey is light in red and green and dark in blue: over the three planes its letters and the
+    gaps between them are all light "strokes", one bar that is not print. In the frame's grey the line is found."""
+    cols = np.arange(420, dtype=np.float32)
+    grey = np.tile(150 + 25 * np.sin(cols / 40), (120, 1)).astype(np.uint8)  # ribs: smooth light and dark bands
+    canvas = PILImage.fromarray(np.stack([grey] * 3, axis=-1))
+    font = fx._font(fx.font_paths()[0] if fx.font_paths() else None, 12)
+    ImageDraw.Draw(canvas).text((30, 50), "LINDQVIST INGRID 47679684", fill=(255, 255, 0), font=font)
+    frame = Frame(np.array(canvas), PhotometricInterpretation.RGB, False)
+    planes = burned_in._planes(frame)
+    maps = burned_in._strokes_of(planes)
+    grey_maps = burned_in._strokes_of([burned_in._grey_for_ocr(frame)])
+
+    def on_text(lines: list[burned_in._Line]) -> list[burned_in._Line]:
+        return [ln for ln in lines if ln.top <= 54 and ln.bottom >= 60 and ln.left <= 40 and ln.right >= 120]
+
+    assert on_text(burned_in._print_lines(maps)) == []  # the bar of letters and gaps is no print
+    found = on_text(burned_in._print_lines(maps, also=grey_maps))
+    assert found and all(ln.in_grey for ln in found)
+
+
+def test_the_fill_shows_black_in_every_window_the_frame_comes_with() -> None:
+    """A scanned page's darkest ink is grey 18 in its full-range window: the fill is 0, not 18 (a dark grey box, and
+    in a wider window one like the picture's own greys). MONOCHROME1 fills at the top; CT keeps its air."""
+    from assistant.imaging.study import Window
+
+    page = np.full((20, 20), 228, np.uint8)
+    page[5, 5] = 18
+    frame = Frame(page, PhotometricInterpretation.MONOCHROME2, False, [], Window(128.0, 256.0, "full range"))
+    assert burned_in._black(frame) == 0
+    cr = np.full((20, 20), 900, np.uint16)
+    cr[5, 5] = 3000
+    inverted = Frame(cr, PhotometricInterpretation.MONOCHROME1, True, [Window(2048.0, 4096.0)])
+    assert burned_in._black(inverted) >= 4096
+    ct = np.full((20, 20), 40, np.int16)
+    ct[0, 0] = -1024
+    assert burned_in._black(Frame(ct, PhotometricInterpretation.MONOCHROME2, False, [Window(40.0, 400.0)])) == -1024
+
+
+def test_a_date_printed_with_spaces_is_identifying_but_three_parameters_are_not() -> None:
+    def line(*texts: str) -> list[Word]:
+        out, left = [], 100
+        for text in texts:
+            out.append(Word(left, 50, 10 * len(text), 14, text, 90.0, (1, 1, 1)))
+            left += 10 * len(text) + 8  # a space
+        return out
+
+    for parts in [("24", "05", "2017"), ("'23", "05", "22"), ("2017", "05", "24"), ("24", "MAY", "2017")]:
+        regions, strong, _ = burned_in._to_redact(line(*parts), (), 0)
+        assert strong and len(regions) == 1, parts
+    for parts in [("12", "5", "30"), ("140", "5", "30"), ("30", "40", "50")]:
+        assert burned_in._to_redact(line(*parts), (), 0)[0] == [], parts
+    far = [Word(100, 50, 24, 14, "24", 90.0, (1, 1, 1)), Word(400, 50, 24, 14, "05", 90.0, (1, 1, 1))]
+    far.append(Word(440, 50, 48, 14, "2017", 90.0, (1, 1, 1)))
+    assert burned_in._spaced_dates(far) == set()  # not side by side: not one date
