@@ -838,6 +838,21 @@ def _planes(frame: Frame) -> list[np.ndarray]:
     return [_grey_for_ocr(frame)]
 
 
+_COLOUR_SPREAD = 24  # grey levels between a pixel's channels for it to count as coloured (JPEG's noise is less)
+_COLOUR_SHARE = 0.0005  # of the pixels: this many coloured, and a frame holds coloured print or picture
+
+
+def _coloured(planes: Sequence[np.ndarray]) -> bool:
+    """Whether a frame's planes hold colour: a grey picture stored as RGB (a scanned page, a screenshot of a grey
+    viewer) is looked at in its grey once, not twice (``_print_lines``)."""
+    if len(planes) < 3:
+        return False
+    step = max(1, int(np.sqrt(planes[0].size / 262144)))  # about 512 x 512 pixels looked at
+    sample = np.stack([p[::step, ::step] for p in planes]).astype(np.int16)
+    spread = sample.max(axis=0) - sample.min(axis=0)
+    return float((spread > _COLOUR_SPREAD).mean()) >= _COLOUR_SHARE
+
+
 def _local_difference(planes: Sequence[np.ndarray]) -> np.ndarray:
     """(rows, cols) float32: per pixel, the largest distance over ``planes`` from the mean of its neighbourhood."""
     from PIL import Image as PILImage
@@ -1425,7 +1440,7 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
     # per probe: its grey as shown, its planes and their stroke maps, and those of its grey alone when it is in colour
     # (for the horizontal and the vertical lines)
     strokes = [
-        (grey, planes, _strokes_of(planes), _strokes_of([grey]) if len(planes) > 1 else ())
+        (grey, planes, _strokes_of(planes), _strokes_of([grey]) if _coloured(planes) else ())
         for frame in probes
         for grey, planes in [(_grey_for_ocr(frame), _planes(frame))]
     ]

@@ -298,6 +298,7 @@ def test_yellow_print_on_grey_anatomy_is_found_in_the_frames_grey() -> None:
     def on_text(lines: list[burned_in._Line]) -> list[burned_in._Line]:
         return [ln for ln in lines if ln.top <= 54 and ln.bottom >= 60 and ln.left <= 40 and ln.right >= 120]
 
+    assert burned_in._coloured(planes) and not burned_in._coloured([grey, grey, grey])  # grey stored as RGB: once
     assert on_text(burned_in._print_lines(maps)) == []  # the bar of letters and gaps is no print
     found = on_text(burned_in._print_lines(maps, also=grey_maps))
     assert found and all(ln.in_grey for ln in found)
