@@ -63,8 +63,8 @@ from assistant.imaging.study import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "OCR", "BurnedInPolicy", "OCRUnavailableError", "TesseractOCR", "Word", "clean_frames", "default_ocr",
-    "identifier_terms", "scan_reason",
+    "OCR", "BurnedInPolicy", "OCRTimeoutError", "OCRUnavailableError", "TesseractOCR", "Word", "clean_frames",
+    "default_ocr", "identifier_terms", "scan_reason",
 ]  # fmt: skip
 
 
@@ -72,6 +72,12 @@ class OCRUnavailableError(IngestError):
     """Tesseract is missing or failed: images that must be checked for burned-in text cannot be."""
 
     code = "ocr_unavailable"
+
+
+class OCRTimeoutError(OCRUnavailableError):
+    """One reading of an image took longer than the engine's time limit (a large photograph on a busy server)."""
+
+    code = "ocr_timeout"
 
 
 class BurnedInPolicy(enum.StrEnum):
@@ -740,7 +746,7 @@ class TesseractOCR:
         except FileNotFoundError as exc:
             raise OCRUnavailableError(_MISSING) from exc
         except subprocess.TimeoutExpired as exc:
-            raise OCRUnavailableError(
+            raise OCRTimeoutError(
                 f"Reading the image for burned-in text took longer than {self.timeout_s:.0f} s; it was not shown."
             ) from exc
         if done.returncode != 0:
@@ -1397,10 +1403,17 @@ _RESIDUAL_CHECKS = 2  # readings after redaction: a second one when the first bl
 
 def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr: OCR | None = None) -> Redaction:
     """Black out identifying text in ``frames`` (one file's) in place; withhold frames where some stays legible
-    (``_clean_frames``). A fault of the check itself fails the file with ``OCRUnavailableError`` (its pixels are
-    not shown), not with an error that blames the file's header."""
+    (``_clean_frames``). A check that runs out of time withholds the frames unread (the file and its header facts
+    are kept: nothing of it is lost, and nothing unread is shown). Any other fault of the check fails the file with
+    ``OCRUnavailableError`` (its pixels are not shown), not with an error that blames the file's header."""
+    started = time.perf_counter()
     try:
         return _clean_frames(frames, terms, reason, ocr)
+    except OCRTimeoutError:
+        logger.warning("burned-in text check ran out of time: %d frame(s) withheld unread", len(frames))
+        for frame in frames:
+            frame.values = np.full_like(frame.values, _black(frame))
+        return Redaction(reason=reason, withheld=True, seconds=time.perf_counter() - started, timed_out=True)
     except (IngestError, MemoryError):
         raise
     except Exception as exc:

@@ -34,7 +34,6 @@ from assistant.imaging.records import (
     format_bytes,
 )
 from assistant.imaging.study import (
-    WITHHELD_MESSAGE,
     BurnedInAnnotation,
     Modality,
     PatientSex,
@@ -862,7 +861,7 @@ def _record_from_dataset(
         # identifying annotation; when some stayed legible they still do, and the frames are withheld.
         pixels_cleaned = not redaction.withheld
         record.burned_in = BurnedInAnnotation.YES if redaction.withheld else BurnedInAnnotation.NO
-        _replace_burned_in_warning(record, redaction.withheld)
+        _replace_burned_in_warning(record, redaction.message)
     if first_of_series:
         # The display header leaves out per-frame functional groups: one item per frame, technical only.
         record.header = deid.header_rows(
@@ -878,11 +877,12 @@ def _record_from_dataset(
 _PHI_DATES = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 
 
-def _replace_burned_in_warning(record: Record, withheld: bool) -> None:
-    """Swap the "pixels are not de-identified" warnings for what the burned-in text check did."""
+def _replace_burned_in_warning(record: Record, withheld: str | None) -> None:
+    """Swap the "pixels are not de-identified" warnings for what the burned-in text check did (``withheld``: why
+    the frames are withheld, if they are)."""
     record.warnings = [w for w in record.warnings if "burned into the pixels" not in w]
     if withheld:
-        record.warnings.append(WITHHELD_MESSAGE)
+        record.warnings.append(withheld)
 
 
 def _photometric(text: str) -> PhotometricInterpretation:

@@ -26,7 +26,6 @@ from assistant.imaging.records import (
     UploadBudget,
 )
 from assistant.imaging.study import (
-    WITHHELD_MESSAGE,
     BurnedInAnnotation,
     Modality,
     PhotometricInterpretation,
@@ -133,8 +132,8 @@ def ingest_picture(
         frame.redaction = redaction
     record.burned_in = BurnedInAnnotation.YES if redaction.withheld else BurnedInAnnotation.NO
     record.warnings.append("Pictures carry no DICOM information (no pixel spacing, no patient link).")
-    if redaction.withheld:
-        record.warnings.append(WITHHELD_MESSAGE)
+    if redaction.message:
+        record.warnings.append(redaction.message)
     return record
 
 

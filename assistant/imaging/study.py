@@ -437,10 +437,18 @@ class Redaction:
     withheld: bool = False
     ocr_passes: int = 0
     seconds: float = 0.0
+    timed_out: bool = False  # the check ran out of time: withheld unread (``TIMED_OUT_MESSAGE``)
 
     @property
     def redacted(self) -> bool:
         return bool(self.boxes)
+
+    @property
+    def message(self) -> str | None:
+        """What the user is told about withheld frames, or None."""
+        if not self.withheld:
+            return None
+        return TIMED_OUT_MESSAGE if self.timed_out else WITHHELD_MESSAGE
 
     def describe(self) -> dict[str, Any]:
         """Counts and boxes for summaries and audit rows (no text)."""
@@ -448,12 +456,18 @@ class Redaction:
             "boxes": [b.as_list() for b in self.boxes],
             "box_count": len(self.boxes),
             "withheld": self.withheld,
+            "timed_out": self.timed_out,
         }
 
 
 WITHHELD_MESSAGE = (
     "This image still showed patient details after burned-in text was blacked out, so its pixels are withheld: "
     "it is not shown, sent to the model or indexed. The header facts are still available."
+)
+TIMED_OUT_MESSAGE = (
+    "Reading this image for burned-in text took too long, so its pixels are withheld unread: it is not shown, sent "
+    "to the model or indexed. The header facts are still available; loading it again when the server is less busy "
+    "may succeed."
 )
 REDACTED_MESSAGE = "Burned-in text that may identify the patient was blacked out in the image shown."
 
@@ -671,6 +685,7 @@ class Series:
             "checked_frames": len(checked),
             "redacted_frames": sum(1 for _, r in checked if r.redacted),
             "withheld_frames": sum(1 for _, r in checked if r.withheld),
+            "timed_out_frames": sum(1 for _, r in checked if r.timed_out),
             "box_count": len(regions),
             "regions": regions[:_MAX_REGIONS],  # [frame, x, y, width, height], frame 1-based
             "reason": checked[0][1].reason,
@@ -741,8 +756,9 @@ class Study:
     @property
     def redaction_message(self) -> str | None:
         """What the viewer says about redacted or withheld pixels, or None."""
-        if any(im.pixels_withheld for im in self.images):
-            return WITHHELD_MESSAGE
+        messages = [im.redaction.message for im in self.images if im.pixels_withheld and im.redaction is not None]
+        if messages:
+            return next((m for m in messages if m != WITHHELD_MESSAGE), messages[0])  # the rarer one says more
         return REDACTED_MESSAGE if self.pixels_redacted else None
 
     def summary(self) -> dict[str, Any]:

@@ -302,6 +302,28 @@ def test_a_withheld_picture_is_reported_and_not_shown(tmp_path: Path) -> None:
     assert int(record.frames[0].values.max()) == 0
 
 
+@needs_tesseract
+def test_a_picture_whose_check_runs_out_of_time_is_kept_withheld_unread(tmp_path: Path) -> None:
+    """Tesseract killed at its time limit (here a millisecond: a large photograph on a busy server takes over a
+    minute) does not fail the file: its pixels are withheld unread, the user is told why, the file is kept."""
+    from assistant.imaging.deid import Pseudonymizer
+    from assistant.imaging.picture import ingest_picture
+    from assistant.imaging.records import IngestLimits, Source, UploadBudget
+    from assistant.imaging.study import TIMED_OUT_MESSAGE
+
+    canvas = PILImage.new("RGB", (300, 200), (40, 40, 40))
+    ImageDraw.Draw(canvas).text((20, 20), "DOB 12/05/1961", fill=(255, 255, 255))
+    path = tmp_path / "photo.png"
+    canvas.save(path)
+    record = ingest_picture(Source(str(path), path=path), 0, "png", Pseudonymizer(SALT),
+                            UploadBudget(IngestLimits()), "flagged", TesseractOCR(timeout_s=0.001))  # fmt: skip
+    redaction = record.frames[0].redaction
+    assert redaction is not None and redaction.withheld and redaction.timed_out
+    assert TIMED_OUT_MESSAGE in record.warnings and WITHHELD_MESSAGE not in record.warnings
+    assert redaction.describe()["timed_out"] is True
+    assert int(record.frames[0].values.max()) == 0  # nothing unread is shown
+
+
 def test_redaction_of_a_monochrome1_frame_shows_black() -> None:
     # MONOCHROME1 shows its maximum as black (PS3.3 C.7.6.3.1.2): the fill is the maximum, not zero.
     ocr = ScriptedOCR([])
@@ -391,6 +413,13 @@ def test_what_was_redacted_is_recorded_as_boxes_and_counts_without_text() -> Non
     from assistant.vision.service import images_from_study
 
     assert len(images_from_study(study, per_series=2)) == 1  # the withheld frame is never attached for the model
+    from assistant.imaging.study import TIMED_OUT_MESSAGE
+
+    unread = Image(pixels, pixels, PhotometricInterpretation.MONOCHROME2, None,
+                   redaction=Redaction("test", withheld=True, timed_out=True))  # fmt: skip
+    late = Study("2.25.1", (Series("2.25.2", Modality.US, (image, withheld, unread)),)).summary()
+    assert late["redaction_message"] == TIMED_OUT_MESSAGE and late["pixels_withheld"] == 2
+    assert late["series"][0]["burned_in_text"]["timed_out_frames"] == 1
 
 
 @needs_tesseract
