@@ -859,6 +859,73 @@ def _coloured(planes: Sequence[np.ndarray]) -> bool:
     return float((spread > _COLOUR_SPREAD).mean()) >= _COLOUR_SHARE
 
 
+_CHROMA_MAX_SHARE = 0.35  # of the pixels coloured at most: beyond, the colour is the picture's (a photograph)
+_CHROMA_MIN_PIXELS = 40  # coloured pixels at least: a short name in thin strokes (JPEG noise on grey has none)
+_CHROMA_FULL = 48.0  # channel spread shown black at least (a saturated overlay's spread is 150-250)
+
+
+def _chroma(frame: Frame) -> np.ndarray | None:
+    """A colour frame's coloured print alone, dark on white: 255 minus its channel spread (max - min), stretched so
+    the overlay's typical spread shows black. Yellow, green or orange print over a grey radiograph or ultrasound is
+    as light as the ribs under it in every plane, but the grey picture has no spread at all: here it is a clean page
+    of print. A JPEG stores colour at half resolution (4:2:0, and 4:2:2 in ultrasound DICOM): its spread is a blur
+    of the letters, sharpened along the full-resolution luma (``_guided``). None for a grey frame or one mostly in
+    colour (a photograph, where the spread is the picture)."""
+    values = frame.values
+    if values.ndim != 3 or values.shape[-1] < 3 or values.dtype != np.uint8:
+        return None
+    rgb = values[..., :3]
+    spread = (rgb.max(axis=-1) - rgb.min(axis=-1)).astype(np.float32)
+    coloured = spread > _COLOUR_SPREAD
+    if int(coloured.sum()) < _CHROMA_MIN_PIXELS or float(coloured.mean()) > _CHROMA_MAX_SHARE:
+        return None
+    level = np.clip(spread / max(_CHROMA_FULL, float(np.percentile(spread[coloured], 90))), 0.0, 1.0)
+    if _half_resolution(spread, coloured):
+        luma = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.float32) / 255.0
+        level = np.clip(_guided(luma, level), 0.0, 1.0)
+    return np.clip(255.0 - 255.0 * level + 0.5, 0, 255).astype(np.uint8)
+
+
+_HALF_RESOLUTION = 0.3  # what halving and restoring the spread loses, of its mean, at most for colour stored halved
+
+
+def _half_resolution(spread: np.ndarray, coloured: np.ndarray) -> bool:
+    """Whether the colour looks stored at half resolution: halved (2x2 means) and enlarged back, the spread of the
+    coloured pixels moves by under ``_HALF_RESOLUTION`` of its mean (measured: JPEG 4:2:0 at quality 70-90 0.10-0.34,
+    PNG and JPEG 4:4:4 0.36-0.62, over yellow print of 10-20 px on radiographs)."""
+    from PIL import Image as PILImage
+
+    rows, cols = (n - n % 2 for n in spread.shape)
+    if rows < 2 or cols < 2:
+        return False
+    cropped = spread[:rows, :cols]
+    halved = cropped.reshape(rows // 2, 2, cols // 2, 2).mean(axis=(1, 3))
+    restored = np.asarray(PILImage.fromarray(halved, "F").resize((cols, rows), PILImage.Resampling.BILINEAR))
+    near = coloured[:rows, :cols]
+    moved = float(np.abs(cropped - restored)[near].mean())
+    return moved < _HALF_RESOLUTION * float(cropped[near].mean())
+
+
+_GUIDE_RADIUS = 2  # px: the guided filter's window (2r + 1 wide)
+_GUIDE_EPS = 1e-3  # its regularisation, for a guide in 0-1: edges of ~0.03 (8 grey levels) steer it
+
+
+def _guided(guide: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``target`` filtered by the guided filter (He, Sun and Tang, "Guided Image Filtering", ECCV 2010): locally a
+    linear function of ``guide``, so the blurred colour of a letter takes the sharp edges of its luma."""
+    from scipy import ndimage
+
+    size = 2 * _GUIDE_RADIUS + 1
+
+    def mean(image: np.ndarray) -> np.ndarray:
+        return np.asarray(ndimage.uniform_filter(image, size, mode="nearest"))
+
+    guide_mean, target_mean = mean(guide), mean(target)
+    slope = (mean(guide * target) - guide_mean * target_mean) / (mean(guide * guide) - guide_mean**2 + _GUIDE_EPS)
+    offset = target_mean - slope * guide_mean
+    return np.asarray(mean(slope) * guide + mean(offset), dtype=np.float32)
+
+
 def _local_difference(planes: Sequence[np.ndarray]) -> np.ndarray:
     """(rows, cols) float32: per pixel, the largest distance over ``planes`` from the mean of its neighbourhood."""
     from PIL import Image as PILImage
@@ -945,6 +1012,25 @@ def _read(
     else:
         grey, scale = _resized(_grey_for_ocr(frame))
     return ocr.read(255 - grey if invert else grey, threshold), scale, grey
+
+
+_SURE_NAME_CONFIDENCE = 80  # a name-like word on the page of coloured print counts read at least this surely
+_SURE_NAME_LETTERS = 4  # ... and this long (small technical print read there: "Tls", "Frq", "Gn")
+
+
+def _sure_names(words: Sequence[Word], terms: Sequence[str]) -> list[Word]:
+    """Name-like words (``_strength`` 1) read surely and long enough not to be a garbled parameter."""
+    sure = [w for w in words if w.confidence >= _SURE_NAME_CONFIDENCE and len(_norm(w.text)) >= _SURE_NAME_LETTERS]
+    return [w for w in sure if _strength(w, terms) == 1]
+
+
+def _read_chroma(ocr: OCR, frame: Frame) -> list[tuple[list[Word], float, np.ndarray]]:
+    """The reading of a colour frame's coloured print alone (``_chroma``), as ``_read``'s; none for other frames."""
+    page = _chroma(frame)
+    if page is None:
+        return []
+    grey, scale = _resized(page, _CONTRAST_MAX_PIXELS)
+    return [(ocr.read(grey, 0), scale, grey)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1441,10 +1527,14 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
     tallest = float("inf")  # frame px: a word taller than this is not print (``_tallest_print``)
     for frame in probes:
         readings = [_read(engine, frame, threshold, invert, contrast) for invert, threshold, contrast in _DETECT_PASSES]
+        coloured = _read_chroma(engine, frame)
+        readings += coloured
         passes += len(readings)
         tallest = min(tallest, _tallest_print([w for words, scale, _ in readings for w in _unscaled(words, scale)]))
-        for words, scale, grey in readings:
+        for number, (words, scale, grey) in enumerate(readings):
             regions, _, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
+            if number >= len(_DETECT_PASSES):  # the coloured print alone: identifying text and names read surely
+                regions = [r for r in regions if r.identifying] + [_region([w]) for w in _sure_names(words, terms)]
             identified = identified or found
             boxes.extend(_boxes([_extend(grey, r) for r in regions], scale, shape))
             marks.extend(_marks(words, terms, scale, shape))
@@ -1482,18 +1572,21 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
     boxes = _merge(_spare(_along_lines(boxes, printed), marks) + _spare_marked(unread, marks) + vertical)
     for frame in frames:
         _fill(frame, boxes)
-    # Residual check: read the redacted pixels again, as shown and as local contrast. Identifying text found there
-    # (a date, an ID-like number, a label, a header identifier) withholds the file's frames; name-like words only
-    # are blacked out and the pixels read once more.
+    # Residual check: read the redacted pixels again, as shown and as local contrast (the coloured print alone was
+    # read above; read again here it withheld an ECG page for what OCR made of its grid). Identifying text found
+    # there (a date, an ID-like number, a label, a header identifier) withholds the file's frames; name-like words
+    # only are blacked out and the pixels read once more.
     withheld = False
     for _check in range(_RESIDUAL_CHECKS):
         residual_frame = frames[0] if len(frames) == 1 else _brightest(frames)
         extra: list[RedactionBox] = []
         strong = False
-        for contrast in (False, True):  # as shown, and its local contrast (faint text the first reading missed)
-            words, scale, grey = _read(engine, residual_frame, _RESIDUAL_THRESHOLD if not contrast else 0,
-                                       contrast=contrast)  # fmt: skip
-            passes += 1
+        residual = [
+            _read(engine, residual_frame, _RESIDUAL_THRESHOLD if not contrast else 0, contrast=contrast)
+            for contrast in (False, True)  # as shown, and its local contrast (faint text the first reading missed)
+        ]
+        passes += len(residual)
+        for words, scale, grey in residual:
             left, found_strong, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
             strong = strong or found_strong
             identified = identified or found

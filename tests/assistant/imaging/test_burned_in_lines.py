@@ -338,3 +338,72 @@ def test_a_date_printed_with_spaces_is_identifying_but_three_parameters_are_not(
     far = [Word(100, 50, 24, 14, "24", 90.0, (1, 1, 1)), Word(400, 50, 24, 14, "05", 90.0, (1, 1, 1))]
     far.append(Word(440, 50, 48, 14, "2017", 90.0, (1, 1, 1)))
     assert burned_in._spaced_dates(far) == set()  # not side by side: not one date
+
+
+def _yellow_name_on_a_radiograph(quality: int | None = 75) -> tuple[Frame, np.ndarray]:
+    """A real chest radiograph (VQA-RAD) as an RGB upload with a yellow name drawn over the ribs, unsmoothed, as a
+    viewer's overlay is, stored as JPEG (``quality``) or losslessly (None); and the name's glyph mask."""
+    import io
+
+    base = PILImage.open(fx.SHARED / "vqa_rad" / "images" / "synpic12210.jpg").convert("RGB")
+    font = fx._font(fx.font_paths()[0] if fx.font_paths() else None, 16)
+    mask = PILImage.new("L", base.size)
+    for canvas, fill in ((base, (240, 200, 40)), (mask, 255)):
+        draw = ImageDraw.Draw(canvas)
+        draw.fontmode = "1"
+        draw.text((330, 60), "Whitfield, Priya", fill=fill, font=font)  # type: ignore[arg-type]
+    stored = io.BytesIO()
+    base.save(stored, "JPEG", quality=quality) if quality else base.save(stored, "PNG")
+    return Frame(np.array(PILImage.open(stored)), PhotometricInterpretation.RGB, False), np.array(mask) > 128
+
+
+def test_coloured_print_on_a_grey_picture_is_alone_on_the_chroma_page() -> None:
+    """The channel spread of a grey radiograph is JPEG noise; a yellow overlay's is large: the page shows the print
+    dark on white and the ribs under it not at all. Grey frames and photographs (mostly colour) have no such page."""
+    frame, mask = _yellow_name_on_a_radiograph()
+    page = burned_in._chroma(frame)
+    assert page is not None and page.shape == mask.shape
+    assert float(np.median(page[mask])) < 80  # the letters: dark
+    ground = np.zeros_like(mask)
+    ground[200:800, 100:700] = True  # lungs, ribs, heart: nothing but grey
+    assert float(np.percentile(page[ground], 1)) > 200
+    grey = np.array(PILImage.open(fx.SHARED / "vqa_rad" / "images" / "synpic12210.jpg").convert("L"))
+    assert burned_in._chroma(Frame(grey, PhotometricInterpretation.MONOCHROME2, False)) is None
+    photo = np.random.default_rng(3).integers(0, 255, size=(64, 64, 3)).astype(np.uint8)  # colour everywhere
+    assert burned_in._chroma(Frame(photo, PhotometricInterpretation.RGB, False)) is None
+
+
+@needs_tesseract
+def test_a_yellow_name_over_ribs_is_read_on_the_chroma_page_and_blacked_out() -> None:
+    """Read losslessly stored (a JPEG's colour is stored at half resolution: its page is blurred, and there the
+    other readings do the work)."""
+    frame, mask = _yellow_name_on_a_radiograph(None)
+    ((words, scale, _),) = burned_in._read_chroma(burned_in.TesseractOCR(), frame)
+    read = {burned_in._norm(w.text) for w in words}
+    assert "PRIYA" in read and ("WHITFIELD" in read or {"WHIT", "FIELD"} <= read)  # "fi" set tight, unsmoothed
+    burned_in.clean_frames([frame], ("WHITFIELD", "PRIYA"), "test", burned_in.TesseractOCR())
+    assert float((frame.values[mask] <= 8).all(axis=-1).mean()) >= 0.95
+
+
+def test_colour_stored_at_half_resolution_is_sharpened_along_the_luma(monkeypatch: pytest.MonkeyPatch) -> None:
+    """JPEG keeps colour at half resolution (4:2:0): the spread is a blur of the letters. It is told from colour
+    stored whole (PNG), and guided by the luma its dark pixels cover more of the letters, about as precisely."""
+
+    def spread_of(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        rgb = frame.values[..., :3]
+        spread = (rgb.max(axis=-1) - rgb.min(axis=-1)).astype(np.float32)
+        return spread, spread > burned_in._COLOUR_SPREAD
+
+    assert not burned_in._half_resolution(*spread_of(_yellow_name_on_a_radiograph(None)[0]))
+    frame, mask = _yellow_name_on_a_radiograph(75)
+    assert burned_in._half_resolution(*spread_of(frame))
+    guided = burned_in._chroma(frame)
+    monkeypatch.setattr(burned_in, "_half_resolution", lambda spread, coloured: False)
+    plain = burned_in._chroma(frame)
+    assert guided is not None and plain is not None
+    from scipy import ndimage
+
+    near = ndimage.binary_dilation(mask)
+    for page in (guided, plain):
+        assert float((page[near] < 128).sum() / (page < 128).sum()) >= 0.85  # dark pixels are letters
+    assert float((guided[mask] < 128).mean()) >= float((plain[mask] < 128).mean()) + 0.03
