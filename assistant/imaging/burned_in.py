@@ -2,8 +2,9 @@
 
 Header de-identification cannot reach text burned into the pixels (ultrasound and secondary captures carry the
 patient's name, ID and dates in the image itself; so do scanned documents and screenshots). This module runs
-Tesseract on the frames that may carry such text (``scan_reason``), twice (the frame as shown with a global
-threshold, and inverted with an adaptive one), matches what it reads against the identifiers of the header,
+Tesseract on the frames that may carry such text (``scan_reason``), several times (the frame as shown with a global
+threshold, inverted with an adaptive one, its local contrast, and pages of its print alone: its coloured print over
+a grey picture, its print drawn in one exact value), matches what it reads against the identifiers of the header,
 collected BEFORE the header is de-identified (``identifier_terms``), and against PHI patterns (dates, long digit
 runs, labels such as "MRN:", FAMILY^GIVEN names, name-like words). Words are grouped into printed blocks; a block
 holding identifying text is blacked out whole (a banner's name, MRN and dates sit together, and OCR often reads
@@ -13,7 +14,8 @@ over anatomy) are found without OCR and read again enlarged, in one mosaic; boxe
 lines of print they sit on, and long unread lines at the frame's edges are blacked out. A residual check reads the
 redacted frame again: what it finds is blacked out and the frame
 read once more; if identifying text is still legible the frame is withheld (its pixels blanked) and the user is
-told why; the header facts stay readable. Annotation (L/R markers, scale bars, units, short numbers) stays.
+told why; the header facts stay readable. A reading that runs out of time withholds the frames unread (the file
+is kept). Annotation (L/R markers, scale bars, units, short numbers) stays.
 
 What is recorded is counts and boxes, never text (``Redaction``, in ``Series.summary()``).
 
@@ -29,7 +31,8 @@ Public names
 - ``identifier_terms(identifiers, dates) -> tuple[str, ...]``: what to look for in the pixels.
 - ``clean_frames(frames, terms, reason, ocr=None) -> Redaction``: redact a file's frames in place.
 - ``TesseractOCR``: the OCR engine (``read(grey, threshold) -> list[Word]``), ``default_ocr()`` the process's
-  one; ``OCR`` the protocol a stand-in implements; ``OCRUnavailableError`` (an ``IngestError``).
+  one; ``OCR`` the protocol a stand-in implements; ``OCRUnavailableError`` (an ``IngestError``) and its
+  ``OCRTimeoutError``.
 """
 
 from __future__ import annotations
@@ -1024,13 +1027,55 @@ def _sure_names(words: Sequence[Word], terms: Sequence[str]) -> list[Word]:
     return [w for w in sure if _strength(w, terms) == 1]
 
 
-def _read_chroma(ocr: OCR, frame: Frame) -> list[tuple[list[Word], float, np.ndarray]]:
-    """The reading of a colour frame's coloured print alone (``_chroma``), as ``_read``'s; none for other frames."""
-    page = _chroma(frame)
-    if page is None:
-        return []
-    grey, scale = _resized(page, _CONTRAST_MAX_PIXELS)
-    return [(ocr.read(grey, 0), scale, grey)]
+def _read_pages(ocr: OCR, frame: Frame) -> list[tuple[list[Word], float, np.ndarray]]:
+    """Readings, as ``_read``'s, of the frame's print alone: its coloured print (``_chroma``; colour frames only)
+    and its print drawn in one exact value (``_flat_print``)."""
+    readings = []
+    for page in (_chroma(frame), _flat_print(frame)):
+        if page is not None:
+            grey, scale = _resized(page, _CONTRAST_MAX_PIXELS)
+            readings.append((ocr.read(grey, 0), scale, grey))
+    return readings
+
+
+# An overlay is drawn in one value (a console's grey or white, a viewer's yellow): the inside of its strokes holds that
+# exact value, pixel after pixel, where the anatomy under it varies from one pixel to the next (noise, and 12-16 bit
+# values). Pixels equal to at least two of their four neighbours, less the inside of flat areas (a 5x5 window of one
+# value: a black margin, a saturated bone), less specks, are a page of that print alone, light grey text over liver or
+# bowel included. Lossy JPEG leaves no such pixels: there the page is empty.
+_FLAT_WINDOW = 5  # px: a window of one value this wide is a flat area, not a stroke (strokes of 1-4 px)
+_FLAT_SPECK = 12  # px: joined parts smaller than this are chance equalities, not strokes
+_FLAT_MAX_SHARE = 0.04  # of the frame at most on the page (print over anatomy: 1.6-2.3%; JPEG pictures: 5-38%)
+
+
+def _flat_print(frame: Frame) -> np.ndarray | None:
+    """Dark on white: the frame's thin strokes drawn in one exact value (raw values; RGB as one value per pixel)."""
+    from scipy import ndimage
+
+    values = frame.values
+    if values.ndim == 3:
+        rgb = values[..., :3].astype(np.int64)
+        key = (rgb[..., 0] << 32) | (rgb[..., 1] << 16) | rgb[..., 2]
+    else:
+        key = values.astype(np.int64)
+    if min(key.shape) < 2 * _FLAT_WINDOW:
+        return None
+    same = np.zeros(key.shape, np.uint8)
+    for shift, axis in ((1, 0), (-1, 0), (1, 1), (-1, 1)):
+        same += np.roll(key, shift, axis=axis) == key
+    flat = ndimage.maximum_filter(key, size=_FLAT_WINDOW) == ndimage.minimum_filter(key, size=_FLAT_WINDOW)
+    flat = ndimage.binary_dilation(flat, structure=np.ones((_FLAT_WINDOW, _FLAT_WINDOW), bool))
+    strokes = (same >= 2) & ~flat
+    labels, count = ndimage.label(strokes, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= _FLAT_SPECK
+    keep[0] = False
+    print_ = keep[labels]
+    if float(print_.mean()) > _FLAT_MAX_SHARE:  # quantised (a JPEG's flat blocks, a posterised photo): no page
+        return None
+    return np.where(print_, 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1527,13 +1572,12 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
     tallest = float("inf")  # frame px: a word taller than this is not print (``_tallest_print``)
     for frame in probes:
         readings = [_read(engine, frame, threshold, invert, contrast) for invert, threshold, contrast in _DETECT_PASSES]
-        coloured = _read_chroma(engine, frame)
-        readings += coloured
+        readings += _read_pages(engine, frame)
         passes += len(readings)
         tallest = min(tallest, _tallest_print([w for words, scale, _ in readings for w in _unscaled(words, scale)]))
         for number, (words, scale, grey) in enumerate(readings):
             regions, _, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
-            if number >= len(_DETECT_PASSES):  # the coloured print alone: identifying text and names read surely
+            if number >= len(_DETECT_PASSES):  # a page of print alone: identifying text and names read surely
                 regions = [r for r in regions if r.identifying] + [_region([w]) for w in _sure_names(words, terms)]
             identified = identified or found
             boxes.extend(_boxes([_extend(grey, r) for r in regions], scale, shape))

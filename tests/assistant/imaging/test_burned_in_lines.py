@@ -378,7 +378,7 @@ def test_a_yellow_name_over_ribs_is_read_on_the_chroma_page_and_blacked_out() ->
     """Read losslessly stored (a JPEG's colour is stored at half resolution: its page is blurred, and there the
     other readings do the work)."""
     frame, mask = _yellow_name_on_a_radiograph(None)
-    ((words, scale, _),) = burned_in._read_chroma(burned_in.TesseractOCR(), frame)
+    words, scale, _ = burned_in._read_pages(burned_in.TesseractOCR(), frame)[0]  # the coloured print first
     read = {burned_in._norm(w.text) for w in words}
     assert "PRIYA" in read and ("WHITFIELD" in read or {"WHIT", "FIELD"} <= read)  # "fi" set tight, unsmoothed
     burned_in.clean_frames([frame], ("WHITFIELD", "PRIYA"), "test", burned_in.TesseractOCR())
@@ -407,3 +407,35 @@ def test_colour_stored_at_half_resolution_is_sharpened_along_the_luma(monkeypatc
     for page in (guided, plain):
         assert float((page[near] < 128).sum() / (page < 128).sum()) >= 0.85  # dark pixels are letters
     assert float((guided[mask] < 128).mean()) >= float((plain[mask] < 128).mean()) + 0.03
+
+
+def test_print_drawn_in_one_value_over_anatomy_is_alone_on_the_flat_page() -> None:
+    """A grey name drawn in one exact value over a real chest radiograph (its raw values vary pixel to pixel) is on
+    the flat page, and little of the anatomy is; a JPEG picture (quantised into flat blocks) gives no page at all."""
+    import pydicom
+
+    ds = pydicom.dcmread(fx.SHARED / "dicom" / "pydicom_data" / "RG1_UNCI.dcm")
+    values = np.array(ds.pixel_array[700:1212, 600:1112])  # lung and ribs
+    level = int(np.percentile(values, 70))  # as light as the ribs around it
+    canvas = PILImage.new("L", (values.shape[1], values.shape[0]))
+    bold = [p for p in fx.font_paths() if p.name == "DejaVuSans-Bold.ttf"]  # strokes 2-3 px wide inside
+    font = fx._font(bold[0] if bold else None, 20)
+    ImageDraw.Draw(canvas).text((values.shape[1] // 3, values.shape[0] // 2), "OKONKWO 1961", fill=255, font=font)
+    mask = np.array(canvas) == 255  # the strokes' inside, where the drawn value is exact
+    values[mask] = level
+    frame = Frame(values, PhotometricInterpretation.MONOCHROME2, False)
+    page = burned_in._flat_print(frame)
+    assert page is not None
+    assert float((page[~np.asarray(ndimage_dilated(mask))] < 128).mean()) <= 0.01  # anatomy: hardly any
+    if shutil.which("tesseract"):
+        read = {burned_in._norm(w.text) for words, _, _ in burned_in._read_pages(burned_in.TesseractOCR(), frame)
+                for w in words}  # fmt: skip
+        assert "OKONKWO" in read
+    picture = np.array(PILImage.open(fx.SHARED / "vqa_rad" / "images" / "synpic12210.jpg").convert("RGB"))
+    assert burned_in._flat_print(Frame(picture, PhotometricInterpretation.RGB, False)) is None
+
+
+def ndimage_dilated(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    return np.asarray(ndimage.binary_dilation(mask, iterations=2))
