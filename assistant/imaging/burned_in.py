@@ -1053,11 +1053,13 @@ def _flat_print(frame: Frame) -> np.ndarray | None:
     from scipy import ndimage
 
     values = frame.values
-    if values.ndim == 3:
-        rgb = values[..., :3].astype(np.int64)
-        key = (rgb[..., 0] << 32) | (rgb[..., 1] << 16) | rgb[..., 2]
+    if values.ndim == 3:  # one number per colour, in 4 bytes a pixel (a 5000 x 5000 frame: 100 MB per copy)
+        if values.dtype != np.uint8:
+            return None
+        rgb = values[..., :3].astype(np.uint32)
+        key = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     else:
-        key = values.astype(np.int64)
+        key = values  # the stored values as they are (8-16 bit): equal values are what is looked for
     if min(key.shape) < 2 * _FLAT_WINDOW:
         return None
     same = np.zeros(key.shape, np.uint8)
