@@ -1017,7 +1017,7 @@ def _read(
     return ocr.read(255 - grey if invert else grey, threshold), scale, grey
 
 
-_SURE_NAME_CONFIDENCE = 80  # a name-like word on the page of coloured print counts read at least this surely
+_SURE_NAME_CONFIDENCE = 80  # a name-like word on a page of print alone (``_read_pages``) counts read this surely
 _SURE_NAME_LETTERS = 4  # ... and this long (small technical print read there: "Tls", "Frq", "Gn")
 
 
