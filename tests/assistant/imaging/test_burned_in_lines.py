@@ -401,9 +401,7 @@ def test_colour_stored_at_half_resolution_is_sharpened_along_the_luma(monkeypatc
     monkeypatch.setattr(burned_in, "_half_resolution", lambda spread, coloured: False)
     plain = burned_in._chroma(frame)
     assert guided is not None and plain is not None
-    from scipy import ndimage
-
-    near = ndimage.binary_dilation(mask)
+    near = _dilated(mask, 1)
     for page in (guided, plain):
         assert float((page[near] < 128).sum() / (page < 128).sum()) >= 0.85  # dark pixels are letters
     assert float((guided[mask] < 128).mean()) >= float((plain[mask] < 128).mean()) + 0.03
@@ -426,7 +424,7 @@ def test_print_drawn_in_one_value_over_anatomy_is_alone_on_the_flat_page() -> No
     frame = Frame(values, PhotometricInterpretation.MONOCHROME2, False)
     page = burned_in._flat_print(frame)
     assert page is not None
-    assert float((page[~np.asarray(ndimage_dilated(mask))] < 128).mean()) <= 0.01  # anatomy: hardly any
+    assert float((page[~_dilated(mask, 2)] < 128).mean()) <= 0.01  # anatomy: hardly any
     if shutil.which("tesseract"):
         read = {burned_in._norm(w.text) for words, _, _ in burned_in._read_pages(burned_in.TesseractOCR(), frame)
                 for w in words}  # fmt: skip
@@ -435,7 +433,8 @@ def test_print_drawn_in_one_value_over_anatomy_is_alone_on_the_flat_page() -> No
     assert burned_in._flat_print(Frame(picture, PhotometricInterpretation.RGB, False)) is None
 
 
-def ndimage_dilated(mask: np.ndarray) -> np.ndarray:
+def _dilated(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """``mask`` grown by ``pixels`` (4-connected steps): the letters and their anti-aliased edge."""
     from scipy import ndimage
 
-    return np.asarray(ndimage.binary_dilation(mask, iterations=2))
+    return np.asarray(ndimage.binary_dilation(mask, iterations=pixels))
