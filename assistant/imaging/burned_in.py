@@ -54,6 +54,7 @@ import numpy as np
 
 from assistant.errors import IngestError
 from assistant.imaging.records import Frame
+from assistant.imaging.scene_text import SceneReader, default_scene_text
 from assistant.imaging.study import (
     BurnedInAnnotation,
     Modality,
@@ -257,7 +258,7 @@ def _is_phi_pattern(text: str, confidence: float) -> bool:
 # Most of a date: "21/07/", "/07/1967", and a month's name with a date separator and digits, or between date
 # separators ("01-Sep", "Sep-1972", "-Sep-" of "01-Sep-1972" whose digits OCR did not read)
 _PARTIAL_DATE = re.compile(
-    r"\d{1,4}[-./]\d{1,2}[-./]|[-./]\d{1,2}[-./]\d{2,4}"
+    r"\d{1,4}(?P<a>[-./])\d{1,2}(?P=a)|(?P<b>[-./])\d{1,2}(?P=b)\d{2,4}"  # one separator twice: "-0.74" is a value
     + r"|(\d{1,2}|^|\W)[-./]{m}[-./]|\d{1,2}[-./]{m}(\W|$)|{m}[-./]\d{2,4}".replace("{m}", f"({'|'.join(_MONTHS)})")
 )
 
@@ -809,6 +810,7 @@ _MAX_UPSCALE = 3.0
 _PAD = 0.45  # of the text height, above and below a region: anti-aliasing, descenders, accents
 _PAD_X = 1.2  # of the text height, left and right: about a character OCR left out of its box, and its edge
 _PAD_X_IDENTIFYING = 1.6  # for identifying text: two characters (OCR boxed "Hospi" of a faint "Hospital")
+_SCENE_PAD = (0.15, 0.6)  # of a scene-text box's height, above and below, and left and right
 
 
 def _grey_for_ocr(frame: Frame) -> np.ndarray:
@@ -958,12 +960,18 @@ def _resized(grey: np.ndarray, max_pixels: float = float("inf")) -> tuple[np.nda
     return np.asarray(PILImage.fromarray(grey).resize(size, method)), scale
 
 
-def _boxes(regions: Sequence[_Region], scale: float, shape: tuple[int, int]) -> list[RedactionBox]:
-    """Regions padded (OCR boxes hug the glyphs and often drop a last character) and mapped to frame pixels."""
+def _boxes(
+    regions: Sequence[_Region], scale: float, shape: tuple[int, int], tight: bool = False
+) -> list[RedactionBox]:
+    """Regions padded (OCR boxes hug the glyphs and often drop a last character) and mapped to frame pixels;
+    ``tight``: regions of the scene-text models, whose boxes hold the line's ground above and below already and
+    whose words' ends are known to a column of the reader's output (``_SCENE_PAD``)."""
     rows, cols = shape
     out: list[RedactionBox] = []
     for r in regions:
         pad_y, pad_x = _PAD * r.height, (_PAD_X_IDENTIFYING if r.identifying else _PAD_X) * r.height
+        if tight:
+            pad_y, pad_x = (p * r.height for p in _SCENE_PAD)
         x0 = max(0, int((r.left - pad_x) / scale))
         y0 = max(0, int((r.top - pad_y) / scale))
         x1 = min(cols, int(np.ceil((r.right + pad_x) / scale)))
@@ -1495,6 +1503,69 @@ def _on_flat_ground(planes: Sequence[np.ndarray], maps: Sequence[np.ndarray], li
     return True
 
 
+_SCENE_CONTRAST_CONFIDENCE = 75  # (0-100) a word read in a frame's local contrast counts from this confidence
+
+
+def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> list[Word]:
+    """The words of the lines the scene-text models find and read in ``frame`` as shown, in frame pixels; each
+    line its own (``Word.line``). Lines other readings mostly covered are read too: what they left is a name's
+    last letters. With ``contrast``, the frame's local contrast is read instead (``_local_contrast``: print a few
+    grey levels from the anatomy under it, which the models do not see as shown)."""
+    values = frame.values
+    if contrast:
+        rgb = np.repeat(_local_contrast(frame)[..., None], 3, axis=2)
+    elif values.ndim == 3 and values.dtype == np.uint8:
+        rgb = np.ascontiguousarray(values[..., :3])
+    else:
+        rgb = np.repeat(_grey_for_ocr(frame)[..., None], 3, axis=2)
+    words: list[Word] = []
+    for number, (box, read) in enumerate(scene.read(rgb)):
+        if contrast:  # the local contrast of small print is noisy: "LAO 30 CRA 20" read there as "10300920" (73)
+            read = [w for w in read if w.confidence >= _SCENE_CONTRAST_CONFIDENCE]
+        for index, w in enumerate(read):
+            # a line's first and last words reach at least to the ends of the line's box: the reader places a
+            # word's ends to a column of its output (a few pixels), the detector the line's
+            left = min(w.left, box.left) if index == 0 else w.left
+            right = max(w.right, box.right) if index == len(read) - 1 else w.right
+            words.append(Word(left, w.top, right - left, w.bottom - w.top, w.text, w.confidence, (number, 0, 0)))
+    return words
+
+
+def _scene_regions(
+    words: Sequence[Word], terms: Sequence[str], rows: int, tallest: float
+) -> tuple[list[_Region], bool, bool]:
+    """``_to_redact`` of the scene-text models' words, line by line (a large label under a banner is no part of it:
+    read as one block, the two took the anatomy between them), keeping identifying text and names read surely."""
+    regions = [_region([w]) for w in _sure_names(words, terms)]
+    strong = identified = False
+    for number in sorted({w.line[0] for w in words}):
+        line = [w for w in words if w.line[0] == number]
+        found_regions, found_strong, found = _to_redact(line, terms, rows, tallest)
+        regions.extend(r for r in found_regions if r.identifying)
+        strong, identified = strong or found_strong, identified or found
+        for group in _grouped_numbers(line):
+            regions.append(_region(group, identifying=True))
+            strong = identified = True
+    return regions, strong, identified
+
+
+_GROUP = re.compile(r"^[+(]?\d[\d()-]*[,;]?$")  # no decimal point or slash: "1.25", "57/220" are values
+_GROUP_DIGITS = 7  # digits at least in a number printed in groups: a phone number or an ID ("030 0490 710")
+
+
+def _grouped_numbers(line: Sequence[Word]) -> list[list[Word]]:
+    """Runs of words of one line, left to right, that are groups of one number ("+33 4 83 39 72 39", "030 0490
+    710"): each group alone is a short number, together they are a phone number or an ID. Technical values come
+    with their units between them ("kVp 120 mAs 45") or with a decimal point or a slash ("57/220 1.25 mm")."""
+    runs: list[list[Word]] = [[]]
+    for word in sorted(line, key=lambda w: w.left):
+        if _GROUP.match(word.text):
+            runs[-1].append(word)
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if sum(c.isdigit() for w in run for c in w.text) >= _GROUP_DIGITS and len(run) >= 2]
+
+
 def _transposed(box: RedactionBox) -> RedactionBox:
     """A box of the frame in its transpose, or back."""
     return RedactionBox(box.y, box.x, box.height, box.width)
@@ -1534,14 +1605,20 @@ _RESIDUAL_THRESHOLD = 2
 _RESIDUAL_CHECKS = 2  # readings after redaction: a second one when the first blacked out name-like words only
 
 
-def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr: OCR | None = None) -> Redaction:
+def clean_frames(
+    frames: Sequence[Frame],
+    terms: Sequence[str],
+    reason: str,
+    ocr: OCR | None = None,
+    scene_text: SceneReader | None = None,
+) -> Redaction:
     """Black out identifying text in ``frames`` (one file's) in place; withhold frames where some stays legible
     (``_clean_frames``). A check that runs out of time withholds the frames unread (the file and its header facts
     are kept: nothing of it is lost, and nothing unread is shown). Any other fault of the check fails the file with
     ``OCRUnavailableError`` (its pixels are not shown), not with an error that blames the file's header."""
     started = time.perf_counter()
     try:
-        return _clean_frames(frames, terms, reason, ocr)
+        return _clean_frames(frames, terms, reason, ocr, scene_text)
     except OCRTimeoutError:
         logger.warning("burned-in text check ran out of time: %d frame(s) withheld unread", len(frames))
         for frame in frames:
@@ -1554,7 +1631,13 @@ def clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr
         raise OCRUnavailableError("The text check of the image failed; the image was not shown.") from None
 
 
-def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, ocr: OCR | None = None) -> Redaction:
+def _clean_frames(
+    frames: Sequence[Frame],
+    terms: Sequence[str],
+    reason: str,
+    ocr: OCR | None = None,
+    scene_text: SceneReader | None = None,
+) -> Redaction:
     """Black out identifying text in ``frames`` (one file's) in place; withhold frames where some stays legible.
 
     Multi-frame files (cines) carry the same overlay on every frame: the first and last frames are read, their
@@ -1562,6 +1645,7 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
     frames, so text shown in any one frame is seen.
     """
     engine = ocr if ocr is not None else default_ocr()
+    scene = scene_text if scene_text is not None else default_scene_text()
     started = time.perf_counter()
     if not frames:
         return Redaction(reason=reason)
@@ -1609,6 +1693,14 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
         boxes.extend(_boxes([_extend(grey, r) for r in regions], 1.0, shape))
         marks.extend(_marks(words, terms, 1.0, shape))
         unread.extend(_unread_at_border(lines, words, shape, planes, maps))
+    for frame in probes:  # lines found and read by the scene-text models, as shown and in local contrast
+        for contrast in (False, True):
+            words = _scene_words(scene, frame, contrast)
+            passes += 1
+            regions, _, found = _scene_regions(words, terms, shape[0], tallest)
+            identified = identified or found
+            boxes.extend(_boxes(regions, 1.0, shape, tight=True))  # they span their lines: not grown over the ground
+            marks.extend(_marks(words, terms, 1.0, shape))
     vertical: list[RedactionBox] = []  # not widened along (horizontal) lines of print
     for grey, planes, maps, grey_maps in strokes:  # print running up or down the frame (a radiograph's edge)
         found_boxes, found, read = _vertical_print(engine, planes, maps, boxes, terms, grey, tallest, grey_maps)
@@ -1631,12 +1723,19 @@ def _clean_frames(frames: Sequence[Frame], terms: Sequence[str], reason: str, oc
             _read(engine, residual_frame, _RESIDUAL_THRESHOLD if not contrast else 0, contrast=contrast)
             for contrast in (False, True)  # as shown, and its local contrast (faint text the first reading missed)
         ]
+        # and as the scene-text models read it (print over anatomy, which Tesseract takes for picture)
+        residual.append((_scene_words(scene, residual_frame), 0.0, _grey_for_ocr(residual_frame)))
         passes += len(residual)
         for words, scale, grey in residual:
-            left, found_strong, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
+            if not scale:  # the scene-text reading: in frame pixels, judged line by line, its boxes not grown
+                left, found_strong, found = _scene_regions(words, terms, shape[0], tallest)
+                extra.extend(_boxes(left, 1.0, shape, tight=True))
+                scale = 1.0
+            else:
+                left, found_strong, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
+                extra.extend(_boxes([_extend(grey, r) for r in left], scale, shape))
             strong = strong or found_strong
             identified = identified or found
-            extra.extend(_boxes([_extend(grey, r) for r in left], scale, shape))
             marks.extend(_marks(words, terms, scale, shape))
         extra = _spare(extra, marks)
         if not extra:

@@ -1,0 +1,195 @@
+"""The scene-text models (DB detector and CTC line reader, PP-OCRv4 weights from the rapidocr_onnxruntime wheel, run
+by onnxruntime): real models, a real frame (a VQA-RAD radiograph) with print drawn on it at test time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFont
+
+from assistant.imaging import burned_in, scene_text
+from assistant.imaging.burned_in import Word
+from assistant.imaging.records import Frame
+from assistant.imaging.scene_text import (
+    DBTextDetector,
+    LineReader,
+    ReadWord,
+    TextBox,
+    TextDetectorUnavailableError,
+)
+from assistant.imaging.study import PhotometricInterpretation
+from tests.assistant.imaging import burned_in_fixtures as fx
+
+MODEL = scene_text.wheel_model()
+READER = scene_text.wheel_model("models/ch_PP-OCRv4_rec_infer.onnx")
+needs_model = pytest.mark.skipif(
+    MODEL is None or READER is None, reason="rapidocr_onnxruntime (the models) is not installed"
+)
+
+
+def _picture() -> np.ndarray:
+    """A real radiograph from VQA-RAD as RGB, 512 px wide at most."""
+    path = sorted((fx.SHARED / "vqa_rad" / "images").glob("*.jpg"))[0]
+    image = PILImage.open(path).convert("RGB")
+    image.thumbnail((512, 512))
+    return np.asarray(image).copy()
+
+
+def _inside(box: TextBox, x: int, y: int) -> bool:
+    return box.left <= x < box.right and box.top <= y < box.bottom
+
+
+@pytest.fixture(scope="module")
+def detector() -> DBTextDetector:
+    assert MODEL is not None
+    return DBTextDetector(MODEL)
+
+
+PRINT = "LINDQVIST INGRID 1957-03-02"
+
+
+def _printed() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The radiograph with ``PRINT`` in mid-grey over its anatomy, and the print's box (left, top, right, bottom)."""
+    image = PILImage.fromarray(_picture())
+    font = ImageFont.truetype(str(fx.font_paths()[0]), 14)
+    x, y = image.width // 4, image.height // 2
+    draw = ImageDraw.Draw(image)
+    draw.text((x, y), PRINT, font=font, fill=(170, 170, 170))
+    left, top, right, bottom = (int(v) for v in draw.textbbox((x, y), PRINT, font=font))
+    return np.asarray(image), (left, top, right, bottom)
+
+
+@needs_model
+def test_print_over_a_radiograph_is_found_and_plain_anatomy_is_not(detector: DBTextDetector) -> None:
+    picture = _picture()
+    rows = picture.shape[0]
+    assert not [b for b in detector.detect(picture) if b.score > 0.8 and (b.bottom - b.top) > 0.2 * rows]
+    image, (left, top, right, bottom) = _printed()
+    boxes = detector.detect(image)
+    hits = [b for b in boxes if _inside(b, (left + right) // 2, (top + bottom) // 2)]
+    assert hits, f"no box over the print among {boxes}"
+    assert hits[0].right - hits[0].left < 1.6 * (right - left)  # the line, not the frame
+    assert all(b.score >= 0.5 for b in boxes) and boxes == sorted(boxes, key=lambda b: -b.score)
+
+
+@needs_model
+def test_the_line_reader_reads_the_words_of_a_found_line_in_place(detector: DBTextDetector) -> None:
+    assert READER is not None
+    image, (left, top, right, bottom) = _printed()
+    box = next(b for b in detector.detect(image) if _inside(b, (left + right) // 2, (top + bottom) // 2))
+    words = LineReader(READER).read(image, box)
+    # every letter in order; the reader (trained mostly on Chinese) drops some spaces between words, not the date's
+    assert "".join(w.text for w in words) == PRINT.replace(" ", ""), words
+    assert words[-1].text == "1957-03-02"
+    assert all(w.confidence >= 80 for w in words)
+    assert words[0].left <= left + 4 and words[-1].right >= right - 4  # boxes in frame pixels, spanning the print
+    assert all(a.right <= b.left + 2 for a, b in zip(words, words[1:], strict=False))  # left to right, apart
+
+
+@needs_model
+def test_a_frame_of_flat_grey_has_no_text(detector: DBTextDetector) -> None:
+    assert detector.detect(np.full((300, 400, 3), 90, np.uint8)) == []
+
+
+@needs_model
+def test_a_wrong_image_type_is_refused_clearly(detector: DBTextDetector) -> None:
+    with pytest.raises(ValueError, match=r"\(rows, cols, 3\) uint8"):
+        detector.detect(np.zeros((40, 40), np.uint16))
+
+
+def test_a_missing_model_is_a_set_up_error_not_the_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(scene_text, "_DEFAULT", None)
+    monkeypatch.setenv(scene_text.MODEL_ENV, str(tmp_path / "missing.onnx"))
+    with pytest.raises(TextDetectorUnavailableError, match="text detector"):
+        scene_text.default_scene_text()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(TextDetectorUnavailableError, match="could not be loaded"):
+        DBTextDetector(broken).detect(np.zeros((40, 40, 3), np.uint8))
+    with pytest.raises(TextDetectorUnavailableError, match="could not be loaded"):
+        LineReader(broken).read(np.zeros((40, 40, 3), np.uint8), TextBox(0, 0, 40, 20, 1.0))
+
+
+class _ScriptedScene:
+    """Scene-text models that find one line and read it as given (the models' boundary) on the first ``times``
+    calls, and nothing after (the line blacked out), counting the calls."""
+
+    def __init__(self, box: TextBox, words: list[ReadWord], times: int = 1) -> None:
+        self.box, self.words, self.times, self.calls = box, words, times, 0
+
+    def read(self, rgb: np.ndarray) -> list[tuple[TextBox, list[ReadWord]]]:
+        self.calls += 1
+        return [(self.box, list(self.words))] if self.calls <= self.times else []
+
+
+class _Blind:
+    """A Tesseract that reads nothing (print over anatomy it takes for picture)."""
+
+    def read(self, grey: np.ndarray, threshold: int | None = None) -> list[Word]:
+        return []
+
+
+def _frame() -> Frame:
+    return Frame(_picture()[..., 0].copy(), PhotometricInterpretation.MONOCHROME2, False)
+
+
+def test_a_date_only_the_scene_text_models_read_is_blacked_out() -> None:
+    frame = _frame()
+    box = TextBox(100, 120, 220, 136, 0.9)
+    scene = _ScriptedScene(box, [ReadWord(100, 120, 220, 136, "1957-03-02", 99.0)])
+    redaction = burned_in.clean_frames([frame], (), "test", _Blind(), scene)
+    assert redaction.boxes and not redaction.withheld
+    assert (frame.values[122:134, 104:216] == 0).all()  # the date's pixels are black
+    assert frame.values[200:, :].any()  # the rest of the picture is not
+    assert scene.calls == 3  # the first readings (as shown, in local contrast) and the residual check
+
+
+def test_a_word_the_models_read_unsurely_or_of_annotation_stays() -> None:
+    frame = _frame()
+    before = frame.values.copy()
+    words = [ReadWord(100, 120, 140, 136, "Lrwq", 45.0), ReadWord(150, 120, 190, 136, "AXIAL", 99.0)]
+    scene = _ScriptedScene(TextBox(100, 120, 190, 136, 0.9), words)
+    redaction = burned_in.clean_frames([frame], (), "test", _Blind(), scene)
+    assert not redaction.boxes and not redaction.withheld
+    assert (frame.values == before).all()
+
+
+def test_an_identifier_the_models_still_read_after_redaction_withholds_the_frame() -> None:
+    """The residual check reads with the models too: a header identifier they read there withholds the frame."""
+    frame = _frame()
+    terms = burned_in.identifier_terms(["Lindqvist^Ingrid"], [])
+
+    scene = _ScriptedScene(TextBox(100, 120, 220, 136, 0.9), [ReadWord(100, 120, 220, 136, "LINDQVIST", 97.0)], 9)
+    redaction = burned_in.clean_frames([frame], terms, "test", _Blind(), scene)
+    assert redaction.withheld and redaction.identifiers_found
+    assert np.unique(frame.values).size == 1
+
+
+def _line(*texts: str) -> list[Word]:
+    return [Word(30 * i, 0, 25, 12, text, 95.0, (0, 0, 0)) for i, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize(
+    ("texts", "groups"),
+    [
+        (("Tel", "030", "0490", "710"), [["030", "0490", "710"]]),
+        (("+33", "4", "83", "39", "72", "39"), [["+33", "4", "83", "39", "72", "39"]]),
+        (("(030)", "555-1234"), [["(030)", "555-1234"]]),
+        (("kVp", "120", "mAs", "45"), []),  # values with their units between them
+        (("Slice", "57/220", "1.25", "mm"), []),  # a slash or a decimal point: values
+        (("12", "34"), []),  # too few digits for a phone number or an ID
+    ],
+)
+def test_a_number_printed_in_groups_is_one_identifier(texts: tuple[str, ...], groups: list[list[str]]) -> None:
+    assert [[w.text for w in g] for g in burned_in._grouped_numbers(_line(*texts))] == groups
+
+
+def test_a_value_run_into_its_label_is_not_read_as_part_of_a_date() -> None:
+    """The line reader drops spaces ("RI-0.74" for "RI -0.74"): a partial date needs one separator used twice."""
+    assert not burned_in._is_strong_pattern("RI-0.74")
+    assert not burned_in._is_strong_pattern("T-score-1.8")
+    for date in ("21/07/", "/07/1967", "12.5.2020", "1968/06/15", "01-Sep"):
+        assert burned_in._is_strong_pattern(date), date
