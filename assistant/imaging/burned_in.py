@@ -999,15 +999,39 @@ def _black(frame: Frame) -> float | int:
         value = max(value, edge) if frame.invert else min(value, edge)
     if np.issubdtype(values.dtype, np.integer):
         info = np.iinfo(values.dtype)
-        return int(np.clip(math.floor(value) if not frame.invert else math.ceil(value), info.min, info.max))
+        black = math.floor(value) if not frame.invert else math.ceil(value)
+        if info.min - 1 <= black <= info.max + 1:  # the edges above carry a value's margin: the type's end is black
+            return int(np.clip(black, info.min, info.max))
+        return black  # further beyond the array's type: ``_holding`` widens the type
     return value
+
+
+def _holding(values: np.ndarray, black: float | int) -> np.ndarray:
+    """A copy of ``values`` in a type that holds ``black``: a window whose lowest edge lies below an unsigned
+    array's 0 (centre 763, width 1639) shows 0 as grey 9, and only a negative value as black."""
+    dtype = values.dtype
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        if not info.min <= black <= info.max:
+            dtype = np.result_type(dtype, np.min_scalar_type(int(black)))
+            if not np.issubdtype(dtype, np.integer):  # no integer type holds both (uint64 and a negative)
+                dtype = np.dtype(np.float64)
+    return np.array(values, dtype=dtype, copy=True)  # the decoded array may be shared with other frames or read-only
+
+
+def _blank(frame: Frame) -> None:
+    """Every pixel of ``frame`` set to the value that shows black (``_black``): a withheld frame."""
+    black = _black(frame)
+    values = _holding(frame.values, black)
+    values[...] = black
+    frame.values = values
 
 
 def _fill(frame: Frame, boxes: Sequence[RedactionBox]) -> None:
     if not boxes:
         return
-    values = np.array(frame.values, copy=True)  # the decoded array may be shared with other frames or read-only
     black = _black(frame)
+    values = _holding(frame.values, black)
     for b in boxes:
         values[b.y : b.y + b.height, b.x : b.x + b.width] = black
     frame.values = values
@@ -1622,7 +1646,7 @@ def clean_frames(
     except OCRTimeoutError:
         logger.warning("burned-in text check ran out of time: %d frame(s) withheld unread", len(frames))
         for frame in frames:
-            frame.values = np.full_like(frame.values, _black(frame))
+            _blank(frame)
         return Redaction(reason=reason, withheld=True, seconds=time.perf_counter() - started, timed_out=True)
     except (IngestError, MemoryError):
         raise
@@ -1751,7 +1775,7 @@ def _clean_frames(
             _fill(frame, extra)
     if withheld:
         for frame in frames:
-            frame.values = np.full_like(frame.values, _black(frame))
+            _blank(frame)
     seconds = time.perf_counter() - started
     logger.info(
         "burned-in text: %d frame(s), %d box(es), %d OCR pass(es), %s, %.0f ms",

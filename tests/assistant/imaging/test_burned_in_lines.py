@@ -438,3 +438,21 @@ def _dilated(mask: np.ndarray, pixels: int) -> np.ndarray:
     from scipy import ndimage
 
     return np.asarray(ndimage.binary_dilation(mask, iterations=pixels))
+
+
+def test_the_fill_is_black_where_the_window_reaches_below_the_arrays_type() -> None:
+    """An MR stored unsigned whose window's lowest edge lies below 0 (centre 763, width 1639) shows 0 as grey 9: the
+    fill, and a withheld frame, take a signed type that holds a value shown black."""
+    from assistant.imaging.study import Window, apply_window
+
+    mr = np.full((20, 20), 700, np.uint16)
+    window = Window(763.0, 1639.0)
+    frame = Frame(mr, PhotometricInterpretation.MONOCHROME2, False, [window])
+    assert int(apply_window(np.zeros((1, 1), np.uint16), window)[0, 0]) > 8  # the array's 0 is not black here
+    burned_in._fill(frame, [RedactionBox(2, 2, 10, 5)])
+    assert frame.values.dtype.kind == "i" and int(frame.values[2, 2]) < 0
+    shown = apply_window(frame.values, window)
+    assert (shown[2:7, 2:12] == 0).all() and (shown[10:, :] > 8).all()
+    blank = Frame(mr.copy(), PhotometricInterpretation.MONOCHROME2, False, [window])
+    burned_in._blank(blank)
+    assert (apply_window(blank.values, window) == 0).all()
