@@ -37,6 +37,7 @@ Public names
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
@@ -398,6 +399,7 @@ class _Region:
     bottom: int
     height: int
     identifying: bool = False  # from a block holding identifying text: its stacked neighbour lines go with it
+    stack: bool = True  # whether they do: not when every identifying word was read unsurely (``_STACK_CONFIDENCE``)
 
 
 def _region(words: Sequence[Word], identifying: bool = False) -> _Region:
@@ -466,9 +468,9 @@ def _extend(grey: np.ndarray, region: _Region) -> _Region:
             left -= step
         left -= step
     left, right = max(0, left), min(grey.shape[1], right)
-    if region.identifying:
+    if region.identifying and region.stack:
         top, bottom = _stack(grey, left, right, top, bottom, region.height, threshold)
-    return _Region(left, top, right, bottom, region.height, region.identifying)
+    return _Region(left, top, right, bottom, region.height, region.identifying, region.stack)
 
 
 def _line_like(strip: np.ndarray, threshold: float, height: int) -> bool:
@@ -595,6 +597,10 @@ def _to_redact(
                 _matches_identifier(_norm(w.text), terms) or sum(c.isdigit() for c in w.text) >= 5 for w in block
             )
             whole = _region(block, identifying=True)
+            if all(w.confidence < _STACK_CONFIDENCE for w in block if strength[id(w)] == 2):
+                # texture read as a number ("686660" at 51 over an MR, 50 px tall) stacked "lines" of anatomy
+                # over the whole frame; print read this unsurely is blacked out where it was read
+                whole = dataclasses.replace(whole, stack=False)
             inked = sum(w.width * w.height for w in block)
             if (whole.right - whole.left) * (whole.bottom - whole.top) <= _SPARSE * inked:
                 regions.append(whole)
@@ -608,6 +614,7 @@ def _to_redact(
     return regions, strong, identified
 
 
+_STACK_CONFIDENCE = 60  # an identifying block read less surely than this takes no stacked lines with it
 _SPACED_CONFIDENCE = 50  # each part of a date printed with spaces is read at least this surely
 
 
@@ -1555,6 +1562,28 @@ def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> li
     return words
 
 
+_LARGE = 2.0  # times the median height of the print read surely: a word this tall must be seen by the detector
+
+
+def _unseen_large(words: Sequence[Word], scale: float, tallest: float, seen: Sequence[Word]) -> list[Word]:
+    """``words`` (read at ``scale``) less those far taller than the print read surely (``_LARGE`` times its median,
+    from ``tallest``) where the scene-text models found no line (``seen``, frame pixels): Tesseract reads a row of
+    round MR slices in a montage as "686666" at confidence 82, 50 px tall beside 20 px labels, and stacked as a
+    banner it blacked out the frame. The detector, trained on text, does not take slices for print; real large
+    print (titles, big dates) it finds."""
+    if not math.isfinite(tallest):
+        return list(words)
+    large = _LARGE * tallest / _GIANT  # frame px
+
+    def in_a_line(w: Word) -> bool:
+        x, y = (w.left + w.width / 2) / scale, (w.top + w.height / 2) / scale
+        return any(
+            a.left - a.height <= x <= a.left + a.width + a.height and a.top <= y <= a.top + a.height for a in seen
+        )
+
+    return [w for w in words if w.height / scale <= large or in_a_line(w)]
+
+
 def _scene_regions(
     words: Sequence[Word], terms: Sequence[str], rows: int, tallest: float
 ) -> tuple[list[_Region], bool, bool]:
@@ -1680,12 +1709,15 @@ def _clean_frames(
     identified = False
     passes = 0
     tallest = float("inf")  # frame px: a word taller than this is not print (``_tallest_print``)
-    for frame in probes:
+    # the lines the scene-text models find and read in each probe, as shown and in local contrast
+    seen = [[_scene_words(scene, frame, contrast) for contrast in (False, True)] for frame in probes]
+    for frame, scene_words in zip(probes, seen, strict=True):
         readings = [_read(engine, frame, threshold, invert, contrast) for invert, threshold, contrast in _DETECT_PASSES]
         readings += _read_pages(engine, frame)
         passes += len(readings)
         tallest = min(tallest, _tallest_print([w for words, scale, _ in readings for w in _unscaled(words, scale)]))
         for number, (words, scale, grey) in enumerate(readings):
+            words = _unseen_large(words, scale, tallest, [w for ws in scene_words for w in ws])
             regions, _, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
             if number >= len(_DETECT_PASSES):  # a page of print alone: identifying text and names read surely
                 regions = [r for r in regions if r.identifying] + [_region([w]) for w in _sure_names(words, terms)]
@@ -1717,9 +1749,8 @@ def _clean_frames(
         boxes.extend(_boxes([_extend(grey, r) for r in regions], 1.0, shape))
         marks.extend(_marks(words, terms, 1.0, shape))
         unread.extend(_unread_at_border(lines, words, shape, planes, maps))
-    for frame in probes:  # lines found and read by the scene-text models, as shown and in local contrast
-        for contrast in (False, True):
-            words = _scene_words(scene, frame, contrast)
+    for scene_words in seen:  # what the scene-text models read
+        for words in scene_words:
             passes += 1
             regions, _, found = _scene_regions(words, terms, shape[0], tallest)
             identified = identified or found

@@ -193,3 +193,25 @@ def test_a_value_run_into_its_label_is_not_read_as_part_of_a_date() -> None:
     assert not burned_in._is_strong_pattern("T-score-1.8")
     for date in ("21/07/", "/07/1967", "12.5.2020", "1968/06/15", "01-Sep"):
         assert burned_in._is_strong_pattern(date), date
+
+
+def test_a_large_word_read_where_the_detector_saw_no_line_is_texture() -> None:
+    """Tesseract reads a row of round MR slices as "686666" (confidence 82), 50 px tall beside 20 px labels: unless
+    the scene-text models found a line there, it is dropped; large print they found, and small print, stay."""
+    labels = [Word(10 + 60 * i, 10, 50, 20, "Label", 95.0, (1, 1, 1)) for i in range(3)]
+    tallest = burned_in._tallest_print(labels)
+    slices = Word(20, 200, 300, 50, "686666", 82.0, (2, 1, 1))
+    title = Word(20, 300, 300, 50, "07-NOV-2023", 90.0, (3, 1, 1))
+    seen = [Word(25, 295, 290, 60, "07-NOV-2023", 99.0, (0, 0, 0))]
+    kept = burned_in._unseen_large([*labels, slices, title], 1.0, tallest, seen)
+    assert slices not in kept and title in kept and all(w in kept for w in labels)
+    # read at twice the size (scale 2): the same words, the same verdicts
+    doubled = [Word(w.left * 2, w.top * 2, w.width * 2, w.height * 2, w.text, w.confidence, w.line) for w in kept]
+    assert len(burned_in._unseen_large(doubled, 2.0, tallest, seen)) == len(kept)
+    assert burned_in._unseen_large([slices], 1.0, float("inf"), []) == [slices]  # no sure print: no measure
+
+
+def test_an_identifier_read_unsurely_takes_no_stacked_lines_with_it() -> None:
+    for confidence, stacks in ((51.0, False), (90.0, True)):
+        regions, strong, _ = burned_in._to_redact([Word(20, 200, 120, 30, "686660", confidence, (1, 1, 1))], ())
+        assert strong and len(regions) == 1 and regions[0].stack is stacks
