@@ -11,7 +11,10 @@ holding identifying text is blacked out whole (a banner's name, MRN and dates si
 one word and garbles its neighbour), each region grown along its line while strokes continue, and filled with the
 frame's black value. Lines that look like print but that the whole-frame readings left out (small, faint, alone
 over anatomy) are found without OCR and read again enlarged, in one mosaic; boxes are widened to the ends of the
-lines of print they sit on, and long unread lines at the frame's edges are blacked out. A residual check reads the
+lines of print they sit on, and long unread lines at the frame's edges are blacked out. Two learned models
+(scene_text.py: a text detector and a line reader) also find and read the frame's lines, as shown and in local
+contrast; their words are judged line by line by the same rules, and a word Tesseract reads far taller than the
+print beside it counts only where the detector saw a line. A residual check (Tesseract and the models) reads the
 redacted frame again: what it finds is blacked out and the frame
 read once more; if identifying text is still legible the frame is withheld (its pixels blanked) and the user is
 told why; the header facts stay readable. A reading that runs out of time withholds the frames unread (the file
@@ -29,7 +32,8 @@ Public names
   ``never``.
 - ``scan_reason(policy, modality, ...) -> str | None``: why a file's frames are read, or None.
 - ``identifier_terms(identifiers, dates) -> tuple[str, ...]``: what to look for in the pixels.
-- ``clean_frames(frames, terms, reason, ocr=None) -> Redaction``: redact a file's frames in place.
+- ``clean_frames(frames, terms, reason, ocr=None, scene_text=None) -> Redaction``: redact a file's frames in place
+  (``scene_text``: a ``scene_text.SceneReader`` stand-in; the process's models by default).
 - ``TesseractOCR``: the OCR engine (``read(grey, threshold) -> list[Word]``), ``default_ocr()`` the process's
   one; ``OCR`` the protocol a stand-in implements; ``OCRUnavailableError`` (an ``IngestError``) and its
   ``OCRTimeoutError``.
