@@ -1782,20 +1782,21 @@ def _clean_frames(
             _read(engine, residual_frame, _RESIDUAL_THRESHOLD if not contrast else 0, contrast=contrast)
             for contrast in (False, True)  # as shown, and its local contrast (faint text the first reading missed)
         ]
-        # and as the scene-text models read it (print over anatomy, which Tesseract takes for picture)
-        residual.append((_scene_words(scene, residual_frame), 0.0, _grey_for_ocr(residual_frame)))
-        passes += len(residual)
+        passes += len(residual) + 1
         for words, scale, grey in residual:
-            if not scale:  # the scene-text reading: in frame pixels, judged line by line, its boxes not grown
-                left, found_strong, found = _scene_regions(words, terms, shape[0], tallest)
-                extra.extend(_boxes(left, 1.0, shape, tight=True))
-                scale = 1.0
-            else:
-                left, found_strong, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
-                extra.extend(_boxes([_extend(grey, r) for r in left], scale, shape))
+            left, found_strong, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
             strong = strong or found_strong
             identified = identified or found
+            extra.extend(_boxes([_extend(grey, r) for r in left], scale, shape))
             marks.extend(_marks(words, terms, scale, shape))
+        # and as the scene-text models read it (print over anatomy, which Tesseract takes for picture): in frame
+        # pixels, judged line by line, their boxes not grown
+        words = _scene_words(scene, residual_frame)
+        left, found_strong, found = _scene_regions(words, terms, shape[0], tallest)
+        strong = strong or found_strong
+        identified = identified or found
+        extra.extend(_boxes(left, 1.0, shape, tight=True))
+        marks.extend(_marks(words, terms, 1.0, shape))
         extra = _spare(extra, marks)
         if not extra:
             break
