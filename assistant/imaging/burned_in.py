@@ -59,7 +59,7 @@ import numpy as np
 
 from assistant.errors import IngestError
 from assistant.imaging.records import Frame
-from assistant.imaging.scene_text import SceneReader, default_scene_text
+from assistant.imaging.scene_text import SceneReader, TurnedLine, default_scene_text
 from assistant.imaging.study import (
     BurnedInAnnotation,
     Modality,
@@ -1541,11 +1541,12 @@ def _on_flat_ground(planes: Sequence[np.ndarray], maps: Sequence[np.ndarray], li
 _SCENE_CONTRAST_CONFIDENCE = 75  # (0-100) a word read in a frame's local contrast counts from this confidence
 
 
-def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> list[Word]:
+def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> tuple[list[Word], list[TurnedLine]]:
     """The words of the lines the scene-text models find and read in ``frame`` as shown, in frame pixels; each
     line its own (``Word.line``). Lines other readings mostly covered are read too: what they left is a name's
     last letters. With ``contrast``, the frame's local contrast is read instead (``_local_contrast``: print a few
-    grey levels from the anatomy under it, which the models do not see as shown)."""
+    grey levels from the anatomy under it, which the models do not see as shown). Also the lines running up or
+    down the frame, read turned (``_turned_boxes``)."""
     values = frame.values
     if contrast:
         rgb = np.repeat(_local_contrast(frame)[..., None], 3, axis=2)
@@ -1554,7 +1555,13 @@ def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> li
     else:
         rgb = np.repeat(_grey_for_ocr(frame)[..., None], 3, axis=2)
     words: list[Word] = []
-    for number, (box, read) in enumerate(scene.read(rgb)):
+    across, turned = scene.read_lines(rgb)
+    if contrast:
+        turned = [
+            dataclasses.replace(t, words=[w for w in t.words if w.confidence >= _SCENE_CONTRAST_CONFIDENCE])
+            for t in turned
+        ]
+    for number, (box, read) in enumerate(across):
         if contrast:  # the local contrast of small print is noisy: "LAO 30 CRA 20" read there as "10300920" (73)
             read = [w for w in read if w.confidence >= _SCENE_CONTRAST_CONFIDENCE]
         for index, w in enumerate(read):
@@ -1563,7 +1570,28 @@ def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> li
             left = min(w.left, box.left) if index == 0 else w.left
             right = max(w.right, box.right) if index == len(read) - 1 else w.right
             words.append(Word(left, w.top, right - left, w.bottom - w.top, w.text, w.confidence, (number, 0, 0)))
-    return words
+    return words, turned
+
+
+def _turned_boxes(
+    lines: Sequence[TurnedLine], terms: Sequence[str], tallest: float
+) -> tuple[list[RedactionBox], bool, bool]:
+    """Boxes (frame pixels) over the identifying text of lines running up or down the frame (a digitiser's name and
+    ID along a radiograph's edge), judged line by line as ``_scene_regions`` judges lines across, in the turned
+    region where the line reads left to right, with no band along its edges (``rows`` 0, as ``_vertical_print``);
+    and whether identifying text, and a header identifier or an ID-like number, was among them."""
+    boxes: list[RedactionBox] = []
+    strong = identified = False
+    for line in lines:
+        words = [
+            Word(w.left, w.top, w.right - w.left, w.bottom - w.top, w.text, w.confidence, (0, 0, 0)) for w in line.words
+        ]
+        regions, found_strong, found = _scene_regions(words, terms, 0, tallest)
+        strong, identified = strong or found_strong, identified or found
+        for b in _boxes(regions, 1.0, line.shape, tight=True):
+            x0, y0, x1, y1 = line.to_frame(b.x, b.y, b.x + b.width, b.y + b.height)
+            boxes.append(RedactionBox(x0, y0, x1 - x0, y1 - y0))
+    return boxes, strong, identified
 
 
 _LARGE = 2.0  # times the median height of the print read surely: a word this tall must be seen by the detector
@@ -1721,13 +1749,14 @@ def _clean_frames(
         passes += len(readings)
         tallest = min(tallest, _tallest_print([w for words, scale, _ in readings for w in _unscaled(words, scale)]))
         for number, (words, scale, grey) in enumerate(readings):
-            words = _unseen_large(words, scale, tallest, [w for ws in scene_words for w in ws])
+            words = _unseen_large(words, scale, tallest, [w for ws, _ in scene_words for w in ws])
             regions, _, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
             if number >= len(_DETECT_PASSES):  # a page of print alone: identifying text and names read surely
                 regions = [r for r in regions if r.identifying] + [_region([w]) for w in _sure_names(words, terms)]
             identified = identified or found
             boxes.extend(_boxes([_extend(grey, r) for r in regions], scale, shape))
             marks.extend(_marks(words, terms, scale, shape))
+    vertical_scene: list[RedactionBox] = []  # over lines running up or down the frame the scene-text models read
     printed: list[_Line] = []  # lines of print found without OCR
     unread: list[RedactionBox] = []  # lines of print at the edges that no reading could make out
     # per probe: its grey as shown, its planes and their stroke maps, and those of its grey alone when it is in colour
@@ -1754,13 +1783,16 @@ def _clean_frames(
         marks.extend(_marks(words, terms, 1.0, shape))
         unread.extend(_unread_at_border(lines, words, shape, planes, maps))
     for scene_words in seen:  # what the scene-text models read
-        for words in scene_words:
+        for words, turned in scene_words:
             passes += 1
             regions, _, found = _scene_regions(words, terms, shape[0], tallest)
             identified = identified or found
             boxes.extend(_boxes(regions, 1.0, shape, tight=True))  # they span their lines: not grown over the ground
             marks.extend(_marks(words, terms, 1.0, shape))
-    vertical: list[RedactionBox] = []  # not widened along (horizontal) lines of print
+            found_boxes, _, found = _turned_boxes(turned, terms, tallest)
+            identified = identified or found
+            vertical_scene.extend(found_boxes)
+    vertical: list[RedactionBox] = [*vertical_scene]  # not widened along (horizontal) lines of print
     for grey, planes, maps, grey_maps in strokes:  # print running up or down the frame (a radiograph's edge)
         found_boxes, found, read = _vertical_print(engine, planes, maps, boxes, terms, grey, tallest, grey_maps)
         passes += read
@@ -1783,19 +1815,23 @@ def _clean_frames(
             for contrast in (False, True)  # as shown, and its local contrast (faint text the first reading missed)
         ]
         passes += len(residual) + 1
+        # as the scene-text models read it (print over anatomy, which Tesseract takes for picture): in frame pixels,
+        # judged line by line, their boxes not grown; their lines also tell large print from texture read as words
+        # (``_unseen_large``: an MR tumour read in local contrast as "ANY", 70 px tall, took a box over it)
+        residual_words, turned = _scene_words(scene, residual_frame)
         for words, scale, grey in residual:
+            words = _unseen_large(words, scale, tallest, residual_words)
             left, found_strong, found = _to_redact(words, terms, grey.shape[0], tallest * scale)
             strong = strong or found_strong
             identified = identified or found
             extra.extend(_boxes([_extend(grey, r) for r in left], scale, shape))
             marks.extend(_marks(words, terms, scale, shape))
-        # and as the scene-text models read it (print over anatomy, which Tesseract takes for picture): in frame
-        # pixels, judged line by line, their boxes not grown
-        words = _scene_words(scene, residual_frame)
+        words = residual_words
         left, found_strong, found = _scene_regions(words, terms, shape[0], tallest)
-        strong = strong or found_strong
-        identified = identified or found
-        extra.extend(_boxes(left, 1.0, shape, tight=True))
+        turned_left, turned_strong, turned_found = _turned_boxes(turned, terms, tallest)
+        strong = strong or found_strong or turned_strong
+        identified = identified or found or turned_found
+        extra.extend(_boxes(left, 1.0, shape, tight=True) + turned_left)
         marks.extend(_marks(words, terms, 1.0, shape))
         extra = _spare(extra, marks)
         if not extra:

@@ -256,10 +256,47 @@ class LineReader:
         return words
 
 
-class SceneReader(Protocol):
-    """What finds and reads the lines of text in an (rows, cols, 3) uint8 RGB image."""
+@dataclass(frozen=True)
+class TurnedLine:
+    """A line running up or down the frame (a radiograph's edge label): the region of the frame it was read from
+    (its box grown as ``LineReader.read`` grows one), the quarter turns (``np.rot90``'s ``k``: 1 counter-clockwise,
+    -1 clockwise) that make it read left to right, and its words in the pixels of that region so turned."""
 
-    def read(self, rgb: np.ndarray) -> list[tuple[TextBox, list[ReadWord]]]: ...
+    left: int
+    top: int
+    right: int
+    bottom: int
+    turns: int
+    words: list[ReadWord]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Rows and columns of the turned region."""
+        return self.right - self.left, self.bottom - self.top
+
+    def to_frame(self, left: int, top: int, right: int, bottom: int) -> tuple[int, int, int, int]:
+        """A rectangle of the turned region (right and bottom exclusive) in frame pixels."""
+        rows, cols = self.bottom - self.top, self.right - self.left
+        if self.turns == 1:  # turned[i, j] = region[j, cols - 1 - i]
+            return self.left + cols - bottom, self.top + left, self.left + cols - top, self.top + right
+        # turned[i, j] = region[rows - 1 - j, i]
+        return self.left + top, self.top + rows - right, self.left + bottom, self.top + rows - left
+
+
+class SceneReader(Protocol):
+    """What finds and reads the lines of text in an (rows, cols, 3) uint8 RGB image: those running across it, each
+    with its words, and those running up or down it."""
+
+    def read_lines(self, rgb: np.ndarray) -> tuple[list[tuple[TextBox, list[ReadWord]]], list[TurnedLine]]: ...
+
+
+_MAX_TURNED = 12  # lines running up or down read per image at most (the likeliest first): each is read both ways
+
+
+def _weight(words: list[ReadWord]) -> float:
+    """How surely a reading was read: its characters' confidence summed (a line read the wrong way up is garbled
+    into a few unsure characters)."""
+    return sum(w.confidence * len(w.text) for w in words)
 
 
 class SceneText:
@@ -272,8 +309,31 @@ class SceneText:
 
     def read(self, rgb: np.ndarray) -> list[tuple[TextBox, list[ReadWord]]]:
         """The lines of ``rgb`` running across it (the likeliest first, ``max_lines`` at most), each with its words."""
-        lines = [b for b in self.detector.detect(rgb) if b.bottom - b.top <= 1.5 * (b.right - b.left)]
-        return [(box, self.reader.read(rgb, box)) for box in lines[: self.max_lines]]
+        return self.read_lines(rgb)[0]
+
+    def read_lines(self, rgb: np.ndarray) -> tuple[list[tuple[TextBox, list[ReadWord]]], list[TurnedLine]]:
+        """The lines of ``rgb`` running across it, as ``read``; and those running up or down it (a box taller than
+        1.5 times its width; ``_MAX_TURNED`` at most), each read turned a quarter turn both ways, the surer
+        reading kept."""
+        found = self.detector.detect(rgb)
+        across = [b for b in found if b.bottom - b.top <= 1.5 * (b.right - b.left)]
+        lines = [(box, self.reader.read(rgb, box)) for box in across[: self.max_lines]]
+        turned: list[TurnedLine] = []
+        rows, cols = rgb.shape[:2]
+        for box in [b for b in found if b.bottom - b.top > 1.5 * (b.right - b.left)][:_MAX_TURNED]:
+            width = box.right - box.left  # the line's height, turned
+            left, right = max(0, box.left - int(_GROW_Y * width)), min(cols, box.right + int(_GROW_Y * width))
+            top, bottom = max(0, box.top - int(_GROW_X * width)), min(rows, box.bottom + int(_GROW_X * width))
+            region = rgb[top:bottom, left:right]
+            readings = []
+            for turns in (1, -1):
+                image = np.ascontiguousarray(np.rot90(region, turns))
+                words = self.reader.read(image, TextBox(0, 0, image.shape[1], image.shape[0], box.score))
+                readings.append((_weight(words), turns, words))
+            _, turns, words = max(readings, key=lambda r: r[0])
+            if words:
+                turned.append(TurnedLine(left, top, right, bottom, turns, words))
+        return lines, turned
 
 
 _MISSING = (

@@ -19,6 +19,7 @@ from assistant.imaging.scene_text import (
     ReadWord,
     TextBox,
     TextDetectorUnavailableError,
+    TurnedLine,
 )
 from assistant.imaging.study import PhotometricInterpretation
 from tests.assistant.imaging import burned_in_fixtures as fx
@@ -120,9 +121,9 @@ class _ScriptedScene:
     def __init__(self, box: TextBox, words: list[ReadWord], times: int = 1) -> None:
         self.box, self.words, self.times, self.calls = box, words, times, 0
 
-    def read(self, rgb: np.ndarray) -> list[tuple[TextBox, list[ReadWord]]]:
+    def read_lines(self, rgb: np.ndarray) -> tuple[list[tuple[TextBox, list[ReadWord]]], list[TurnedLine]]:
         self.calls += 1
-        return [(self.box, list(self.words))] if self.calls <= self.times else []
+        return ([(self.box, list(self.words))] if self.calls <= self.times else []), []
 
 
 class _Blind:
@@ -215,3 +216,64 @@ def test_an_identifier_read_unsurely_takes_no_stacked_lines_with_it() -> None:
     for confidence, stacks in ((51.0, False), (90.0, True)):
         regions, strong, _ = burned_in._to_redact([Word(20, 200, 120, 30, "686660", confidence, (1, 1, 1))], ())
         assert strong and len(regions) == 1 and regions[0].stack is stacks
+
+
+VERTICAL = "OKONKWO ADA ID 48213377"
+
+
+def _printed_up(turns: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The radiograph with ``VERTICAL`` in light grey along its left edge, and the print's box in the frame: running
+    up (``turns`` -1: it reads turned a quarter turn clockwise) or down (1: counter-clockwise)."""
+    picture = PILImage.fromarray(_picture())
+    font = ImageFont.truetype(str(fx.font_paths()[0]), 15)
+    strip = PILImage.new("L", (int(font.getlength(VERTICAL)) + 8, 24), 0)
+    ImageDraw.Draw(strip).text((4, 3), VERTICAL, font=font, fill=220)
+    turned = strip.rotate(90 if turns == -1 else -90, expand=True)
+    x, y = 6, max(4, (picture.height - turned.height) // 2)
+    picture.paste((220, 220, 220), (x, y), turned)
+    ink = np.nonzero(np.asarray(turned) > 60)
+    box = (x + int(ink[1].min()), y + int(ink[0].min()), x + int(ink[1].max()) + 1, y + int(ink[0].max()) + 1)
+    return np.asarray(picture).copy(), box
+
+
+@needs_model
+@pytest.mark.parametrize("turns", [-1, 1], ids=["running up", "running down"])
+def test_a_line_running_up_or_down_the_edge_is_read_turned_and_mapped_back(turns: int) -> None:
+    assert MODEL is not None and READER is not None
+    image, (left, top, right, bottom) = _printed_up(turns)
+    across, turned = scene_text.SceneText(DBTextDetector(MODEL), LineReader(READER)).read_lines(image)
+    x, y = (left + right) // 2, (top + bottom) // 2
+    line = next(t for t in turned if t.left <= x < t.right and t.top <= y < t.bottom)
+    assert line.turns == turns
+    assert "".join(w.text for w in line.words) == VERTICAL.replace(" ", ""), line.words
+    x0, y0, x1, y1 = line.to_frame(0, 0, line.shape[1], line.shape[0])  # the whole turned region: the region
+    assert (x0, y0, x1, y1) == (line.left, line.top, line.right, line.bottom)
+    frame = Frame(image[..., 0].copy(), PhotometricInterpretation.MONOCHROME2, False)
+    burned_in.clean_frames([frame], (), "test", ocr=_Blind(), scene_text=_Models(across, turned))
+    ink = image[top:bottom, left:right, 0] > 150
+    assert (frame.values[top:bottom, left:right][ink] == 0).mean() >= 0.95  # the name and ID are blacked out
+    assert (frame.values[:, right + 40 :] == image[:, right + 40 :, 0]).mean() > 0.97  # the anatomy is not
+
+
+@pytest.mark.parametrize("turns", [1, -1])
+def test_a_turned_rectangle_maps_back_to_the_frame_pixels_it_came_from(turns: int) -> None:
+    region = np.arange(7 * 3).reshape(7, 3)  # a line 7 px tall and 3 px wide at frame (10, 20)
+    frame = np.zeros((40, 40), int)
+    frame[20:27, 10:13] = region
+    line = TurnedLine(10, 20, 13, 27, turns, [])
+    turned = np.rot90(region, turns)
+    assert turned.shape == line.shape
+    for left, top, right, bottom in [(0, 0, 7, 3), (2, 1, 5, 2), (6, 0, 7, 3)]:
+        x0, y0, x1, y1 = line.to_frame(left, top, right, bottom)
+        assert sorted(frame[y0:y1, x0:x1].ravel()) == sorted(turned[top:bottom, left:right].ravel())
+
+
+class _Models:
+    """The scene-text models' reading of one image, given (the models' boundary), on every call."""
+
+    def __init__(self, across: list[tuple[TextBox, list[ReadWord]]], turned: list[TurnedLine]) -> None:
+        self.across, self.turned, self.calls = across, turned, 0
+
+    def read_lines(self, rgb: np.ndarray) -> tuple[list[tuple[TextBox, list[ReadWord]]], list[TurnedLine]]:
+        self.calls += 1
+        return (self.across, self.turned) if self.calls <= 2 else ([], [])
