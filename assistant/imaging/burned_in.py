@@ -1620,8 +1620,10 @@ def _scene_regions(
     words: Sequence[Word], terms: Sequence[str], rows: int, tallest: float
 ) -> tuple[list[_Region], bool, bool]:
     """``_to_redact`` of the scene-text models' words, line by line (a large label under a banner is no part of it:
-    read as one block, the two took the anatomy between them), keeping identifying text and names read surely."""
-    regions = [_region([w]) for w in _sure_names(words, terms)]
+    read as one block, the two took the anatomy between them), keeping identifying text and names read surely. A
+    name read surely takes the name parts beside it (``_name_parts``); each region takes the pieces of its line
+    the detector found apart (``_whole_line``)."""
+    regions = [_region(_name_parts(w, words)) for w in _sure_names(words, terms)]
     strong = identified = False
     for number in sorted({w.line[0] for w in words}):
         line = [w for w in words if w.line[0] == number]
@@ -1631,7 +1633,77 @@ def _scene_regions(
         for group in _grouped_numbers(line):
             regions.append(_region(group, identifying=True))
             strong = identified = True
-    return regions, strong, identified
+    return [_whole_line(r, words) for r in regions], strong, identified
+
+
+_NAME_PART = re.compile(r"^[A-Z][A-Za-z'’-]*[,.]?$")  # "Sato," "S." "O'Neil": a capitalised word or an initial
+_NAME_PART_CONFIDENCE = 50
+
+
+def _name_part(word: Word) -> bool:
+    """A word that may be part of a name printed beside a name read surely: a capitalised word that is not
+    annotation vocabulary, or an initial (not the side markers L and R), read with some confidence."""
+    text = word.text.strip()
+    norm = _norm(text)
+    if not _NAME_PART.match(text) or word.confidence < _NAME_PART_CONFIDENCE:
+        return False
+    return norm not in ("L", "R") if len(norm) == 1 else not _like_annotation(norm)
+
+
+def _name_parts(name: Word, words: Sequence[Word]) -> list[Word]:
+    """``name`` and the name parts (``_name_part``) beside it on its line, two at most each side, each less than a
+    line height from the next: a surname read surely leaves "Anna S." or "Sato," legible otherwise."""
+    line = sorted((w for w in words if w.line[0] == name.line[0]), key=lambda w: w.left)
+    at = next(i for i, w in enumerate(line) if w is name)
+    group = [name]
+    for step in (-1, 1):
+        j, nearest = at + step, name
+        while 0 <= j < len(line) and abs(j - at) <= 2 and _name_part(line[j]):
+            gap = max(line[j].left - nearest.left - nearest.width, nearest.left - line[j].left - line[j].width)
+            if gap > name.height:
+                break
+            group.append(line[j])
+            nearest, j = line[j], j + step
+    return group
+
+
+def _whole_line(region: _Region, words: Sequence[Word]) -> _Region:
+    """``region`` (frame pixels) grown over the detector's other lines on its row that begin or end less than a
+    line height from it: the detector split "Ref:PAPADOPOULOS^MATEUS" over a gap in the anatomy under it into
+    "Ref:PAP" and the rest, and only the rest read as a name. Lines of annotation or values only are not taken."""
+    lines: dict[int, list[Word]] = {}
+    for w in words:
+        lines.setdefault(w.line[0], []).append(w)
+    extents = [
+        (min(w.left for w in ws), min(w.top for w in ws), max(w.left + w.width for w in ws),
+         max(w.top + w.height for w in ws), ws)
+        for ws in lines.values()
+    ]  # fmt: skip
+    grown = True
+    while grown:
+        grown = False
+        for left, top, right, bottom, ws in extents:
+            if any(region.left <= w.left + w.width / 2 <= region.right for w in ws):
+                continue  # the region's own line, or one it took already
+            overlap = min(bottom, region.bottom) - max(top, region.top)
+            gap = max(left - region.right, region.left - right)
+            if overlap < 0.5 * min(bottom - top, region.bottom - region.top) or gap > region.height:
+                continue
+            if not any(_norm(w.text) and not _like_annotation(_norm(w.text)) and not _value(w.text) for w in ws):
+                continue
+            region = dataclasses.replace(
+                region, left=min(region.left, left), right=max(region.right, right), top=min(region.top, top),
+                bottom=max(region.bottom, bottom),
+            )  # fmt: skip
+            grown = True
+    return region
+
+
+_VALUE = re.compile(r"^[-+]?[\d.,:/]+[A-Za-z%]{0,3}$")  # "0.6mm", "120kV", "3/4", "12:30": a value, not a name
+
+
+def _value(text: str) -> bool:
+    return bool(_VALUE.match(text.strip()) or _PARAMETER.match(text.strip()))
 
 
 _GROUP = re.compile(r"^[+(]?\d[\d()-]*[,;]?$")  # no decimal point or slash: "1.25", "57/220" are values

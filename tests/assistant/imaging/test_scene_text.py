@@ -277,3 +277,38 @@ class _Models:
     def read_lines(self, rgb: np.ndarray) -> tuple[list[tuple[TextBox, list[ReadWord]]], list[TurnedLine]]:
         self.calls += 1
         return (self.across, self.turned) if self.calls <= 2 else ([], [])
+
+
+def _words(line: int, *placed: tuple[int, str, float]) -> list[Word]:
+    """Words of one detector line at (left, text, confidence), 12 px tall, as wide as 7 px per character."""
+    return [Word(left, 100, 7 * len(text), 12, text, conf, (line, 0, 0)) for left, text, conf in placed]
+
+
+def _covers(region: burned_in._Region, word: Word) -> bool:
+    return region.left <= word.left and word.left + word.width <= region.right
+
+
+def test_a_name_read_surely_takes_the_name_parts_beside_it_not_markers_or_far_words() -> None:
+    """"Sato, Anna S." over anatomy: the models read "Anna" surely, and the surname and initial beside it would stay
+    legible; a side marker next to it and a word a gap away are no part of the name."""
+    placed = [(100, "Sato,", 88.0), (140, "Anna", 95.0), (175, "S.", 93.0), (200, "R", 99.0), (300, "Liver", 97.0)]
+    words = _words(0, *placed)
+    regions, _, _ = burned_in._scene_regions(words, (), 0, float("inf"))
+    name = next(r for r in regions if _covers(r, words[1]))
+    assert _covers(name, words[0]) and _covers(name, words[2])
+    assert not _covers(name, words[3]) and not _covers(name, words[4])
+
+
+def test_an_identifier_takes_the_piece_of_its_line_the_detector_found_apart_not_values_or_other_rows() -> None:
+    """The detector split "Ref:PAPADOPOULOS^MATEUS" over a gap in the anatomy into "Ref:PAP" (read "RIPAF") and the
+    rest: the piece goes with the name; a value on its row and a line below stay."""
+    words = (
+        _words(0, (243, "OPOULOS^MATE", 85.0))
+        + _words(1, (199, "RIPAF", 61.0))
+        + _words(2, (340, "0.6mm", 81.0))
+        + [Word(243, 114, 40, 12, "Axial", 90.0, (3, 0, 0))]
+    )
+    regions, strong, _ = burned_in._scene_regions(words, (), 0, float("inf"))
+    assert strong and len(regions) == 1
+    assert regions[0].left == 199 and regions[0].right == 243 + 7 * 12  # "RIPAF" joined; "0.6mm" 13 px away is not
+    assert regions[0].top == 100 and regions[0].bottom == 112  # the line below is not taken
