@@ -59,13 +59,17 @@ class TextDetectorUnavailableError(IngestError):
 
 @dataclass(frozen=True)
 class TextBox:
-    """A line of text in frame pixels (right and bottom exclusive) and the detector's mean probability over it."""
+    """A line of text in frame pixels (right and bottom exclusive) and the detector's mean probability over it; for a
+    line found long and thin, the angle of its long side (degrees counter-clockwise from the rows, -90 to 90) and its
+    thickness across (frame px, the detector's shrunk line)."""
 
     left: int
     top: int
     right: int
     bottom: int
     score: float
+    angle: float = 0.0
+    thickness: float = 0.0
 
 
 class TextDetector(Protocol):
@@ -152,6 +156,7 @@ class DBTextDetector:
             if min(h, w) < _MIN_SIDE:
                 continue
             grow = h * w * _UNCLIP / (2 * (h + w))
+            angle, thickness = _orientation(labels[part] == number + 1, sx, sy)
             boxes.append(
                 TextBox(
                     max(0, int((left - grow) / sx)),
@@ -159,10 +164,31 @@ class DBTextDetector:
                     min(cols, int(np.ceil((right + grow) / sx))),
                     min(rows, int(np.ceil((bottom + grow) / sy))),
                     float(means[number]),
+                    angle,
+                    thickness,
                 )  # fmt: skip
             )
         boxes.sort(key=lambda b: -b.score)
         return boxes[:_MAX_BOXES]
+
+
+_ELONGATED = 3.0  # a part this many times longer than thick has a direction (a short word's is noise)
+
+
+def _orientation(mask: np.ndarray, sx: float, sy: float) -> tuple[float, float]:
+    """The angle of a detected part's long axis (degrees counter-clockwise from the rows, -90 to 90) and its
+    thickness across (frame px), from the second moments of its pixels (a rectangle of thickness t has variance
+    t^2 / 12 across); (0, 0) for a part not clearly longer than thick."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 8:
+        return 0.0, 0.0
+    values, vectors = np.linalg.eigh(np.cov(np.stack([xs / sx, ys / sy])))
+    if values[0] <= 0 or values[1] < _ELONGATED**2 * values[0]:
+        return 0.0, 0.0
+    x, y = vectors[:, 1]
+    angle = math.degrees(math.atan2(-y, x))  # rows run down: a line rising to the right has a positive angle
+    angle = angle - 180 if angle > 90 else angle + 180 if angle <= -90 else angle
+    return angle, math.sqrt(12 * values[0])
 
 
 # The line reader's input (PP-OCRv4 recognition): 48 px tall, as wide as the line's aspect ratio asks, the same
@@ -258,9 +284,11 @@ class LineReader:
 
 @dataclass(frozen=True)
 class TurnedLine:
-    """A line running up or down the frame (a radiograph's edge label): the region of the frame it was read from
-    (its box grown as ``LineReader.read`` grows one), the quarter turns (``np.rot90``'s ``k``: 1 counter-clockwise,
-    -1 clockwise) that make it read left to right, and its words in the pixels of that region so turned."""
+    """A line running up or down the frame (a radiograph's edge label) or printed at a slant: the region of the
+    frame it was read from, the quarter turns (``np.rot90``'s ``k``: 1 counter-clockwise, -1 clockwise) or, for a
+    slant, the degrees (``angle``, counter-clockwise, turns 0; Pillow's rotation about the region's centre, expanded
+    to ``size`` rows and columns) that make it read left to right, and its words in the pixels of the region so
+    turned."""
 
     left: int
     top: int
@@ -268,15 +296,30 @@ class TurnedLine:
     bottom: int
     turns: int
     words: list[ReadWord]
+    angle: float = 0.0
+    size: tuple[int, int] = (0, 0)
 
     @property
     def shape(self) -> tuple[int, int]:
         """Rows and columns of the turned region."""
-        return self.right - self.left, self.bottom - self.top
+        return self.size if self.angle else (self.right - self.left, self.bottom - self.top)
 
     def to_frame(self, left: int, top: int, right: int, bottom: int) -> tuple[int, int, int, int]:
-        """A rectangle of the turned region (right and bottom exclusive) in frame pixels."""
+        """A rectangle of the turned region (right and bottom exclusive) in frame pixels: for a slant, the rectangle
+        holding the four corners turned back, within the region."""
         rows, cols = self.bottom - self.top, self.right - self.left
+        if self.angle:
+            theta = math.radians(self.angle)
+            cos, sin = math.cos(theta), math.sin(theta)
+            xs, ys = [], []
+            for x, y in ((left, top), (right, top), (left, bottom), (right, bottom)):
+                dx, dy = x - self.size[1] / 2, y - self.size[0] / 2
+                xs.append(dx * cos - dy * sin + cols / 2)
+                ys.append(dx * sin + dy * cos + rows / 2)
+            return (
+                self.left + max(0, math.floor(min(xs))), self.top + max(0, math.floor(min(ys))),
+                self.left + min(cols, math.ceil(max(xs))), self.top + min(rows, math.ceil(max(ys))),
+            )  # fmt: skip
         if self.turns == 1:  # turned[i, j] = region[j, cols - 1 - i]
             return self.left + cols - bottom, self.top + left, self.left + cols - top, self.top + right
         # turned[i, j] = region[rows - 1 - j, i]
@@ -291,6 +334,12 @@ class SceneReader(Protocol):
 
 
 _MAX_TURNED = 12  # lines running up or down read per image at most (the likeliest first): each is read both ways
+# A line found at a slant of 8-60 degrees (a label photographed askew, a sticker, a stamp) is also read turned level,
+# the surer reading kept; the band read is this many times the detector's thickness (its shrunk line, about half the
+# print's height)
+_MIN_SLANT, _MAX_SLANT = 8.0, 60.0
+_SLANT_BAND = 2.2
+_SLANT_GROW = 3.0  # the region turned is the box grown by this many thicknesses: its ends fall short of the print's
 
 
 def _weight(words: list[ReadWord]) -> float:
@@ -317,8 +366,15 @@ class SceneText:
         reading kept."""
         found = self.detector.detect(rgb)
         across = [b for b in found if b.bottom - b.top <= 1.5 * (b.right - b.left)]
-        lines = [(box, self.reader.read(rgb, box)) for box in across[: self.max_lines]]
+        lines: list[tuple[TextBox, list[ReadWord]]] = []
         turned: list[TurnedLine] = []
+        for box in across[: self.max_lines]:
+            words = self.reader.read(rgb, box)
+            slant = self._slanted(rgb, box) if _MIN_SLANT <= abs(box.angle) <= _MAX_SLANT else None
+            if slant is not None and _weight(slant.words) > _weight(words):
+                turned.append(slant)
+            else:
+                lines.append((box, words))
         rows, cols = rgb.shape[:2]
         for box in [b for b in found if b.bottom - b.top > 1.5 * (b.right - b.left)][:_MAX_TURNED]:
             width = box.right - box.left  # the line's height, turned
@@ -334,6 +390,27 @@ class SceneText:
             if words:
                 turned.append(TurnedLine(left, top, right, bottom, turns, words))
         return lines, turned
+
+    def _slanted(self, rgb: np.ndarray, box: TextBox) -> TurnedLine | None:
+        """The line in ``box``, found at a slant (``box.angle``), read after turning its region level: a band of
+        ``_SLANT_BAND`` times the detector's thickness through the middle (the middle of the box turned)."""
+        from PIL import Image
+
+        rows, cols = rgb.shape[:2]
+        grow = int(_SLANT_GROW * box.thickness)
+        left, top = max(0, box.left - grow), max(0, box.top - grow)
+        right, bottom = min(cols, box.right + grow), min(rows, box.bottom + grow)
+        level = np.asarray(
+            Image.fromarray(rgb[top:bottom, left:right]).rotate(-box.angle, Image.Resampling.BILINEAR, expand=True)
+        )
+        size = (int(level.shape[0]), int(level.shape[1]))
+        theta = math.radians(-box.angle)  # where the box's middle lands: Pillow's turn about the region's centre
+        dx, dy = (box.left + box.right) / 2 - (left + right) / 2, (box.top + box.bottom) / 2 - (top + bottom) / 2
+        middle = -dx * math.sin(theta) + dy * math.cos(theta) + size[0] / 2
+        half = _SLANT_BAND * box.thickness / 2
+        band = TextBox(0, max(0, int(middle - half)), size[1], min(size[0], math.ceil(middle + half)), box.score)
+        words = self.reader.read(np.ascontiguousarray(level), band)
+        return TurnedLine(left, top, right, bottom, 0, words, -box.angle, size) if words else None
 
 
 _MISSING = (

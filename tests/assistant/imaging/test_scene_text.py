@@ -312,3 +312,48 @@ def test_an_identifier_takes_the_piece_of_its_line_the_detector_found_apart_not_
     assert strong and len(regions) == 1
     assert regions[0].left == 199 and regions[0].right == 243 + 7 * 12  # "RIPAF" joined; "0.6mm" 13 px away is not
     assert regions[0].top == 100 and regions[0].bottom == 112  # the line below is not taken
+
+
+SLANTED = "HOLLOWAY 1962-11-04"
+
+
+def _printed_slanted(degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """The radiograph with ``SLANTED`` in light grey over its anatomy, rising ``degrees`` to the right (a label
+    photographed askew), and the print's ink mask."""
+    picture = PILImage.fromarray(_picture())
+    font = ImageFont.truetype(str(fx.font_paths()[0]), 16)
+    strip = PILImage.new("L", (int(font.getlength(SLANTED)) + 10, 28), 0)
+    ImageDraw.Draw(strip).text((5, 4), SLANTED, font=font, fill=230)
+    slanted = strip.rotate(degrees, PILImage.Resampling.BILINEAR, expand=True)
+    x, y = picture.width // 5, picture.height // (3 if degrees > 0 else 10)  # over the lung, not the bright heart
+    picture.paste((230, 230, 230), (x, y), slanted)
+    ink = np.zeros((picture.height, picture.width), bool)
+    ink[y : y + slanted.height, x : x + slanted.width] = np.asarray(slanted) > 120
+    return np.asarray(picture).copy(), ink
+
+
+@needs_model
+@pytest.mark.parametrize("degrees", [22.0, -30.0])
+def test_a_line_printed_at_a_slant_is_read_turned_level_and_blacked_out(degrees: float) -> None:
+    assert MODEL is not None and READER is not None
+    image, ink = _printed_slanted(degrees)
+    across, turned = scene_text.SceneText(DBTextDetector(MODEL), LineReader(READER)).read_lines(image)
+    ys, xs = np.nonzero(ink)
+    line = next(t for t in turned if t.left <= xs.mean() < t.right and t.top <= ys.mean() < t.bottom)
+    assert line.turns == 0 and abs(line.angle + degrees) < 5  # turned back level by about the slant
+    assert "".join(w.text for w in line.words) == SLANTED.replace(" ", ""), line.words
+    frame = Frame(image[..., 0].copy(), PhotometricInterpretation.MONOCHROME2, False)
+    burned_in.clean_frames([frame], (), "test", ocr=_Blind(), scene_text=_Models(across, turned))
+    assert (frame.values[ink] == 0).mean() >= 0.95  # the name and the date are blacked out
+
+
+@pytest.mark.parametrize("degrees", [20.0, -35.0, 50.0])
+def test_a_point_of_a_region_turned_by_an_angle_maps_back_to_where_it_was(degrees: float) -> None:
+    image = np.zeros((60, 100), np.uint8)
+    image[20, 70] = 255
+    level = np.asarray(PILImage.fromarray(image).rotate(degrees, PILImage.Resampling.BILINEAR, expand=True))
+    y, x = np.unravel_index(int(level.argmax()), level.shape)
+    line = TurnedLine(10, 5, 110, 65, 0, [], degrees, (level.shape[0], level.shape[1]))
+    x0, y0, x1, y1 = line.to_frame(int(x), int(y), int(x) + 1, int(y) + 1)
+    assert x0 - 1 <= 10 + 70 <= x1 and y0 - 1 <= 5 + 20 <= y1
+    assert line.to_frame(0, 0, level.shape[1], level.shape[0]) == (10, 5, 110, 65)  # all of it: the region
