@@ -1546,7 +1546,7 @@ def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> tu
     line its own (``Word.line``). Lines other readings mostly covered are read too: what they left is a name's
     last letters. With ``contrast``, the frame's local contrast is read instead (``_local_contrast``: print a few
     grey levels from the anatomy under it, which the models do not see as shown). Also the lines running up or
-    down the frame, read turned (``_turned_boxes``)."""
+    down the frame or at a slant, read turned (judged by ``_turned_boxes``)."""
     values = frame.values
     if contrast:
         rgb = np.repeat(_local_contrast(frame)[..., None], 3, axis=2)
@@ -1577,9 +1577,10 @@ def _turned_boxes(
     lines: Sequence[TurnedLine], terms: Sequence[str], tallest: float
 ) -> tuple[list[RedactionBox], bool, bool]:
     """Boxes (frame pixels) over the identifying text of lines running up or down the frame (a digitiser's name and
-    ID along a radiograph's edge), judged line by line as ``_scene_regions`` judges lines across, in the turned
-    region where the line reads left to right, with no band along its edges (``rows`` 0, as ``_vertical_print``);
-    and whether identifying text, and a header identifier or an ID-like number, was among them."""
+    ID along a radiograph's edge) or printed at a slant, judged line by line as ``_scene_regions`` judges lines
+    across, in the turned region where the line reads left to right, with no band along its edges (``rows`` 0, as
+    ``_vertical_print``); and whether identifying text, and a header identifier or an ID-like number, was among
+    them."""
     boxes: list[RedactionBox] = []
     strong = identified = False
     for line in lines:
@@ -1703,6 +1704,7 @@ _VALUE = re.compile(r"^[-+]?[\d.,:/]+[A-Za-z%]{0,3}$")  # "0.6mm", "120kV", "3/4
 
 
 def _value(text: str) -> bool:
+    """Whether ``text`` is a number with at most a short unit, or a short label and its value ("TR:4000")."""
     return bool(_VALUE.match(text.strip()) or _PARAMETER.match(text.strip()))
 
 
