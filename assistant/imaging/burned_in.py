@@ -1634,7 +1634,8 @@ def _scene_regions(
         for group in _grouped_numbers(line):
             regions.append(_region(group, identifying=True))
             strong = identified = True
-    return [_whole_line(r, words) for r in regions], strong, identified
+    extents = _line_extents(words)
+    return [_whole_line(r, extents) for r in regions], strong, identified
 
 
 _NAME_PART = re.compile(r"^[A-Z][A-Za-z'’-]*[,.]?$")  # "Sato," "S." "O'Neil": a capitalised word or an initial
@@ -1668,18 +1669,26 @@ def _name_parts(name: Word, words: Sequence[Word]) -> list[Word]:
     return group
 
 
-def _whole_line(region: _Region, words: Sequence[Word]) -> _Region:
-    """``region`` (frame pixels) grown over the detector's other lines on its row that begin or end less than a
-    line height from it: the detector split "Ref:PAPADOPOULOS^MATEUS" over a gap in the anatomy under it into
-    "Ref:PAP" and the rest, and only the rest read as a name. Lines of annotation or values only are not taken."""
+_Extent = tuple[int, int, int, int, list[Word]]
+
+
+def _line_extents(words: Sequence[Word]) -> list[_Extent]:
+    """Per detector line of ``words``: its left, top, right and bottom (frame pixels) and its words."""
     lines: dict[int, list[Word]] = {}
     for w in words:
         lines.setdefault(w.line[0], []).append(w)
-    extents = [
+    return [
         (min(w.left for w in ws), min(w.top for w in ws), max(w.left + w.width for w in ws),
          max(w.top + w.height for w in ws), ws)
         for ws in lines.values()
     ]  # fmt: skip
+
+
+def _whole_line(region: _Region, extents: Sequence[_Extent]) -> _Region:
+    """``region`` (frame pixels) grown over the detector's other lines (``_line_extents``) on its row that begin or
+    end less than a line height from it: the detector split "Ref:PAPADOPOULOS^MATEUS" over a gap in the anatomy
+    under it into "Ref:PAP" and the rest, and only the rest read as a name. Lines of annotation or values only are
+    not taken."""
     grown = True
     while grown:
         grown = False
