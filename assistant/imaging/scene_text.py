@@ -356,14 +356,10 @@ class SceneText:
         self.reader = reader
         self.max_lines = max_lines
 
-    def read(self, rgb: np.ndarray) -> list[tuple[TextBox, list[ReadWord]]]:
-        """The lines of ``rgb`` running across it (the likeliest first, ``max_lines`` at most), each with its words."""
-        return self.read_lines(rgb)[0]
-
     def read_lines(self, rgb: np.ndarray) -> tuple[list[tuple[TextBox, list[ReadWord]]], list[TurnedLine]]:
-        """The lines of ``rgb`` running across it, as ``read``; and those running up or down it (a box taller than
-        1.5 times its width; ``_MAX_TURNED`` at most), each read turned a quarter turn both ways, the surer
-        reading kept."""
+        """The lines of ``rgb`` running across it (the likeliest first, ``max_lines`` at most), each with its words;
+        and those read turned: running up or down it (a box taller than 1.5 times its width; ``_MAX_TURNED`` at
+        most), read a quarter turn both ways, and those at a slant read level, the surer reading kept."""
         found = self.detector.detect(rgb)
         across = [b for b in found if b.bottom - b.top <= 1.5 * (b.right - b.left)]
         lines: list[tuple[TextBox, list[ReadWord]]] = []
