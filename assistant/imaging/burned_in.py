@@ -1546,7 +1546,8 @@ def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> tu
     line its own (``Word.line``). Lines other readings mostly covered are read too: what they left is a name's
     last letters. With ``contrast``, the frame's local contrast is read instead (``_local_contrast``: print a few
     grey levels from the anatomy under it, which the models do not see as shown). Also the lines running up or
-    down the frame or at a slant, read turned (judged by ``_turned_boxes``)."""
+    down the frame or at a slant, read turned (judged by ``_turned_boxes``). A line read as nothing gives one word
+    with no text, for its extent."""
     values = frame.values
     if contrast:
         rgb = np.repeat(_local_contrast(frame)[..., None], 3, axis=2)
@@ -1562,6 +1563,9 @@ def _scene_words(scene: SceneReader, frame: Frame, contrast: bool = False) -> tu
             for t in turned
         ]
     for number, (box, read) in enumerate(across):
+        if not read:  # a line found but read as nothing: kept, empty, for its extent (``_stacked``, ``_unseen_large``)
+            words.append(Word(box.left, box.top, box.right - box.left, box.bottom - box.top, "", 0.0, (number, 0, 0)))
+            continue
         if contrast:  # the local contrast of small print is noisy: "LAO 30 CRA 20" read there as "10300920" (73)
             read = [w for w in read if w.confidence >= _SCENE_CONTRAST_CONFIDENCE]
         for index, w in enumerate(read):
@@ -1635,7 +1639,7 @@ def _scene_regions(
             regions.append(_region(group, identifying=True))
             strong = identified = True
     extents = _line_extents(words)
-    return [_whole_line(r, extents) for r in regions], strong, identified
+    return [_stacked(_whole_line(r, extents), extents) for r in regions], strong, identified
 
 
 _NAME_PART = re.compile(r"^[A-Z][A-Za-z'’-]*[,.]?$")  # "Sato," "S." "O'Neil": a capitalised word or an initial
@@ -1706,6 +1710,53 @@ def _whole_line(region: _Region, extents: Sequence[_Extent]) -> _Region:
                 bottom=max(region.bottom, bottom),
             )  # fmt: skip
             grown = True
+    return region
+
+
+def _technical(word: Word) -> bool:
+    """A word read surely as annotation, a value, or a short label ("SL", "kVp", "W"): a line of these is judged by
+    its own reading, not taken with the identifying block it is stacked on."""
+    norm = _norm(word.text)
+    short = len(norm) <= 3 and norm.isalpha()
+    return bool(norm) and word.confidence >= _MARK_CONFIDENCE and (_value(word.text) or _like_annotation(norm) or short)
+
+
+_STACK_GAP = 1.2  # line heights at most between a block and a line stacked on it (as ``_stack``)
+
+
+def _stacked(region: _Region, extents: Sequence[_Extent]) -> _Region:
+    """An identifying ``region`` (frame pixels) grown over the detector's lines (``_line_extents``) stacked right
+    above and below it, as ``_extend`` grows Tesseract's blocks: a line of about its height, less than
+    ``_STACK_GAP`` line heights away, beginning or ending where it does or overlapping it by half, up to
+    ``_STACK_LINES`` each way. A console's header stacks name, dates and institution, and on a 384 px MR mosaic the
+    models read the dates under a 9 px "Referring:HALVORSEN^LUCINDA" but nothing of that line. Lines read surely
+    as annotation, values and short labels only (``_technical``: "SL 5.0 mm", "kVp 120") are not taken."""
+    if not region.identifying or not region.stack:
+        return region
+    height = region.height
+    for _ in range(2 * _STACK_LINES):
+        grown = False
+        for left, top, right, bottom, ws in extents:
+            if top >= region.top and bottom <= region.bottom:
+                continue  # within the block already
+            if not 0.6 * height <= bottom - top <= 1.6 * height:
+                continue
+            gap = max(top - region.bottom, region.top - bottom)
+            overlap = min(right, region.right) - max(left, region.left)
+            aligned = abs(left - region.left) <= height or abs(right - region.right) <= height
+            aligned = aligned or overlap >= 0.5 * min(right - left, region.right - region.left)
+            if gap > _STACK_GAP * height or not aligned:
+                continue
+            if all(_technical(w) for w in ws):
+                continue
+            region = dataclasses.replace(
+                region, left=min(region.left, left), right=max(region.right, right), top=min(region.top, top),
+                bottom=max(region.bottom, bottom),
+            )  # fmt: skip
+            grown = True
+            break
+        if not grown:
+            break
     return region
 
 

@@ -314,6 +314,43 @@ def test_an_identifier_takes_the_piece_of_its_line_the_detector_found_apart_not_
     assert regions[0].top == 100 and regions[0].bottom == 112  # the line below is not taken
 
 
+class _ScriptedLines:
+    """Scene-text models that find the given lines, each read as given, on the first call, and nothing after."""
+
+    def __init__(self, lines: list[tuple[TextBox, list[ReadWord]]]) -> None:
+        self.lines, self.calls = lines, 0
+
+    def read_lines(self, rgb: np.ndarray) -> tuple[list[tuple[TextBox, list[ReadWord]]], list[TurnedLine]]:
+        self.calls += 1
+        return (list(self.lines) if self.calls == 1 else []), []
+
+
+def test_a_header_line_read_as_nothing_goes_with_the_identifying_lines_stacked_under_it() -> None:
+    """A 384 px MR mosaic's header: the models found "Referring:HALVORSEN^LUCINDA" (9 px) but read nothing of it,
+    and read the study date under it. The unread line goes with the date; a line of values read surely under it
+    and an unread line far below stay."""
+    frame = _frame()
+    frame.values[170:290, :160] = 40  # a dark console band: every line's pixels can be told black or not
+    unread = TextBox(10, 183, 150, 197, 0.85)
+    date = TextBox(10, 200, 110, 214, 0.86)
+    values = TextBox(10, 217, 80, 231, 0.8)
+    far = TextBox(10, 260, 150, 274, 0.8)
+    scene = _ScriptedLines(
+        [
+            (unread, []),
+            (date, [ReadWord(10, 200, 110, 214, "Study:18.10.2018", 93.0)]),
+            (values, [ReadWord(10, 217, 40, 231, "kVp", 95.0), ReadWord(45, 217, 80, 231, "120", 95.0)]),
+            (far, []),
+        ]
+    )
+    redaction = burned_in.clean_frames([frame], (), "test", _Blind(), scene)
+    assert not redaction.withheld
+    assert (frame.values[186:194, 14:146] == 0).all()  # the unread line over the date
+    assert (frame.values[203:211, 14:106] == 0).all()  # the date
+    assert (frame.values[222:230, 14:76] != 0).all()  # the values under it
+    assert (frame.values[263:271, 14:146] != 0).all()  # the line far below
+
+
 SLANTED = "HOLLOWAY 1962-11-04"
 
 
