@@ -241,9 +241,39 @@ def _matches_identifier(word: str, terms: Sequence[str]) -> bool:
     return False
 
 
+# Labels of acquisition values a console prints before them (kV 68, mA 661, LAO 28, CRA 17, W 350, L 40, TR 4000,
+# Se 3, Im 12): the scene-text reader drops the spaces between them ("kV68mA661", "LAO28CRA17")
+_TECHNIQUE_LABELS = frozenset(
+    """
+    KV KVP MA MAS MS LAO RAO CRA CAU CRAN CAUD LPO RPO W L WW WL WC C TR TE TI TA ET SL ST THK FOV SE IM IMG EC NEX
+    NSA BW FA F FR FPS HZ MI TIS TIB TIC GN G DR D CM MM MBQ MCI DLP EI DAP SNR Z ZOOM
+    """.split()
+)
+_TECHNIQUE_VALUE = r"\d{1,4}(?:[.,]\d{1,2})?"
+_RUN_TOGETHER_PAIR = rf"([A-Z]{{1,4}})[:=]?({_TECHNIQUE_VALUE})"
+_RUN_TOGETHER = re.compile(rf"(?P<lead>{_TECHNIQUE_VALUE})?(?P<pairs>(?:{_RUN_TOGETHER_PAIR}){{1,6}})")
+
+
+def _run_together_values(text: str) -> bool:
+    """Whether ``text`` is acquisition values with their labels run together ("kV68mA661", "LAO28CRA17",
+    "W350L40", "28CRA17" cut from its label, "CRA1" from its value's last digit): each label a console's
+    (``_TECHNIQUE_LABELS``), each value four digits at most; two values, or one after a label of two letters or
+    more. An ID ("A6459977", "MRN12345678") has one long run of digits or a label of its own."""
+    upper = text.upper().strip(".,;()[]{}'\"")
+    match = _RUN_TOGETHER.fullmatch(upper)
+    if not match:
+        return False
+    pairs = re.findall(_RUN_TOGETHER_PAIR, match["pairs"])
+    if not all(label in _TECHNIQUE_LABELS for label, _ in pairs):
+        return False
+    return len(pairs) + (match["lead"] is not None) >= 2 or len(pairs[0][0]) >= 2
+
+
 def _is_phi_pattern(text: str, confidence: float) -> bool:
     """Dates, long digit runs (IDs, accession and phone numbers), and name-like words."""
     upper = text.upper().strip(".,;:()[]{}'\"")
+    if _run_together_values(text):
+        return False
     if _DATE.match(upper) or _TIME.match(upper):
         return True
     digits = sum(c.isdigit() for c in upper)
@@ -269,8 +299,11 @@ _PARTIAL_DATE = re.compile(
 
 
 def _is_strong_pattern(text: str) -> bool:
-    """A date (or most of one), or an ID-like number: identifying whatever the header says."""
+    """A date (or most of one), or an ID-like number: identifying whatever the header says (not values run
+    together, ``_run_together_values``)."""
     upper = text.upper().strip(".,;:()[]{}'\"")
+    if _run_together_values(text):
+        return False
     return bool(_DATE.match(upper) or _PARTIAL_DATE.search(upper)) or sum(c.isdigit() for c in upper) >= 5
 
 
@@ -547,6 +580,8 @@ def _border_text(word: Word, rows: int) -> bool:
         return False
     if sum(c.isalnum() for c in word.text) < 0.75 * len(word.text) or _like_annotation(norm):
         return False
+    if _run_together_values(word.text):  # "CRA1", "28CRA17": a corner's values, their spaces dropped
+        return False
     parameter = _PARAMETER.match(word.text.strip())
     if parameter and not _LABEL.match(parameter.group(1).upper()):  # "DOB:1961" is a label and a year
         return False
@@ -578,6 +613,8 @@ def _to_redact(
         for w in words
         if _norm(w.text) and (w.height <= tallest or w.confidence >= _GIANT_CONFIDENCE)
     ]
+    labelled = _labelled_values(words)
+    scored = [(w, 0 if score == 1 and id(w) in labelled else score) for w, score in scored]
     # Texture read as text (short words at low confidence) may not link blocks: it would chain a banner to the
     # anatomy next to it.
     text = [w for w, score in scored if score or w.confidence >= _LINK_CONFIDENCE]
@@ -634,6 +671,17 @@ def _spaced_dates(words: Sequence[Word]) -> set[int]:
         if _date_parts(*parts):
             found.update((id(a), id(b), id(c)))
     return found
+
+
+def _labelled_values(words: Sequence[Word]) -> set[int]:
+    """The ids of words that are a console's label of the value printed right after them ("LAO 28", "CRA 17", "kVp
+    103"; ``_TECHNIQUE_LABELS``): not name-like, though capitalised words of three letters."""
+    return {
+        id(a)
+        for a in words
+        if _norm(a.text) in _TECHNIQUE_LABELS
+        and any(_beside(a, b) and (_value(b.text) or _run_together_values(b.text)) for b in words if b is not a)
+    }
 
 
 def _beside(a: Word, b: Word) -> bool:
@@ -1718,7 +1766,8 @@ def _technical(word: Word) -> bool:
     its own reading, not taken with the identifying block it is stacked on."""
     norm = _norm(word.text)
     short = len(norm) <= 3 and norm.isalpha()
-    return bool(norm) and word.confidence >= _MARK_CONFIDENCE and (_value(word.text) or _like_annotation(norm) or short)
+    technical = _value(word.text) or _like_annotation(norm) or short or _run_together_values(word.text)
+    return bool(norm) and word.confidence >= _MARK_CONFIDENCE and technical
 
 
 _STACK_GAP = 1.2  # line heights at most between a block and a line stacked on it (as ``_stack``)

@@ -351,6 +351,40 @@ def test_a_header_line_read_as_nothing_goes_with_the_identifying_lines_stacked_u
     assert (frame.values[263:271, 14:146] != 0).all()  # the line far below
 
 
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("kV68mA661", True),
+        ("LAO28CRA17", True),
+        ("W:1270L:527", True),
+        ("kVp103mAs3.7", True),
+        ("Se7Im96", True),
+        ("A6459977", False),  # an ID: one long run of digits
+        ("MRN12345678", False),
+        ("AB12CD34", False),  # labels no console prints
+        ("W350140", False),  # "W 350 L 40" with its L read as 1: not told from an ID
+    ],
+)
+def test_acquisition_values_read_run_together_are_not_an_id(text: str, values: bool) -> None:
+    """The scene-text reader drops the spaces of "kV 68 mA 661": five digits, but values, not an ID."""
+    assert burned_in._run_together_values(text) is values
+    if values or sum(c.isdigit() for c in text) >= 5:
+        assert burned_in._is_strong_pattern(text) is not values
+
+
+def test_an_angiogram_corner_of_values_read_run_together_is_kept() -> None:
+    """An XA frame's lower corner as the models read it: neither line is identifying, so neither goes."""
+    words = [Word(0, 481, 90, 18, "LAO28CRA17", 92.0, (0, 0, 0)), Word(0, 495, 85, 17, "kV68mA661", 93.0, (1, 0, 0))]
+    regions, strong, identified = burned_in._scene_regions(words, (), 512, float("inf"))
+    assert regions == [] and not strong and not identified
+    # as Tesseract reads it, spaced, and partly run together in the bottom band: labels of values are not names
+    spaced = [Word(x, 481, 24, 18, t, 90.0, (0, 0, 0)) for x, t in ((0, "LAO"), (28, "28"), (56, "CRA1"))]
+    spaced += [Word(0, 495, 24, 17, "kV", 90.0, (1, 0, 0)), Word(28, 495, 60, 17, "68mA661", 90.0, (1, 0, 0))]
+    assert burned_in._to_redact(spaced, (), 512) == ([], False, False)
+    # a surname of three letters with no value after it stays name-like
+    assert burned_in._to_redact([Word(0, 200, 30, 18, "Lao", 90.0, (0, 0, 0))], (), 512)[0]
+
+
 SLANTED = "HOLLOWAY 1962-11-04"
 
 
