@@ -613,8 +613,8 @@ def _to_redact(
         for w in words
         if _norm(w.text) and (w.height <= tallest or w.confidence >= _GIANT_CONFIDENCE)
     ]
-    labelled = _labelled_values(words)
-    scored = [(w, 0 if score == 1 and id(w) in labelled else score) for w, score in scored]
+    value_labels = _labelled_values(words)
+    scored = [(w, 0 if score == 1 and id(w) in value_labels else score) for w, score in scored]
     # Texture read as text (short words at low confidence) may not link blocks: it would chain a banner to the
     # anatomy next to it.
     text = [w for w, score in scored if score or w.confidence >= _LINK_CONFIDENCE]
