@@ -269,10 +269,25 @@ def _run_together_values(text: str) -> bool:
     return len(pairs) + (match["lead"] is not None) >= 2 or len(pairs[0][0]) >= 2
 
 
+_FRACTION = re.compile(r"^(\d{1,4})/(\d{1,4})$")
+
+
+def _image_index(text: str) -> bool:
+    """Whether ``text`` is a viewer's image or frame index, "38/142" (image 38 of 142): a fraction no larger than
+    one that cannot be part of a date (a day or month before a month, a month before a year)."""
+    match = _FRACTION.match(text.strip(".,;:()[]{}'\""))
+    if not match:
+        return False
+    number, total = int(match[1]), int(match[2])
+    month_year = 1 <= number <= 12 and 1900 <= total <= 2099
+    day_month = 1 <= number <= 31 and 1 <= total <= 12
+    return 0 < number <= total and not month_year and not day_month
+
+
 def _is_phi_pattern(text: str, confidence: float) -> bool:
     """Dates, long digit runs (IDs, accession and phone numbers), and name-like words."""
     upper = text.upper().strip(".,;:()[]{}'\"")
-    if _run_together_values(text):
+    if _run_together_values(text) or _image_index(text):
         return False
     if _DATE.match(upper) or _TIME.match(upper):
         return True
@@ -302,7 +317,7 @@ def _is_strong_pattern(text: str) -> bool:
     """A date (or most of one), or an ID-like number: identifying whatever the header says (not values run
     together, ``_run_together_values``)."""
     upper = text.upper().strip(".,;:()[]{}'\"")
-    if _run_together_values(text):
+    if _run_together_values(text) or _image_index(text):
         return False
     return bool(_DATE.match(upper) or _PARTIAL_DATE.search(upper)) or sum(c.isdigit() for c in upper) >= 5
 
@@ -584,6 +599,9 @@ def _border_text(word: Word, rows: int) -> bool:
         return False
     parameter = _PARAMETER.match(word.text.strip())
     if parameter and not _LABEL.match(parameter.group(1).upper()):  # "DOB:1961" is a label and a year
+        return False
+    digits, letters = sum(c.isdigit() for c in norm), sum(c.isalpha() for c in norm)
+    if not parameter and digits <= 4 and letters < 0.5 * len(norm):  # "1270", "43.7mm": values, not names
         return False
     return word.top < _BORDER * rows or word.top + word.height > (1 - _BORDER) * rows
 

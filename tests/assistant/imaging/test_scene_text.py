@@ -372,6 +372,22 @@ def test_acquisition_values_read_run_together_are_not_an_id(text: str, values: b
         assert burned_in._is_strong_pattern(text) is not values
 
 
+@pytest.mark.parametrize(
+    ("text", "index"),
+    [("38/142", True), ("57/107", True), ("12/2023", False), ("142/38", False), ("12345/99999", False)],
+)
+def test_an_image_index_is_not_an_id_but_a_month_and_year_stays_a_date(text: str, index: bool) -> None:
+    assert burned_in._image_index(text) is index
+    assert burned_in._is_strong_pattern(text) is not index
+
+
+def test_values_in_the_bottom_band_are_not_taken_for_names() -> None:
+    """The band rule blacks out faint names read unsurely at a console's edge; numbers there are values."""
+    for text in ("1270", "43.7mm"):
+        assert not burned_in._border_text(Word(950, 600, 30, 18, text, 90.0, (0, 0, 0)), 640)
+    assert burned_in._border_text(Word(950, 600, 30, 18, "famamo", 37.0, (0, 0, 0)), 640)
+
+
 def test_an_angiogram_corner_of_values_read_run_together_is_kept() -> None:
     """An XA frame's lower corner as the models read it: neither line is identifying, so neither goes."""
     words = [Word(0, 481, 90, 18, "LAO28CRA17", 92.0, (0, 0, 0)), Word(0, 495, 85, 17, "kV68mA661", 93.0, (1, 0, 0))]
