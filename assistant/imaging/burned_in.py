@@ -1794,8 +1794,8 @@ _STACK_GAP = 1.2  # line heights at most between a block and a line stacked on i
 def _stacked(region: _Region, extents: Sequence[_Extent]) -> _Region:
     """An identifying ``region`` (frame pixels) grown over the detector's lines (``_line_extents``) stacked right
     above and below it, as ``_extend`` grows Tesseract's blocks: a line of about its height, less than
-    ``_STACK_GAP`` line heights away, beginning or ending where it does or overlapping it by half, up to
-    ``_STACK_LINES`` each way. A console's header stacks name, dates and institution, and on a 384 px MR mosaic the
+    ``_STACK_GAP`` line heights away, beginning or ending where it does or overlapping it by half, up to twice
+    ``_STACK_LINES`` in all. A console's header stacks name, dates and institution, and on a 384 px MR mosaic the
     models read the dates under a 9 px "Referring:HALVORSEN^LUCINDA" but nothing of that line. Lines read surely
     as annotation, values and short labels only (``_technical``: "SL 5.0 mm", "kVp 120") are not taken."""
     if not region.identifying or not region.stack:
