@@ -1660,8 +1660,12 @@ def _turned_boxes(
         regions, found_strong, found = _scene_regions(words, terms, 0, tallest)
         strong, identified = strong or found_strong, identified or found
         for b in _boxes(regions, 1.0, line.shape, tight=True):
-            x0, y0, x1, y1 = line.to_frame(b.x, b.y, b.x + b.width, b.y + b.height)
-            boxes.append(RedactionBox(x0, y0, x1 - x0, y1 - y0))
+            # a slanted box goes back as pieces a line height long, each in the frame's rectangle round it: the
+            # rectangle round the whole box took a diagonal watermark's square (448 x 590 px over a brain MR)
+            step = max(4, b.height) if line.angle else b.width
+            for start in range(b.x, b.x + b.width, step):
+                x0, y0, x1, y1 = line.to_frame(start, b.y, min(start + step, b.x + b.width), b.y + b.height)
+                boxes.append(RedactionBox(x0, y0, x1 - x0, y1 - y0))
     return boxes, strong, identified
 
 

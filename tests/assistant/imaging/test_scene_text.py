@@ -432,6 +432,11 @@ def test_a_line_printed_at_a_slant_is_read_turned_level_and_blacked_out(degrees:
     frame = Frame(image[..., 0].copy(), PhotometricInterpretation.MONOCHROME2, False)
     burned_in.clean_frames([frame], (), "test", ocr=_Blind(), scene_text=_Models(across, turned))
     assert (frame.values[ink] == 0).mean() >= 0.95  # the name and the date are blacked out
+    # in pieces along the line: not the rectangle round it (a diagonal's square)
+    ys, xs = np.nonzero(ink)
+    square = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+    blacked = int((frame.values == 0).sum() - (image[..., 0] == 0).sum())
+    assert blacked < 0.75 * square, (blacked, square)
 
 
 @pytest.mark.parametrize("degrees", [20.0, -35.0, 50.0])
