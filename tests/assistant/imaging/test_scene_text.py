@@ -439,6 +439,46 @@ def test_a_line_printed_at_a_slant_is_read_turned_level_and_blacked_out(degrees:
     assert blacked < 0.75 * square, (blacked, square)
 
 
+class _OneLine:
+    """A detector that finds one line at a small slant (the models' boundary)."""
+
+    def __init__(self, angle: float) -> None:
+        self.angle = angle
+
+    def detect(self, rgb: np.ndarray) -> list[TextBox]:
+        return [TextBox(40, 100, 200, 124, 0.9, self.angle, 5.0)]
+
+
+class _Reader:
+    """A line reader that reads a line across as ``across`` and anything else (the region turned level) as an
+    accession number, counting its calls."""
+
+    def __init__(self, across: list[ReadWord]) -> None:
+        self.across, self.calls = across, 0
+
+    def read(self, rgb: np.ndarray, box: TextBox) -> list[ReadWord]:
+        self.calls += 1
+        return list(self.across) if self.calls == 1 else [ReadWord(5, 5, 150, 20, "AccE4180651", 98.0)]
+
+
+@pytest.mark.parametrize(
+    ("angle", "across", "level"),
+    [
+        (6.0, [], True),  # read across as nothing: read level too, and that reading is kept
+        (6.0, [ReadWord(40, 100, 200, 124, "Ax", 45.0)], True),  # read across unsurely
+        (6.0, [ReadWord(40, 100, 200, 124, "4.6cm", 99.0)], False),  # read across surely: left so
+        (2.0, [], False),  # too little slant to turn
+    ],
+)
+def test_a_line_at_a_small_slant_is_read_level_when_read_across_it_gave_nothing_sure(
+    angle: float, across: list[ReadWord], level: bool
+) -> None:
+    reader = _Reader(across)
+    lines, turned = scene_text.SceneText(_OneLine(angle), reader).read_lines(np.zeros((300, 300, 3), np.uint8))  # type: ignore[arg-type]
+    assert bool(turned) is level and len(lines) == (0 if level else 1)
+    assert reader.calls == (2 if level else 1)
+
+
 @pytest.mark.parametrize("degrees", [20.0, -35.0, 50.0])
 def test_a_point_of_a_region_turned_by_an_angle_maps_back_to_where_it_was(degrees: float) -> None:
     image = np.zeros((60, 100), np.uint8)
