@@ -339,7 +339,12 @@ def _strength(word: Word, terms: Sequence[str]) -> int:
         return 2
     if _institution_word(norm, word.confidence):
         return 2  # "HOSPITAL", "Klinikum": the institution's name, printed without a header to match it against
+    if _MARKER_PAIR.match(word.text.strip()):
+        return 0  # "LoL": the side markers of two views side by side (a whole-body scan's anterior and posterior)
     return 1 if _is_phi_pattern(word.text, word.confidence) and not _misread_annotation(norm, word.confidence) else 0
+
+
+_MARKER_PAIR = re.compile(r"^[LR][o.·•:]?[LR]$")
 
 
 def _label_text(text: str) -> bool:

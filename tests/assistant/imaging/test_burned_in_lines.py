@@ -456,3 +456,9 @@ def test_the_fill_is_black_where_the_window_reaches_below_the_arrays_type() -> N
     blank = Frame(mr.copy(), PhotometricInterpretation.MONOCHROME2, False, [window])
     burned_in._blank(blank)
     assert (apply_window(blank.values, window) == 0).all()
+
+
+@pytest.mark.parametrize(("text", "strength"), [("LoL", 0), ("RoR", 0), ("L.R", 0), ("Lor", 1), ("Leo", 1)])
+def test_two_side_markers_read_as_one_word_are_not_a_name(text: str, strength: int) -> None:
+    """A whole-body scan prints L under each of its two views; Tesseract reads the pair as "LoL" (confidence 68)."""
+    assert burned_in._strength(burned_in.Word(480, 66, 50, 19, text, 68.0, (1, 1, 1)), ()) == strength
