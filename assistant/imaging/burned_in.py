@@ -1780,12 +1780,17 @@ def _whole_line(region: _Region, extents: Sequence[_Extent]) -> _Region:
                 continue
             if not any(_norm(w.text) and not _like_annotation(_norm(w.text)) and not _value(w.text) for w in ws):
                 continue
-            region = dataclasses.replace(
-                region, left=min(region.left, left), right=max(region.right, right), top=min(region.top, top),
-                bottom=max(region.bottom, bottom),
-            )  # fmt: skip
+            region = _taking(region, left, top, right, bottom)
             grown = True
     return region
+
+
+def _taking(region: _Region, left: int, top: int, right: int, bottom: int) -> _Region:
+    """``region`` grown to hold the rectangle ``left``, ``top``, ``right``, ``bottom`` too."""
+    return dataclasses.replace(
+        region, left=min(region.left, left), right=max(region.right, right), top=min(region.top, top),
+        bottom=max(region.bottom, bottom),
+    )  # fmt: skip
 
 
 def _technical(word: Word) -> bool:
@@ -1825,10 +1830,7 @@ def _stacked(region: _Region, extents: Sequence[_Extent]) -> _Region:
                 continue
             if all(_technical(w) for w in ws):
                 continue
-            region = dataclasses.replace(
-                region, left=min(region.left, left), right=max(region.right, right), top=min(region.top, top),
-                bottom=max(region.bottom, bottom),
-            )  # fmt: skip
+            region = _taking(region, left, top, right, bottom)
             grown = True
             break
         if not grown:
